@@ -1,0 +1,5 @@
+"""Entry point for `python -m actbench`."""
+
+from actbench.cli import main
+
+main()

@@ -1,0 +1,275 @@
+"""The command line: parses flags, calls the library, shows progress, tables and one-line errors."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from typer.core import TyperGroup
+
+from actbench import __version__
+from actbench.activations import REGISTRY
+from actbench.config import load_config
+from actbench.errors import ActbenchError
+from actbench.experiment import Hooks, run_experiment
+from actbench.results import load_runs, summarize
+from actbench.train import EpochResult
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+_state = {"debug": False}
+
+
+class OneLineErrors(TyperGroup):
+    """Every usage error and every ActbenchError ends as one line on stderr, never a traceback."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.TyperException as error:  # bad flags, bad values: a usage error
+            hint = f"; see '{error.ctx.command_path} --help'" if getattr(error, "ctx", None) else ""
+            message = " ".join(error.format_message().split())
+            err.print(f"Error: {message}{hint}", soft_wrap=True)
+            code = error.exit_code
+        except typer.Abort:
+            err.print("Aborted.")
+            code = 130
+        except ActbenchError as error:
+            if _state["debug"]:
+                traceback.print_exc()
+            err.print(f"Error: {error}", soft_wrap=True)
+            code = error.exit_code
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(
+    cls=OneLineErrors,
+    add_completion=False,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+    help="Compare neural-network activation functions on MNIST, fast and honestly.",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"actbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the full traceback of an error.")
+    ] = False,
+) -> None:
+    """Compare neural-network activation functions on MNIST, fast and honestly."""
+    _state["debug"] = debug
+
+
+def _epoch_line(rows: list[EpochResult], epochs: int) -> str:
+    accuracies = "  ".join(f"{r.activation} {100 * r.test_accuracy:.2f}%" for r in rows)
+    return f"epoch {rows[0].epoch}/{epochs} ({rows[0].epoch_seconds:.1f} s)  test accuracy: {accuracies}"
+
+
+def _summary_table(run_dir: Path, frame) -> Table:
+    table = Table(title=f"Results in {run_dir}")
+    for column in (
+        "activation",
+        "final test acc",
+        "best test acc",
+        "final train loss",
+        "final test loss",
+        "s / epoch",
+    ):
+        table.add_column(column, justify="left" if column == "activation" else "right")
+    for row in summarize(frame).itertuples(index=False):
+        table.add_row(
+            row.activation,
+            f"{100 * row.final_test_accuracy:.2f}%",
+            f"{100 * row.best_test_accuracy:.2f}% (epoch {row.best_epoch})",
+            f"{row.final_train_loss:.4f}",
+            f"{row.final_test_loss:.4f}",
+            f"{row.seconds_per_epoch:.2f}",
+        )
+    return table
+
+
+@app.command()
+def run(
+    activations: Annotated[
+        str | None,
+        typer.Option(
+            "--activations",
+            "-a",
+            help="Comma-separated names, e.g. relu,tanh,leaky:0.1 "
+            "or package.module:attribute. See `actbench activations`.",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="A TOML preset; flags override it.")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (default 10).")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Training batch size (default 64).")
+    ] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (default 0.001).")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="adam (default) or sgd.")] = None,
+    momentum: Annotated[float | None, typer.Option(help="SGD momentum (default 0).")] = None,
+    hidden: Annotated[
+        int | None, typer.Option(help="Hidden units per layer (default 128).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
+    subset: Annotated[
+        int | None, typer.Option(help="Train on this many samples (and test on the same share).")
+    ] = None,
+    eval_batch_size: Annotated[
+        int | None, typer.Option(help="Batch size of the test pass (default 10000).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="ACTBENCH_DATA_DIR",
+            help="Folder with the MNIST IDX files (default data/); downloaded there when missing.",
+        ),
+    ] = None,
+    download: Annotated[
+        bool | None, typer.Option("--download/--no-download", help="Download MNIST if missing.")
+    ] = None,
+    results_dir: Annotated[
+        Path | None, typer.Option(help="Where run folders are made (default results/).")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto (default), cpu, cuda or mps.")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads for torch (default 0: automatic).")
+    ] = None,
+) -> None:
+    """Train the 784-H-H-10 network once per activation and record every epoch.
+
+    Example: actbench run --activations relu,sigmoid,tanh,leaky --epochs 5
+    """
+    settings = load_config(
+        config,
+        activations=activations,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        optimizer=optimizer,
+        momentum=momentum,
+        hidden=hidden,
+        seed=seed,
+        subset=subset,
+        eval_batch_size=eval_batch_size,
+        data_dir=None if data_dir is None else str(data_dir),
+        download=download,
+        results_dir=None if results_dir is None else str(results_dir),
+        device=device,
+        threads=threads,
+    )
+    progress = Progress(
+        TextColumn("[bold]training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+    task: dict[str, Any] = {}
+
+    def on_start(run_dir: Path, total: int) -> None:
+        task["dir"] = run_dir
+        err.print(f"Run folder: {run_dir}", soft_wrap=True)
+        task["id"] = progress.add_task("train", total=total)
+        progress.start()
+
+    def on_epoch(rows: list[EpochResult]) -> None:
+        progress.console.print(_epoch_line(rows, settings.epochs), soft_wrap=True)
+
+    hooks = Hooks(
+        on_start=on_start,
+        on_steps=lambda n: progress.advance(task["id"], n),
+        on_epoch=on_epoch,
+    )
+    try:
+        result = run_experiment(settings, hooks)
+    except KeyboardInterrupt:
+        progress.stop()
+        where = task.get("dir")
+        kept = f"; finished epochs are kept in {where}" if where else ""
+        err.print(f"Interrupted{kept}", soft_wrap=True)
+        raise typer.Exit(130) from None
+    finally:
+        progress.stop()
+    out.print(_summary_table(result.run_dir, result.metrics))
+    out.print(f"Metrics: {result.run_dir / 'metrics.csv'}", soft_wrap=True)
+    out.print(f"Plot them with: actbench plot {result.run_dir}", soft_wrap=True)
+
+
+@app.command()
+def plot(
+    directory: Annotated[
+        Path, typer.Argument(help="A results folder (all runs under it) or one run folder.")
+    ],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Where the PNGs go (default DIR/plots).")
+    ] = None,
+) -> None:
+    """Draw loss and accuracy curves per activation, and the activation functions themselves.
+
+    Example: actbench plot results/
+    """
+    from actbench.plots import plot_runs  # matplotlib loads only for this command
+
+    frame = load_runs(directory)
+    target = out_dir or directory / "plots"
+    paths = plot_runs(frame, target)
+    out.print(f"Wrote {len(paths)} figures to {target}:", soft_wrap=True)
+    for path in paths:
+        out.print(f"  {path.name}")
+
+
+@app.command("activations")
+def list_activations() -> None:
+    """List the built-in activation functions with formula, output range and a note.
+
+    Example: actbench activations
+    """
+    table = Table(title="Built-in activations (names are case-insensitive)")
+    for column in ("name", "formula", "range", "note"):
+        table.add_column(column, overflow="fold")
+    for info in REGISTRY:
+        name = info.name
+        if info.aliases:
+            name += f" ({', '.join(info.aliases)})"
+        if info.parameter:
+            name += f"\n{info.name}:X sets {info.parameter}"
+        table.add_row(name, info.formula, info.output_range, info.note)
+    out.print(table)
+    out.print("Your own: package.module:attribute (an nn.Module class or a tensor function).")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,161 @@
+"""The one typed run configuration, its TOML presets and the rules that validate both."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from actbench.errors import UsageError
+
+OPTIMIZERS = ("adam", "sgd")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every setting of one `actbench run`; presets and flags only override these defaults."""
+
+    activations: tuple[str, ...] = ("relu", "sigmoid", "tanh", "leaky")  # the classic four
+    hidden: int = 128  # width H of both hidden layers: 784 -> H -> H -> 10
+    epochs: int = 10  # full passes over the training data
+    batch_size: int = 64  # training mini-batch size
+    optimizer: str = "adam"  # "adam" or "sgd"
+    lr: float = 1e-3  # learning rate
+    momentum: float = 0.0  # SGD momentum (ignored by Adam)
+    seed: int = 0  # seeds weights, batch order and the subset; every activation shares it
+    subset: int | None = None  # train on this many samples (test on the same fraction); None = all
+    eval_batch_size: int = 10_000  # batch size of the test pass (does not change results)
+    data_dir: str = "data"  # folder holding (or receiving) the four MNIST IDX files
+    download: bool = True  # let torchvision download MNIST when the files are missing
+    results_dir: str = "results"  # each run writes a new folder under this one
+    device: str = "auto"  # "auto", "cpu", "cuda" or "mps"
+    threads: int = 0  # CPU threads for torch; 0 = actbench's policy (see README)
+
+    def __post_init__(self) -> None:
+        _check_values(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-ready settings."""
+        data = asdict(self)
+        data["activations"] = list(self.activations)
+        return data
+
+
+# The accepted TOML/Python types of each key, named the way a user reads them.
+_KINDS: dict[str, tuple[str, tuple[type, ...]]] = {
+    "activations": ("a list of names", (list, tuple, str)),
+    "hidden": ("an integer", (int,)),
+    "epochs": ("an integer", (int,)),
+    "batch_size": ("an integer", (int,)),
+    "optimizer": ("a string", (str,)),
+    "lr": ("a number", (int, float)),
+    "momentum": ("a number", (int, float)),
+    "seed": ("an integer", (int,)),
+    "subset": ("an integer", (int,)),
+    "eval_batch_size": ("an integer", (int,)),
+    "data_dir": ("a string", (str,)),
+    "download": ("true or false", (bool,)),
+    "results_dir": ("a string", (str,)),
+    "device": ("a string", (str,)),
+    "threads": ("an integer", (int,)),
+}
+KEYS = tuple(f.name for f in fields(RunConfig))
+assert set(_KINDS) == set(KEYS), "every config key needs a type rule"
+
+
+def _positive_int(cfg: RunConfig, key: str) -> None:
+    value = getattr(cfg, key)
+    if value <= 0:
+        raise UsageError(f"{key} must be a positive integer, got {value}")
+
+
+def _check_values(cfg: RunConfig) -> None:
+    for key in KEYS:
+        value = getattr(cfg, key)
+        kind, types = _KINDS[key]
+        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        if key == "subset" and value is None:
+            ok = True
+        if not ok:
+            raise UsageError(f"{key} must be {kind}, got {value!r}")
+    for key in ("hidden", "epochs", "batch_size", "eval_batch_size"):
+        _positive_int(cfg, key)
+    if cfg.subset is not None:
+        _positive_int(cfg, "subset")
+    if cfg.seed < 0:
+        raise UsageError(f"seed must be a non-negative integer, got {cfg.seed}")
+    if cfg.threads < 0:
+        raise UsageError(f"threads must be 0 (automatic) or a positive integer, got {cfg.threads}")
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
+        raise UsageError(f"lr must be a positive finite number, got {cfg.lr}")
+    if not (math.isfinite(cfg.momentum) and 0 <= cfg.momentum < 1):
+        raise UsageError(f"momentum must be in [0, 1), got {cfg.momentum}")
+    if cfg.optimizer not in OPTIMIZERS:
+        raise UsageError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg.optimizer!r}")
+    if cfg.device not in DEVICES:
+        raise UsageError(f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
+    if not cfg.activations:
+        raise UsageError("activations is empty: name at least one, e.g. --activations relu,tanh")
+    if not all(isinstance(a, str) for a in cfg.activations):
+        raise UsageError("activations must be a list of names")
+
+
+def split_names(text: str) -> tuple[str, ...]:
+    """'relu, tanh' -> ('relu', 'tanh'); empty items are kept so they can be reported."""
+    return tuple(part.strip() for part in text.split(","))
+
+
+def make_config(overrides: dict[str, Any], base: RunConfig | None = None) -> RunConfig:
+    """A RunConfig from `base` (or the defaults) with `overrides` applied; unknown keys are errors."""
+    unknown = sorted(set(overrides) - set(KEYS))
+    if unknown:
+        raise UsageError(f"unknown config key {unknown[0]!r}; known keys: {', '.join(KEYS)}")
+    values = dict(overrides)
+    if isinstance(values.get("activations"), str):
+        values["activations"] = split_names(values["activations"])
+    elif isinstance(values.get("activations"), list):
+        values["activations"] = tuple(values["activations"])
+    if isinstance(values.get("lr"), int) and not isinstance(values.get("lr"), bool):
+        values["lr"] = float(values["lr"])
+    if isinstance(values.get("momentum"), int) and not isinstance(values.get("momentum"), bool):
+        values["momentum"] = float(values["momentum"])
+    for key in ("optimizer", "device"):
+        if isinstance(values.get(key), str):
+            values[key] = values[key].lower()
+    return replace(base or RunConfig(), **values)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The key/value table of a TOML preset, with a one-line error for unreadable or invalid files."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"config file {path} does not exist; check the path") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"cannot read config file {path}: {err}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise UsageError(f"config file {path} is not valid TOML: {err}") from None
+    nested = [key for key, value in data.items() if isinstance(value, dict)]
+    if nested:
+        raise UsageError(
+            f"unknown config key {nested[0]!r} in {path}: presets are flat key = value"
+        )
+    return data
+
+
+def load_config(path: Path | str | None = None, **overrides: Any) -> RunConfig:
+    """Defaults, then the preset at `path` (if any), then `overrides` (None values are ignored)."""
+    config = RunConfig()
+    if path is not None:
+        preset = read_toml(Path(path))
+        try:
+            config = make_config(preset)
+        except UsageError as err:
+            raise UsageError(f"{path}: {err}") from None
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return make_config(given, config)

@@ -1,0 +1,193 @@
+"""MNIST from its IDX files (plain or gzipped, flat or torchvision layout) into memory as tensors."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from actbench.errors import ActbenchError, UsageError
+
+FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+MEAN, STD = 0.1307, 0.3081  # MNIST training-pixel mean and std on a 0-1 scale
+_UBYTE = 0x08  # the IDX type code of unsigned bytes, the only one MNIST uses
+
+
+class DataError(ActbenchError):
+    """Missing, unreadable or corrupt data files."""
+
+
+@dataclass(frozen=True)
+class MNIST:
+    """The raw data set: uint8 images (N, 28, 28) and int64 labels (N,), plus file fingerprints."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    md5: dict[str, str]  # md5 of each file's uncompressed content, for the manifest
+
+
+@dataclass(frozen=True)
+class Tensors:
+    """Model-ready data on one device: normalised float images (N, 784) and labels (N,)."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+
+def _candidates(data_dir: Path, name: str) -> list[Path]:
+    folders = (data_dir, data_dir / "MNIST" / "raw")
+    return [folder / (name + suffix) for folder in folders for suffix in ("", ".gz")]
+
+
+def find_files(data_dir: Path) -> dict[str, Path] | None:
+    """The four IDX files under `data_dir`, or None when there are none at all."""
+    found: dict[str, Path] = {}
+    for key, name in FILES.items():
+        for path in _candidates(data_dir, name):
+            if path.is_file():
+                found[key] = path
+                break
+    if not found:
+        return None
+    missing = [FILES[key] for key in FILES if key not in found]
+    if missing:
+        raise DataError(
+            f"{data_dir} holds only part of MNIST: missing {', '.join(missing)} (plain or .gz); "
+            "add the missing files"
+        )
+    return found
+
+
+def read_idx(path: Path) -> tuple[torch.Tensor, str]:
+    """Decode one IDX file of unsigned bytes; return the tensor and the md5 of its content."""
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as handle:
+                raw = handle.read()
+        else:
+            raw = path.read_bytes()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise DataError(f"{path} is corrupt ({err}); replace it with a fresh copy") from None
+    except OSError as err:
+        raise DataError(f"cannot read {path}: {err.strerror or err}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != _UBYTE or not 1 <= raw[3] <= 3:
+        raise DataError(
+            f"{path} is not an MNIST IDX file (bad header); replace it with a fresh copy"
+        )
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path} is truncated (header cut short); replace it with a fresh copy")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    expected = header + int(torch.tensor(shape).prod())
+    if len(raw) != expected:
+        state = "truncated" if len(raw) < expected else "corrupt (extra bytes)"
+        raise DataError(
+            f"{path} is {state}: expected {expected} bytes for shape {tuple(shape)}, "
+            f"found {len(raw)}; replace it with a fresh copy"
+        )
+    tensor = torch.frombuffer(bytearray(raw), dtype=torch.uint8, offset=header).reshape(shape)
+    return tensor, hashlib.md5(raw).hexdigest()
+
+
+def _download(data_dir: Path) -> None:
+    """Fetch MNIST with torchvision into data_dir/MNIST/raw; any failure becomes one sentence."""
+    import torchvision
+
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        for train in (True, False):
+            torchvision.datasets.MNIST(root=str(data_dir), train=train, download=True)
+    except Exception as err:  # network, disk or checksum failure: all mean "no data"
+        raise DataError(
+            f"MNIST is not in {data_dir} and could not be downloaded ({type(err).__name__}); "
+            f"put the four files ({', '.join(v + '.gz' for v in FILES.values())}) in {data_dir}, "
+            "or point --data-dir / ACTBENCH_DATA_DIR at a folder that has them"
+        ) from None
+
+
+def load_mnist(data_dir: Path | str, download: bool = True) -> MNIST:
+    """Read MNIST from `data_dir`, downloading it with torchvision first when it is absent."""
+    data_dir = Path(data_dir)
+    if data_dir.exists() and not data_dir.is_dir():
+        raise UsageError(f"data folder {data_dir} is a file; point --data-dir at a folder")
+    files = find_files(data_dir) if data_dir.is_dir() else None
+    if files is None:
+        if not download:
+            raise DataError(
+                f"MNIST is not in {data_dir}; put the four files "
+                f"({', '.join(v + '.gz' for v in FILES.values())}) there or point --data-dir at them"
+            )
+        _download(data_dir)
+        files = find_files(data_dir)
+        if files is None:
+            raise DataError(f"the download left no MNIST files in {data_dir}")
+    tensors: dict[str, torch.Tensor] = {}
+    md5: dict[str, str] = {}
+    for key, path in files.items():
+        tensors[key], md5[FILES[key]] = read_idx(path)
+    for split in ("train", "test"):
+        images, labels = tensors[f"{split}_images"], tensors[f"{split}_labels"]
+        if images.ndim != 3 or labels.ndim != 1:
+            raise DataError(f"{files[f'{split}_images']} or its labels have the wrong shape")
+        if len(images) != len(labels):
+            raise DataError(
+                f"{files[f'{split}_images']} has {len(images)} images but "
+                f"{files[f'{split}_labels']} has {len(labels)} labels; replace the mismatched file"
+            )
+        if len(labels) and int(labels.max()) > 9:
+            raise DataError(f"{files[f'{split}_labels']} holds labels above 9; it is not MNIST")
+    return MNIST(
+        tensors["train_images"],
+        tensors["train_labels"].long(),
+        tensors["test_images"],
+        tensors["test_labels"].long(),
+        md5,
+    )
+
+
+def subset_indices(total: int, size: int | None, seed: int) -> torch.Tensor | None:
+    """A seeded random choice of `size` of `total` samples (None = all, kept in order)."""
+    if size is None or size == total:
+        return None
+    if size > total:
+        raise UsageError(
+            f"subset {size} is larger than the {total} training samples; lower --subset"
+        )
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(total, generator=generator)[:size]
+
+
+def prepare(mnist: MNIST, subset: int | None, seed: int, device: torch.device) -> Tensors:
+    """Flatten and normalise once; take the seeded subset (and the same fraction of the test set)."""
+    train_n, test_n = len(mnist.train_labels), len(mnist.test_labels)
+    train_idx = subset_indices(train_n, subset, seed)
+    test_idx = None
+    if subset is not None:
+        test_size = max(1, round(test_n * subset / train_n))
+        test_idx = subset_indices(test_n, min(test_size, test_n), seed + 1)
+
+    def to_device(images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor | None):
+        if idx is not None:
+            images, labels = images[idx], labels[idx]
+        x = images.reshape(len(images), -1).to(device=device, dtype=torch.float32)
+        x = x.div_(255.0).sub_(MEAN).div_(STD)
+        return x, labels.to(device)
+
+    train_x, train_y = to_device(mnist.train_images, mnist.train_labels, train_idx)
+    test_x, test_y = to_device(mnist.test_images, mnist.test_labels, test_idx)
+    return Tensors(train_x, train_y, test_x, test_y)

@@ -1,0 +1,168 @@
+"""Run folders: the tidy per-epoch CSV, the JSON manifest, written atomically; and reading them back."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from actbench.errors import ActbenchError, UsageError
+from actbench.train import EpochResult
+
+METRICS = "metrics.csv"
+MANIFEST = "manifest.json"
+COLUMNS = [f.name for f in fields(EpochResult)]
+
+
+def atomic_write(path: Path, content: str | bytes) -> None:
+    """Write `content` to `path` so that a crash leaves the old file or the new one, never a mix."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def create_run_dir(results_dir: Path, now: datetime | None = None) -> Path:
+    """A new, empty folder `results_dir/run-YYYYmmdd-HHMMSS[-N]`; never reuses an existing one."""
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UsageError(f"results folder {results_dir} is a file; choose a folder") from None
+    except OSError as err:
+        raise ActbenchError(
+            f"cannot create results folder {results_dir} ({err.strerror}); "
+            "choose a writable folder with --results-dir"
+        ) from None
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1000):
+        run_dir = results_dir / (f"run-{stamp}" if attempt == 0 else f"run-{stamp}-{attempt + 1}")
+        try:
+            run_dir.mkdir()  # atomic: two runs racing for one name get different folders
+            return run_dir
+        except FileExistsError:
+            continue
+        except OSError as err:
+            raise ActbenchError(
+                f"cannot write in results folder {results_dir} ({err.strerror}); "
+                "choose a writable folder with --results-dir"
+            ) from None
+    raise ActbenchError(f"too many runs named run-{stamp} in {results_dir}")
+
+
+class RunWriter:
+    """Keeps a run folder's CSV and manifest up to date, rewriting each atomically."""
+
+    def __init__(self, run_dir: Path, manifest: dict[str, Any]) -> None:
+        self.run_dir = run_dir
+        self.manifest = dict(manifest)
+        self.rows: list[dict[str, Any]] = []
+        self.write_manifest()
+        self._write_csv()
+
+    def add(self, rows: list[EpochResult]) -> None:
+        self.rows.extend(asdict(row) for row in rows)
+        self._write_csv()
+
+    def update(self, **fields_: Any) -> None:
+        self.manifest.update(fields_)
+        self.write_manifest()
+
+    def write_manifest(self) -> None:
+        atomic_write(self.run_dir / MANIFEST, json.dumps(self.manifest, indent=2) + "\n")
+
+    def _write_csv(self) -> None:
+        frame = pd.DataFrame(self.rows, columns=COLUMNS)
+        atomic_write(self.run_dir / METRICS, frame.to_csv(index=False))
+
+
+def read_metrics(path: Path) -> pd.DataFrame:
+    """One run's metrics CSV, checked for exactly the expected columns."""
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ActbenchError(f"{path} is not a readable metrics CSV ({err}); remove it") from None
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    extra = [c for c in frame.columns if c not in COLUMNS]
+    if missing or extra:
+        problem = f"missing columns {missing}" if missing else f"unexpected columns {extra}"
+        raise ActbenchError(
+            f"{path} has {problem}; it was not written by this actbench version, remove it"
+        )
+    return frame
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / MANIFEST
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ActbenchError(f"{path} is not valid JSON ({err}); remove it") from None
+
+
+def load_runs(root: Path | str) -> pd.DataFrame:
+    """Every run under `root` (itself a run, or a folder of runs) as one frame with a `run` column.
+
+    The frame also carries one `cfg_<key>` column per setting in each run's manifest, so runs
+    that differ in their settings can be told apart.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise UsageError(f"{root} does not exist; give the results folder or a run folder")
+    if not root.is_dir():
+        raise UsageError(f"{root} is a file; give the results folder or a run folder")
+    paths = sorted(root.rglob(METRICS))
+    frames = []
+    for path in paths:
+        frame = read_metrics(path)
+        if frame.empty:
+            continue
+        run_dir = path.parent
+        frame.insert(0, "run", str(run_dir.relative_to(root)) if run_dir != root else root.name)
+        config = read_manifest(run_dir).get("config", {})
+        for key, value in config.items():
+            if key != "activations":
+                frame[f"cfg_{key}"] = str(value)
+        frames.append(frame)
+    if not frames:
+        raise UsageError(f"no finished epochs under {root}; run `actbench run` first")
+    return pd.concat(frames, ignore_index=True)
+
+
+def summarize(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per activation: final and best test accuracy, final losses, seconds per epoch.
+
+    With several seeds, final values are the mean over seeds and the best epoch is that of the
+    highest mean test accuracy.
+    """
+    rows = []
+    for activation, group in frame.groupby("activation", sort=False):
+        by_epoch = group.groupby("epoch").mean(numeric_only=True)
+        final = by_epoch.iloc[-1]
+        best_epoch = int(by_epoch["test_accuracy"].idxmax())
+        rows.append(
+            {
+                "activation": activation,
+                "final_test_accuracy": final["test_accuracy"],
+                "best_test_accuracy": by_epoch["test_accuracy"].max(),
+                "best_epoch": best_epoch,
+                "final_train_loss": final["train_loss"],
+                "final_test_loss": final["test_loss"],
+                "seconds_per_epoch": group["epoch_seconds"].mean(),
+            }
+        )
+    return pd.DataFrame(rows)
