@@ -93,20 +93,13 @@ def _epoch_line(rows: list[EpochResult], epochs: int) -> str:
 
 def _summary_table(run_dir: Path, frame) -> Table:
     table = Table(title=f"Results in {run_dir}")
-    for column in (
-        "activation",
-        "final test acc",
-        "best test acc",
-        "final train loss",
-        "final test loss",
-        "s / epoch",
-    ):
+    for column in ("activation", "test acc", "best test acc", "train loss", "test loss", "s/epoch"):
         table.add_column(column, justify="left" if column == "activation" else "right")
     for row in summarize(frame).itertuples(index=False):
         table.add_row(
             row.activation,
             f"{100 * row.final_test_accuracy:.2f}%",
-            f"{100 * row.best_test_accuracy:.2f}% (epoch {row.best_epoch})",
+            f"{100 * row.best_test_accuracy:.2f}% (ep {row.best_epoch})",
             f"{row.final_train_loss:.4f}",
             f"{row.final_test_loss:.4f}",
             f"{row.seconds_per_epoch:.2f}",

@@ -1,0 +1,216 @@
+"""The command line, driven in-process: the happy path and every error path a user can hit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib.metadata import version
+
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from actbench import __version__
+from actbench.cli import app
+
+runner = CliRunner()
+FAST = ["--epochs", "2", "--hidden", "16", "--batch-size", "32"]
+
+
+def invoke(*args, **kwargs):
+    return runner.invoke(app, [str(a) for a in args], prog_name="actbench", **kwargs)
+
+
+def test_run_then_plot(mnist_dir, tmp_path):
+    results = tmp_path / "results"
+    result = invoke(
+        "run",
+        "-a",
+        "relu,Tanh,leaky:0.1",
+        *FAST,
+        "--data-dir",
+        mnist_dir,
+        "--results-dir",
+        results,
+        terminal_width=200,
+    )
+    assert result.exit_code == 0, result.output
+    (run_dir,) = results.iterdir()
+    frame = pd.read_csv(run_dir / "metrics.csv")
+    assert frame["activation"].tolist() == ["relu", "tanh", "leaky:0.1"] * 2
+    assert frame["epoch"].tolist() == [1, 1, 1, 2, 2, 2]
+    assert frame["test_accuracy"].between(0, 1).all()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "completed"
+    assert manifest["config"]["epochs"] == 2
+    assert manifest["versions"]["torch"] == version("torch")
+    assert manifest["started"] and manifest["finished"]
+    assert "best test acc" in result.stdout and "leaky:0.1" in result.stdout
+
+    plotted = invoke("plot", results)
+    assert plotted.exit_code == 0, plotted.output
+    assert f"to {results / 'plots'}" in plotted.stdout.replace("\n", "")
+    assert sorted(p.name for p in (results / "plots").iterdir()) == [
+        "activations.png",
+        "test_accuracy.png",
+        "test_loss.png",
+        "train_loss.png",
+    ]
+
+
+def test_config_file_and_environment_data_dir(mnist_dir, tmp_path, monkeypatch):
+    preset = tmp_path / "p.toml"
+    preset.write_text('activations = ["sigmoid"]\nepochs = 1\nhidden = 8\n')
+    monkeypatch.setenv("ACTBENCH_DATA_DIR", str(mnist_dir))
+    result = invoke("run", "--config", preset, "--results-dir", tmp_path / "r", "--epochs", "2")
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(next((tmp_path / "r").iterdir()) / "metrics.csv")
+    assert frame["activation"].unique().tolist() == ["sigmoid"]
+    assert frame["epoch"].max() == 2  # the flag beat the preset
+
+
+def test_two_runs_get_two_folders(mnist_dir, tmp_path):
+    for _ in range(2):
+        result = invoke(
+            "run",
+            "-a",
+            "relu",
+            "--epochs",
+            "1",
+            "--hidden",
+            "8",
+            "--data-dir",
+            mnist_dir,
+            "--results-dir",
+            tmp_path / "r",
+        )
+        assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "r").iterdir())) == 2
+
+
+def _bad_toml(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("epochs = = 1\n")
+    return path
+
+
+def _unknown_key(tmp_path):
+    path = tmp_path / "unknown.toml"
+    path.write_text("epoch = 1\n")
+    return path
+
+
+def _corrupt_data(tmp_path, mnist_dir):
+    (mnist_dir / "train-images-idx3-ubyte.gz").write_bytes(b"garbage")
+    return mnist_dir
+
+
+# (arguments, exit code, a piece of the one-line message)
+ERRORS = [
+    (["run", "-a", "rleu"], 2, "unknown activation 'rleu' (did you mean 'relu'?)"),
+    (["run", "-a", "relu,,tanh"], 2, "empty activation name"),
+    (["run", "-a", "relu,RELU"], 2, "listed twice"),
+    (["run", "-a", "nosuchpkg:Act"], 2, "cannot import 'nosuchpkg'"),
+    (["run", "-a", "math:pi"], 2, "is not an activation"),
+    (["run", "--epochs", "0"], 2, "epochs must be a positive integer, got 0"),
+    (["run", "--epochs", "ten"], 2, "Invalid value for '--epochs'"),
+    (["run", "--batch-size", "-4"], 2, "batch_size must be a positive integer"),
+    (["run", "--lr", "nan"], 2, "lr must be a positive finite number"),
+    (["run", "--lr", "0"], 2, "lr must be a positive finite number"),
+    (["run", "--hidden", "0"], 2, "hidden must be a positive integer"),
+    (["run", "--subset", "0"], 2, "subset must be a positive integer"),
+    (["run", "--subset", "100000"], 2, "subset 100000 is larger than the 256 training samples"),
+    (["run", "--seed", "-1"], 2, "seed must be a non-negative integer"),
+    (["run", "--optimizer", "rmsprop"], 2, "optimizer must be one of adam, sgd"),
+    (["run", "--device", "tpu"], 2, "device must be one of auto, cpu, cuda, mps"),
+    (["run", "--epoch", "3"], 2, "No such option: --epoch"),
+    (["run", "--config", "{bad_toml}"], 2, "is not valid TOML"),
+    (["run", "--config", "{unknown_key}"], 2, "unknown config key 'epoch'"),
+    (["run", "--config", "{missing}"], 2, "does not exist"),
+    (["run", "--data-dir", "{empty}", "--no-download"], 1, "MNIST is not in"),
+    (["run", "--data-dir", "{corrupt}"], 1, "train-images-idx3-ubyte.gz is corrupt"),
+    (["run", "--results-dir", "{a_file}"], 2, "is a file; choose a folder"),
+    (["plot", "{empty}"], 2, "no finished epochs under"),
+    (["plot", "{a_file}"], 2, "is a file"),
+    (["plot", "{missing}"], 2, "does not exist"),
+]
+if not torch.cuda.is_available():
+    ERRORS.append((["run", "--device", "cuda"], 2, "device cuda is not available"))
+
+
+@pytest.mark.parametrize(("args", "code", "message"), ERRORS, ids=lambda v: str(v)[:40])
+def test_every_mistake_is_one_line(mnist_dir, tmp_path, args, code, message):
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "empty").mkdir()
+    places = {
+        "bad_toml": _bad_toml(tmp_path),
+        "unknown_key": _unknown_key(tmp_path),
+        "missing": tmp_path / "missing.toml",
+        "empty": tmp_path / "empty",
+        "a_file": tmp_path / "a_file",
+        "corrupt": None,
+    }
+    filled = []
+    for arg in args:
+        if arg == "{corrupt}":
+            arg = str(_corrupt_data(tmp_path, mnist_dir))
+        filled.append(arg.format(**{k: v for k, v in places.items() if v is not None}))
+    if "run" in filled and "--data-dir" not in filled:
+        filled += ["--data-dir", str(mnist_dir)]
+    if "run" in filled and "--results-dir" not in filled:
+        filled += ["--results-dir", str(tmp_path / "results")]
+    result = invoke(*filled)
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    assert message in lines[0]
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = invoke("--debug", "run", "--data-dir", tmp_path / "none", "--no-download")
+    assert result.exit_code == 1
+    assert "Traceback" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "plot", "activations"])
+def test_every_command_has_help(command):
+    result = invoke(command, "-h")
+    assert result.exit_code == 0
+    assert "Example:" in result.stdout
+    assert result.stdout.count("--") >= 1
+
+
+def test_activations_lists_every_builtin():
+    result = runner.invoke(app, ["activations"], terminal_width=200)
+    assert result.exit_code == 0
+    for name in (
+        "relu",
+        "leaky",
+        "sigmoid",
+        "tanh",
+        "softmax",
+        "elu",
+        "gelu",
+        "silu",
+        "mish",
+        "selu",
+        "softplus",
+        "prelu",
+        "identity",
+    ):
+        assert name in result.stdout
+    assert "max(0, x)" in result.stdout
+
+
+def test_version_and_module_entry_point():
+    result = invoke("--version")
+    assert result.exit_code == 0 and __version__ in result.stdout
+    proc = subprocess.run(
+        [sys.executable, "-m", "actbench", "--version"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0 and __version__ in proc.stdout

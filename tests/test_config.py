@@ -1,0 +1,122 @@
+"""The typed config: defaults, TOML presets, flag overrides, and the rules that refuse bad values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from actbench.config import KEYS, RunConfig, load_config, make_config
+from actbench.errors import UsageError
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def test_defaults_are_the_classic_experiment():
+    config = RunConfig()
+    assert config.activations == ("relu", "sigmoid", "tanh", "leaky")
+    assert (config.hidden, config.batch_size, config.epochs) == (128, 64, 10)
+    assert (config.optimizer, config.lr) == ("adam", 1e-3)
+
+
+def test_tutorial_preset_matches_the_brief():
+    config = load_config(CONFIGS / "tutorial.toml")
+    assert config.activations == ("relu", "sigmoid", "tanh", "leaky")
+    assert (config.hidden, config.batch_size, config.epochs, config.lr) == (128, 64, 10, 1e-3)
+    assert config.subset is None
+
+
+def test_smoke_preset_uses_a_subset():
+    config = load_config(CONFIGS / "smoke.toml")
+    assert config.subset is not None and config.subset < 60_000
+
+
+def test_flags_override_the_preset(tmp_path):
+    preset = tmp_path / "p.toml"
+    preset.write_text('epochs = 3\nactivations = ["tanh"]\nlr = 0.01\n')
+    config = load_config(preset, epochs=5, hidden=None)
+    assert config.epochs == 5  # flag wins
+    assert config.activations == ("tanh",)  # preset kept
+    assert config.lr == 0.01
+    assert config.hidden == 128  # default kept
+
+
+def test_comma_string_and_integer_lr_are_accepted():
+    config = make_config({"activations": "relu, tanh", "lr": 1})
+    assert config.activations == ("relu", "tanh")
+    assert config.lr == 1.0 and isinstance(config.lr, float)
+
+
+def test_unknown_key_is_named(tmp_path):
+    preset = tmp_path / "p.toml"
+    preset.write_text("epochs = 3\nlearning_rate = 0.1\n")
+    with pytest.raises(UsageError, match=r"p.toml: unknown config key 'learning_rate'"):
+        load_config(preset)
+
+
+def test_nested_table_is_an_unknown_key(tmp_path):
+    preset = tmp_path / "p.toml"
+    preset.write_text("[train]\nepochs = 3\n")
+    with pytest.raises(UsageError, match="unknown config key 'train'"):
+        load_config(preset)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('epochs = "ten"', "epochs must be an integer, got 'ten'"),
+        ("epochs = 2.5", "epochs must be an integer, got 2.5"),
+        ("epochs = true", "epochs must be an integer, got True"),
+        ('lr = "fast"', "lr must be a number"),
+        ("download = 1", "download must be true or false"),
+        ("activations = 3", "activations must be a list of names"),
+        ("activations = [1, 2]", "activations must be a list of names"),
+        ("subset = 0", "subset must be a positive integer"),
+    ],
+)
+def test_wrong_types_name_the_key(tmp_path, text, message):
+    preset = tmp_path / "p.toml"
+    preset.write_text(text + "\n")
+    with pytest.raises(UsageError, match=message):
+        load_config(preset)
+
+
+def test_invalid_toml_is_reported(tmp_path):
+    preset = tmp_path / "p.toml"
+    preset.write_text("epochs = = 3\n")
+    with pytest.raises(UsageError, match="is not valid TOML"):
+        load_config(preset)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(UsageError, match="does not exist"):
+        load_config(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("epochs", 0, "epochs must be a positive integer"),
+        ("batch_size", -1, "batch_size must be a positive integer"),
+        ("hidden", 0, "hidden must be a positive integer"),
+        ("eval_batch_size", 0, "eval_batch_size must be a positive integer"),
+        ("lr", 0.0, "lr must be a positive finite number"),
+        ("lr", float("nan"), "lr must be a positive finite number"),
+        ("lr", float("inf"), "lr must be a positive finite number"),
+        ("momentum", 1.5, "momentum must be in"),
+        ("seed", -1, "seed must be a non-negative integer"),
+        ("threads", -2, "threads must be 0"),
+        ("optimizer", "rmsprop", "optimizer must be one of adam, sgd"),
+        ("device", "tpu", "device must be one of auto, cpu, cuda, mps"),
+        ("activations", (), "activations is empty"),
+    ],
+)
+def test_bad_values_are_refused(key, value, message):
+    with pytest.raises(UsageError, match=message):
+        make_config({key: value})
+
+
+def test_settings_round_trip_through_a_dict():
+    config = make_config({"activations": ["gelu"], "subset": 100, "seed": 3})
+    assert make_config(config.to_dict()) == config
+    assert set(config.to_dict()) == set(KEYS)

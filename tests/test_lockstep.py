@@ -1,0 +1,106 @@
+"""Lockstep training gives every model exactly what training it alone would give."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from actbench.activations import resolve_all
+from actbench.config import make_config
+from actbench.data import load_mnist, prepare
+from actbench.lockstep import LockstepMLP
+from actbench.model import MLP
+from actbench.train import build_models, train_lockstep
+
+
+def train_alone(activation, data, config, seed):
+    """The textbook loop, one model, same seed and batch order: the reference."""
+    torch.manual_seed(seed)
+    model = MLP(activation, hidden=config.hidden, in_features=data.train_x.shape[1])
+    if config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    order = torch.Generator().manual_seed(seed)
+    history = []
+    for _ in range(config.epochs):
+        perm = torch.randperm(len(data.train_x), generator=order)
+        total, correct = 0.0, 0
+        for start in range(0, len(perm), config.batch_size):
+            idx = perm[start : start + config.batch_size]
+            logits = model(data.train_x[idx])
+            loss = F.cross_entropy(logits, data.train_y[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+            correct += (logits.argmax(1) == data.train_y[idx]).sum().item()
+        with torch.no_grad():
+            test_logits = model(data.test_x)
+            test_loss = F.cross_entropy(test_logits, data.test_y).item()
+            test_acc = (test_logits.argmax(1) == data.test_y).float().mean().item()
+        n = len(data.train_x)
+        history.append((total / n, correct / n, test_loss, test_acc))
+    return model, history
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"optimizer": "adam", "lr": 1e-3},
+        {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9},
+    ],
+)
+def test_lockstep_equals_one_model_at_a_time(mnist_dir, settings):
+    config = make_config(
+        {"epochs": 3, "batch_size": 32, "hidden": 16, "data_dir": str(mnist_dir), **settings}
+    )
+    data = prepare(load_mnist(mnist_dir, download=False), None, 0, torch.device("cpu"))
+    activations = resolve_all(["relu", "tanh", "prelu", "softmax", "leaky:0.2"])
+    rows = []
+    net = train_lockstep(activations, data, config, seed=5, on_epoch=rows.extend)
+    for k, activation in enumerate(activations):
+        model, history = train_alone(activation, data, config, seed=5)
+        mine = [r for r in rows if r.activation == activation.label]
+        assert [r.epoch for r in mine] == [1, 2, 3]
+        for row, (train_loss, train_acc, test_loss, test_acc) in zip(mine, history, strict=True):
+            assert row.train_loss == pytest.approx(train_loss, rel=1e-4)
+            assert row.train_accuracy == pytest.approx(train_acc, abs=1.5 / len(data.train_x))
+            assert row.test_loss == pytest.approx(test_loss, rel=1e-4)
+            assert row.test_accuracy == pytest.approx(test_acc, abs=1.5 / len(data.test_x))
+        state = net.model_state(k)
+        for name, tensor in model.state_dict().items():
+            torch.testing.assert_close(state[name], tensor, rtol=1e-4, atol=1e-5)
+
+
+def test_every_activation_starts_from_the_same_weights():
+    models = build_models(resolve_all(["relu", "sigmoid", "prelu"]), 8, 784, seed=3)
+    for model in models[1:]:
+        torch.testing.assert_close(model.fc1.weight, models[0].fc1.weight, rtol=0, atol=0)
+        torch.testing.assert_close(model.fc3.bias, models[0].fc3.bias, rtol=0, atol=0)
+    other = build_models(resolve_all(["relu"]), 8, 784, seed=4)[0]
+    assert not torch.equal(other.fc1.weight, models[0].fc1.weight)
+
+
+def test_stacked_forward_matches_each_model():
+    models = build_models(resolve_all(["gelu", "selu", "identity"]), 12, 20, seed=0)
+    net = LockstepMLP(models)
+    x = torch.randn(7, 20)
+    out = net(x)
+    assert out.shape == (3, 7, 10)
+    for k, model in enumerate(models):
+        torch.testing.assert_close(out[k], model(x))
+
+
+def test_same_seed_same_numbers_and_new_seed_new_numbers(mnist_dir):
+    config = make_config({"epochs": 2, "hidden": 16, "data_dir": str(mnist_dir)})
+    data = prepare(load_mnist(mnist_dir, download=False), None, 0, torch.device("cpu"))
+    activations = resolve_all(["relu", "sigmoid"])
+    first, second, third = [], [], []
+    train_lockstep(activations, data, config, seed=1, on_epoch=first.extend)
+    train_lockstep(activations, data, config, seed=1, on_epoch=second.extend)
+    train_lockstep(activations, data, config, seed=2, on_epoch=third.extend)
+    strip = lambda rows: [(r.activation, r.train_loss, r.test_loss, r.test_accuracy) for r in rows]  # noqa: E731
+    assert strip(first) == strip(second)
+    assert strip(first) != strip(third)

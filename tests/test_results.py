@@ -1,0 +1,149 @@
+"""Run folders, the CSV schema, atomic writes, reading runs back and the summary table."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from actbench.errors import ActbenchError, UsageError
+from actbench.results import (
+    COLUMNS,
+    METRICS,
+    RunWriter,
+    atomic_write,
+    create_run_dir,
+    load_runs,
+    read_metrics,
+    summarize,
+)
+from actbench.train import EpochResult
+
+SCHEMA = [
+    "activation",
+    "seed",
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "epoch_seconds",
+]
+
+
+def row(activation="relu", epoch=1, acc=0.9, seed=0):
+    return EpochResult(activation, seed, epoch, 0.5, acc - 0.01, 0.4, acc, 1.25)
+
+
+def test_csv_schema_is_stable():
+    assert COLUMNS == SCHEMA
+
+
+def test_writer_keeps_csv_and_manifest_current(tmp_path):
+    writer = RunWriter(tmp_path, {"status": "running"})
+    assert pd.read_csv(tmp_path / METRICS).columns.tolist() == SCHEMA
+    writer.add([row("relu"), row("tanh")])
+    frame = read_metrics(tmp_path / METRICS)
+    assert frame["activation"].tolist() == ["relu", "tanh"]
+    assert frame["test_accuracy"].tolist() == [0.9, 0.9]
+    writer.update(status="completed")
+    assert json.loads((tmp_path / "manifest.json").read_text())["status"] == "completed"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_atomic_write_leaves_old_file_when_writing_fails(tmp_path, monkeypatch):
+    path = tmp_path / "f.txt"
+    atomic_write(path, "old")
+
+    def broken_fsync(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.fsync", broken_fsync)
+    with pytest.raises(OSError):
+        atomic_write(path, "new content")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_run_folders_are_never_reused(tmp_path):
+    now = datetime(2026, 1, 2, 3, 4, 5)
+    first = create_run_dir(tmp_path, now)
+    second = create_run_dir(tmp_path, now)
+    assert first.name == "run-20260102-030405"
+    assert second.name == "run-20260102-030405-2"
+
+
+def test_results_dir_that_is_a_file(tmp_path):
+    (tmp_path / "f").write_text("")
+    with pytest.raises(UsageError, match="is a file"):
+        create_run_dir(tmp_path / "f")
+
+
+def test_unwritable_results_dir(tmp_path, monkeypatch):
+    """Permission bits do not stop root, so the refusal the OS would give is injected."""
+    real_mkdir = Path.mkdir
+
+    def refuse(self, *args, **kwargs):
+        if self.parent == tmp_path / "locked":
+            raise PermissionError(13, "Permission denied")
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    with pytest.raises(ActbenchError, match=r"cannot write in results folder .*Permission denied"):
+        create_run_dir(tmp_path / "locked")
+
+
+def test_read_metrics_refuses_wrong_columns(tmp_path):
+    path = tmp_path / METRICS
+    pd.DataFrame({"activation": ["relu"], "epoch": [1]}).to_csv(path, index=False)
+    with pytest.raises(ActbenchError, match="missing columns"):
+        read_metrics(path)
+    frame = pd.DataFrame([row().__dict__]).assign(bonus=1)
+    frame.to_csv(path, index=False)
+    with pytest.raises(ActbenchError, match=r"unexpected columns \['bonus'\]"):
+        read_metrics(path)
+
+
+def test_load_runs_finds_every_run_and_its_settings(tmp_path):
+    for name, lr in (("a", 0.1), ("b", 0.01)):
+        run = tmp_path / name
+        run.mkdir()
+        writer = RunWriter(run, {"config": {"lr": lr, "activations": ["relu"]}})
+        writer.add([row(epoch=1), row(epoch=2)])
+    frame = load_runs(tmp_path)
+    assert sorted(frame["run"].unique()) == ["a", "b"]
+    assert sorted(frame["cfg_lr"].unique()) == ["0.01", "0.1"]
+    assert len(frame) == 4
+
+
+@pytest.mark.parametrize("case", ["missing", "file", "empty"])
+def test_load_runs_errors(tmp_path, case):
+    target = {"missing": tmp_path / "nope", "file": tmp_path / "f", "empty": tmp_path}[case]
+    if case == "file":
+        target.write_text("")
+    message = {"missing": "does not exist", "file": "is a file", "empty": "no finished epochs"}
+    with pytest.raises(UsageError, match=message[case]):
+        load_runs(target)
+
+
+def test_summary_by_hand():
+    frame = pd.DataFrame(
+        [
+            row("relu", 1, 0.90).__dict__,
+            row("relu", 2, 0.95).__dict__,
+            row("relu", 3, 0.93).__dict__,
+            row("tanh", 1, 0.80).__dict__,
+            row("tanh", 2, 0.85).__dict__,
+            row("tanh", 3, 0.86).__dict__,
+        ]
+    )
+    table = summarize(frame).set_index("activation")
+    assert table.loc["relu", "final_test_accuracy"] == pytest.approx(0.93)
+    assert table.loc["relu", "best_test_accuracy"] == pytest.approx(0.95)
+    assert table.loc["relu", "best_epoch"] == 2
+    assert table.loc["tanh", "best_epoch"] == 3
+    assert table.loc["tanh", "seconds_per_epoch"] == pytest.approx(1.25)
+    assert list(table.index) == ["relu", "tanh"]
