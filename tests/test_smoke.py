@@ -1,0 +1,34 @@
+"""The smoke experiment on real MNIST: runs when ACTBENCH_SMOKE_DATA names a folder with it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from actbench.cli import app
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+DATA = os.environ.get("ACTBENCH_SMOKE_DATA")
+
+
+@pytest.mark.skipif(not DATA, reason="set ACTBENCH_SMOKE_DATA to a folder holding real MNIST")
+def test_smoke_preset_on_real_mnist(tmp_path):
+    runner = CliRunner()
+    results = tmp_path / "results"
+    args = ["run", "--config", str(CONFIGS / "smoke.toml"), "--data-dir", DATA]
+    result = runner.invoke(app, [*args, "--results-dir", str(results), "--no-download"])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = results.iterdir()
+    frame = pd.read_csv(run_dir / "metrics.csv")
+    final = frame[frame["epoch"] == frame["epoch"].max()].set_index("activation")
+    assert set(final.index) == {"relu", "sigmoid", "tanh", "leaky"}
+    assert (final["test_accuracy"] > 0.8).all(), final  # chance is 0.1
+
+    plotted = runner.invoke(app, ["plot", str(results)])
+    assert plotted.exit_code == 0, plotted.output
+    for name in ("train_loss", "test_loss", "test_accuracy", "activations"):
+        assert (results / "plots" / f"{name}.png").stat().st_size > 10_000
