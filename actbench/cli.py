@@ -88,7 +88,8 @@ def root(
 
 def _epoch_line(rows: list[EpochResult], epochs: int) -> str:
     accuracies = "  ".join(f"{r.activation} {100 * r.test_accuracy:.2f}%" for r in rows)
-    return f"epoch {rows[0].epoch}/{epochs} ({rows[0].epoch_seconds:.1f} s)  test accuracy: {accuracies}"
+    seconds = max(r.epoch_seconds for r in rows)
+    return f"epoch {rows[0].epoch}/{epochs} ({seconds:.1f} s)  test accuracy: {accuracies}"
 
 
 def _summary_table(run_dir: Path, frame) -> Table:
@@ -152,8 +153,12 @@ def run(
         Path | None, typer.Option(help="Where run folders are made (default results/).")
     ] = None,
     device: Annotated[str | None, typer.Option(help="auto (default), cpu, cuda or mps.")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Processes sharing the models on a CPU (default 0: one per core)."),
+    ] = None,
     threads: Annotated[
-        int | None, typer.Option(help="CPU threads for torch (default 0: automatic).")
+        int | None, typer.Option(help="CPU threads per process (default 0: cores / workers).")
     ] = None,
 ) -> None:
     """Train the 784-H-H-10 network once per activation and record every epoch.
@@ -172,10 +177,11 @@ def run(
         seed=seed,
         subset=subset,
         eval_batch_size=eval_batch_size,
-        data_dir=None if data_dir is None else str(data_dir),
+        data_dir=data_dir,
         download=download,
-        results_dir=None if results_dir is None else str(results_dir),
+        results_dir=results_dir,
         device=device,
+        workers=workers,
         threads=threads,
     )
     progress = Progress(

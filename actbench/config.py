@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -32,7 +33,8 @@ class RunConfig:
     download: bool = True  # let torchvision download MNIST when the files are missing
     results_dir: str = "results"  # each run writes a new folder under this one
     device: str = "auto"  # "auto", "cpu", "cuda" or "mps"
-    threads: int = 0  # CPU threads for torch; 0 = actbench's policy (see README)
+    workers: int = 0  # processes that share the models of a CPU run; 0 = one per core
+    threads: int = 0  # CPU threads per process; 0 = cores / workers
 
     def __post_init__(self) -> None:
         _check_values(self)
@@ -60,6 +62,7 @@ _KINDS: dict[str, tuple[str, tuple[type, ...]]] = {
     "download": ("true or false", (bool,)),
     "results_dir": ("a string", (str,)),
     "device": ("a string", (str,)),
+    "workers": ("an integer", (int,)),
     "threads": ("an integer", (int,)),
 }
 KEYS = tuple(f.name for f in fields(RunConfig))
@@ -87,8 +90,11 @@ def _check_values(cfg: RunConfig) -> None:
         _positive_int(cfg, "subset")
     if cfg.seed < 0:
         raise UsageError(f"seed must be a non-negative integer, got {cfg.seed}")
-    if cfg.threads < 0:
-        raise UsageError(f"threads must be 0 (automatic) or a positive integer, got {cfg.threads}")
+    for key in ("workers", "threads"):
+        if getattr(cfg, key) < 0:
+            raise UsageError(
+                f"{key} must be 0 (automatic) or a positive integer, got {getattr(cfg, key)}"
+            )
     if not (math.isfinite(cfg.lr) and cfg.lr > 0):
         raise UsageError(f"lr must be a positive finite number, got {cfg.lr}")
     if not (math.isfinite(cfg.momentum) and 0 <= cfg.momentum < 1):
@@ -125,6 +131,9 @@ def make_config(overrides: dict[str, Any], base: RunConfig | None = None) -> Run
     for key in ("optimizer", "device"):
         if isinstance(values.get(key), str):
             values[key] = values[key].lower()
+    for key in ("data_dir", "results_dir"):
+        if isinstance(values.get(key), os.PathLike):
+            values[key] = os.fspath(values[key])
     return replace(base or RunConfig(), **values)
 
 

@@ -9,12 +9,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from actbench.activations import resolve_all
 from actbench.config import RunConfig
 from actbench.data import load_mnist, prepare
+from actbench.parallel import train_in_workers
 from actbench.results import RunWriter, create_run_dir
-from actbench.runtime import apply_threads, choose_device, versions
+from actbench.runtime import choose_device, cpu_cores, plan_workers, versions
 from actbench.train import EpochResult, steps_per_epoch, train_lockstep
 
 
@@ -33,7 +35,7 @@ class Hooks:
 
     on_start: Callable[[Path, int], None] | None = None  # run folder, total optimiser steps
     on_steps: Callable[[int], None] | None = None  # steps just taken
-    on_epoch: Callable[[list[EpochResult]], None] | None = None  # rows of a finished epoch
+    on_epoch: Callable[[list[EpochResult]], None] | None = None  # all rows of a finished epoch
 
 
 def _now() -> str:
@@ -49,19 +51,23 @@ def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
     hooks = hooks or Hooks()
     activations = resolve_all(config.activations)
     device = choose_device(config.device)
-    threads = apply_threads(config.threads)
+    workers, threads = plan_workers(len(activations), device, config.workers, config.threads)
+    torch.set_num_threads(threads if workers == 1 else cpu_cores())
     mnist = load_mnist(config.data_dir, download=config.download)
     data = prepare(mnist, config.subset, config.seed, device)
 
+    labels = [a.label for a in activations]
     run_dir = create_run_dir(Path(config.results_dir))
     writer = RunWriter(
         run_dir,
+        labels,
         {
             "status": "running",
             "config": config.to_dict(),
-            "activations": [a.label for a in activations],
+            "activations": labels,
             "device": str(device),
-            "threads": threads,
+            "workers": workers,
+            "threads_per_worker": threads,
             "data": {
                 "train_samples": len(data.train_x),
                 "test_samples": len(data.test_x),
@@ -74,16 +80,25 @@ def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
         },
     )
     if hooks.on_start is not None:
-        total = config.epochs * steps_per_epoch(len(data.train_x), config.batch_size)
+        total = workers * config.epochs * steps_per_epoch(len(data.train_x), config.batch_size)
         hooks.on_start(run_dir, total)
 
+    pending: dict[tuple[int, int], list[EpochResult]] = {}
+
     def on_epoch(rows: list[EpochResult]) -> None:
-        writer.add(rows)
-        if hooks.on_epoch is not None:
-            hooks.on_epoch(rows)
+        writer.add(rows)  # at once: workers report their groups separately
+        key = (rows[0].seed, rows[0].epoch)
+        pending.setdefault(key, []).extend(rows)
+        if len(pending[key]) == len(labels) and hooks.on_epoch is not None:
+            hooks.on_epoch(sorted(pending.pop(key), key=lambda r: labels.index(r.activation)))
 
     try:
-        train_lockstep(activations, data, config, config.seed, on_epoch, hooks.on_steps)
+        if workers == 1:
+            train_lockstep(activations, data, config, config.seed, on_epoch, hooks.on_steps)
+        else:
+            train_in_workers(
+                activations, data, config, config.seed, workers, threads, on_epoch, hooks.on_steps
+            )
     except KeyboardInterrupt:
         writer.update(status="interrupted", finished=_now())
         raise

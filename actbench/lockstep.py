@@ -5,14 +5,32 @@ models' weights laid side by side; the next two layers are batched products. Eac
 weights are its own slice of the stacked tensors, its loss is its own term of a sum, and Adam
 and SGD update elementwise, so every model gets exactly the gradients and optimiser state it
 would get if it were trained alone.
+
+`train_step` writes the backward pass out by hand (the layers are linear, the loss is
+softmax cross-entropy), so a step costs a dozen large kernels instead of a graph of small
+ones; only the activations, which may be anything, go through autograd.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from actbench.model import MLP
+
+GradFn = Callable[[torch.Tensor], tuple[torch.Tensor, list[torch.Tensor]]]
+
+# dh/dz of common parameter-free activations, from input z and output h, computed as torch's
+# own backward does; a layer whose activations are all listed here skips autograd.
+DERIVATIVES: dict[type, Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    nn.ReLU: lambda m, z, h: (z > 0).to(z.dtype),
+    nn.LeakyReLU: lambda m, z, h: torch.where(z > 0, 1.0, m.negative_slope).to(z.dtype),
+    nn.Sigmoid: lambda m, z, h: (1 - h) * h,
+    nn.Tanh: lambda m, z, h: 1 - h * h,
+    nn.Identity: lambda m, z, h: torch.ones_like(z),
+}
 
 
 class LockstepMLP(nn.Module):
@@ -40,6 +58,13 @@ class LockstepMLP(nn.Module):
         self.b3 = stack([m.fc3.bias for m in models])
         self.acts1 = nn.ModuleList([m.act1 for m in models])
         self.acts2 = nn.ModuleList([m.act2 for m in models])
+        self.act_params1 = [p for act in self.acts1 for p in act.parameters()]
+        self.act_params2 = [p for act in self.acts2 for p in act.parameters()]
+
+    def weights(self) -> list[torch.Tensor]:
+        """Every trained tensor, in the order `train_step` returns their gradients."""
+        stacked = [self.w1, self.b1, self.w2, self.b2, self.w3, self.b3]
+        return [p.data for p in stacked + self.act_params1 + self.act_params2]
 
     @staticmethod
     def _activate(acts: nn.ModuleList, h: torch.Tensor, dim: int) -> torch.Tensor:
@@ -58,6 +83,78 @@ class LockstepMLP(nn.Module):
         """Logits (K, B, classes) of every model for one shared batch x of shape (B, in)."""
         _, h2 = self.hidden_layers(x)
         return torch.baddbmm(self.b3.unsqueeze(1), h2, self.w3)
+
+    def _activate_with_grad(
+        self, acts: nn.ModuleList, params: list[nn.Parameter], z: torch.Tensor, dim: int
+    ) -> tuple[torch.Tensor, GradFn]:
+        """Activations of z (output (K, B, H)) and a function from their gradient to z's."""
+        if all(type(act) in DERIVATIVES for act in acts):
+            return self._activate_known(acts, z, dim)
+        z = z.detach().requires_grad_()
+        with torch.enable_grad():
+            h = self._activate(acts, z, dim)
+        inputs = [z, *params]
+
+        def backward(grad_h: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+            if not h.requires_grad:  # an activation that ignores its input
+                return torch.zeros_like(z), [torch.zeros_like(p) for p in params]
+            grads = torch.autograd.grad(h, inputs, grad_h, allow_unused=True)
+            grads = [
+                torch.zeros_like(t) if g is None else g for g, t in zip(grads, inputs, strict=True)
+            ]
+            return grads[0], grads[1:]
+
+        return h.detach(), backward
+
+    @staticmethod
+    def _activate_known(
+        acts: nn.ModuleList, z: torch.Tensor, dim: int
+    ) -> tuple[torch.Tensor, GradFn]:
+        slices = [z.select(dim, k) for k in range(len(acts))]
+        outputs = [act(zk) for act, zk in zip(acts, slices, strict=True)]
+
+        def backward(grad_h: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+            slopes = [
+                DERIVATIVES[type(act)](act, zk, hk)
+                for act, zk, hk in zip(acts, slices, outputs, strict=True)
+            ]
+            return torch.stack(slopes, dim=dim).mul_(grad_h.movedim(0, dim)), []
+
+        return torch.stack(outputs), backward
+
+    @torch.no_grad()
+    def train_step(
+        self, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """Per-model mean cross-entropy (K,), correct counts (K,) and gradients of `weights()`."""
+        k, batch, hidden = self.k, x.shape[0], self.hidden
+        z1 = torch.addmm(self.b1.view(-1), x, self.w1.view(self.in_features, -1))
+        h1, back1 = self._activate_with_grad(
+            self.acts1, self.act_params1, z1.view(batch, k, hidden), dim=1
+        )
+        z2 = torch.baddbmm(self.b2.unsqueeze(1), h1, self.w2)
+        h2, back2 = self._activate_with_grad(self.acts2, self.act_params2, z2, dim=0)
+        logits = torch.baddbmm(self.b3.unsqueeze(1), h2, self.w3)
+
+        # Softmax cross-entropy and its gradient, (softmax - onehot) / B, per model.
+        log_probs = torch.log_softmax(logits, dim=-1)
+        target = y.view(1, batch, 1).expand(k, batch, 1)
+        losses = log_probs.gather(2, target).squeeze(2).mean(1).neg_()
+        correct = (logits.argmax(-1) == y).sum(1)
+        grad = log_probs.exp_()
+        grad.scatter_add_(2, target, torch.full_like(target, -1, dtype=grad.dtype))
+        grad.div_(batch)
+
+        grad_w3 = torch.bmm(h2.transpose(1, 2), grad)
+        grad_b3 = grad.sum(1)
+        grad_z2, grad_act2 = back2(torch.bmm(grad, self.w3.transpose(1, 2)))
+        grad_w2 = torch.bmm(h1.transpose(1, 2), grad_z2)
+        grad_b2 = grad_z2.sum(1)
+        grad_z1, grad_act1 = back1(torch.bmm(grad_z2, self.w2.transpose(1, 2)))  # (B, K, H)
+        grad_w1 = torch.mm(x.t(), grad_z1.reshape(batch, k * hidden)).view_as(self.w1)
+        grad_b1 = grad_z1.sum(0)
+        grads = [grad_w1, grad_b1, grad_w2, grad_b2, grad_w3, grad_b3, *grad_act1, *grad_act2]
+        return losses, correct, grads
 
     def model_state(self, k: int) -> dict[str, torch.Tensor]:
         """Model k's weights as an `MLP` state dict (e.g. to load into a stand-alone MLP)."""

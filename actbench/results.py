@@ -65,8 +65,9 @@ def create_run_dir(results_dir: Path, now: datetime | None = None) -> Path:
 class RunWriter:
     """Keeps a run folder's CSV and manifest up to date, rewriting each atomically."""
 
-    def __init__(self, run_dir: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, run_dir: Path, activations: list[str], manifest: dict[str, Any]) -> None:
         self.run_dir = run_dir
+        self.rank = {label: i for i, label in enumerate(activations)}
         self.manifest = dict(manifest)
         self.rows: list[dict[str, Any]] = []
         self.write_manifest()
@@ -74,6 +75,7 @@ class RunWriter:
 
     def add(self, rows: list[EpochResult]) -> None:
         self.rows.extend(asdict(row) for row in rows)
+        self.rows.sort(key=lambda r: (r["seed"], r["epoch"], self.rank[r["activation"]]))
         self._write_csv()
 
     def update(self, **fields_: Any) -> None:

@@ -27,15 +27,25 @@ def choose_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def default_threads() -> int:
-    """actbench's CPU thread policy (see the README's speed section)."""
-    return max(1, min(os.cpu_count() or 1, torch.get_num_threads()))
+def cpu_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
-def apply_threads(threads: int) -> int:
-    """Set torch's intra-op threads (0 = the policy) and return the number in use."""
-    torch.set_num_threads(threads or default_threads())
-    return torch.get_num_threads()
+def plan_workers(models: int, device: torch.device, workers: int, threads: int) -> tuple[int, int]:
+    """How many processes train the models, and with how many CPU threads each.
+
+    The policy (0 = automatic): on a CPU, one single-threaded process per core, up to one per
+    model; a single process gets every core. On a GPU, one process trains every model.
+    """
+    cores = cpu_cores()
+    if device.type != "cpu":
+        return 1, threads or min(cores, torch.get_num_threads())
+    workers = min(workers or cores, models)
+    return workers, threads or max(1, cores // workers)
 
 
 def versions() -> dict[str, str]:

@@ -15,6 +15,7 @@ from actbench.config import RunConfig
 from actbench.data import Tensors
 from actbench.lockstep import LockstepMLP
 from actbench.model import MLP
+from actbench.optim import make_optimizer
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,6 @@ def build_models(
         torch.manual_seed(seed)
         models.append(MLP(activation, hidden=hidden, in_features=in_features))
     return models
-
-
-def make_optimizer(params, config: RunConfig) -> torch.optim.Optimizer:
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum)
-    return torch.optim.Adam(params, lr=config.lr)
 
 
 def _losses(logits: torch.Tensor, labels: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -91,7 +86,7 @@ def train_lockstep(
     device = data.train_x.device
     models = build_models(activations, config.hidden, data.train_x.shape[1], seed)
     net = LockstepMLP(models).to(device)
-    optimizer = make_optimizer(net.parameters(), config)
+    optimizer = make_optimizer(net.weights(), config)
     order = torch.Generator().manual_seed(seed)
     n, k = len(data.train_x), net.k
     labels = [a.label for a in activations]
@@ -106,15 +101,11 @@ def train_lockstep(
         steps = 0
         for start in range(0, n, config.batch_size):
             idx = perm[start : start + config.batch_size]
-            xb, yb = data.train_x[idx], data.train_y[idx]
-            logits = net(xb)
-            losses = _losses(logits, yb, "mean")
-            optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()
-            optimizer.step()
-            with torch.no_grad():
-                loss_sum += losses.detach().double() * len(idx)
-                correct += (logits.detach().argmax(-1) == yb).sum(1)
+            xb, yb = data.train_x.index_select(0, idx), data.train_y.index_select(0, idx)
+            losses, hits, grads = net.train_step(xb, yb)
+            optimizer.step(grads)
+            loss_sum += losses.double() * len(idx)
+            correct += hits
             steps += 1
             if on_steps is not None and steps % report_every == 0:
                 on_steps(report_every)

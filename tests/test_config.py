@@ -47,6 +47,11 @@ def test_comma_string_and_integer_lr_are_accepted():
     assert config.lr == 1.0 and isinstance(config.lr, float)
 
 
+def test_paths_are_accepted_from_python(tmp_path):
+    config = make_config({"data_dir": tmp_path, "results_dir": tmp_path / "r"})
+    assert config.data_dir == str(tmp_path) and config.results_dir == str(tmp_path / "r")
+
+
 def test_unknown_key_is_named(tmp_path):
     preset = tmp_path / "p.toml"
     preset.write_text("epochs = 3\nlearning_rate = 0.1\n")

@@ -12,7 +12,9 @@ from actbench.train import EpochResult
 
 def write_run(folder, lr, activations=("relu", "sigmoid")):
     folder.mkdir(parents=True)
-    writer = RunWriter(folder, {"config": {"lr": lr, "seed": 0, "results_dir": str(folder)}})
+    writer = RunWriter(
+        folder, list(activations), {"config": {"lr": lr, "seed": 0, "results_dir": str(folder)}}
+    )
     for epoch in (1, 2, 3):
         writer.add(
             [

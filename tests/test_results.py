@@ -43,7 +43,7 @@ def test_csv_schema_is_stable():
 
 
 def test_writer_keeps_csv_and_manifest_current(tmp_path):
-    writer = RunWriter(tmp_path, {"status": "running"})
+    writer = RunWriter(tmp_path, ["relu", "tanh"], {"status": "running"})
     assert pd.read_csv(tmp_path / METRICS).columns.tolist() == SCHEMA
     writer.add([row("relu"), row("tanh")])
     frame = read_metrics(tmp_path / METRICS)
@@ -52,6 +52,22 @@ def test_writer_keeps_csv_and_manifest_current(tmp_path):
     writer.update(status="completed")
     assert json.loads((tmp_path / "manifest.json").read_text())["status"] == "completed"
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_rows_from_several_workers_are_written_in_a_fixed_order(tmp_path):
+    writer = RunWriter(tmp_path, ["relu", "tanh", "gelu"], {})
+    writer.add([row("gelu", 1), row("tanh", 1)])
+    writer.add([row("tanh", 2), row("gelu", 2)])
+    writer.add([row("relu", 1), row("relu", 2)])
+    frame = read_metrics(tmp_path / METRICS)
+    assert list(zip(frame["epoch"], frame["activation"], strict=True)) == [
+        (1, "relu"),
+        (1, "tanh"),
+        (1, "gelu"),
+        (2, "relu"),
+        (2, "tanh"),
+        (2, "gelu"),
+    ]
 
 
 def test_atomic_write_leaves_old_file_when_writing_fails(tmp_path, monkeypatch):
@@ -111,7 +127,7 @@ def test_load_runs_finds_every_run_and_its_settings(tmp_path):
     for name, lr in (("a", 0.1), ("b", 0.01)):
         run = tmp_path / name
         run.mkdir()
-        writer = RunWriter(run, {"config": {"lr": lr, "activations": ["relu"]}})
+        writer = RunWriter(run, ["relu"], {"config": {"lr": lr, "activations": ["relu"]}})
         writer.add([row(epoch=1), row(epoch=2)])
     frame = load_runs(tmp_path)
     assert sorted(frame["run"].unique()) == ["a", "b"]

@@ -1,0 +1,140 @@
+"""Training groups of activations in worker processes, one CPU thread each, reporting to the parent.
+
+On a small CPU, one single-threaded process per core is both faster and steadier than one
+process with several threads: small matrix products gain little from a second thread and slow
+down badly when anything else wants the core. Each worker trains its group of activations in
+lockstep on the shared, read-only data and sends its rows back as each epoch ends.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from actbench.activations import Activation
+from actbench.config import RunConfig
+from actbench.data import Tensors
+from actbench.errors import ActbenchError
+from actbench.train import EpochResult, train_lockstep
+
+
+def split(items: list[Any], parts: int) -> list[list[Any]]:
+    """`items` in `parts` contiguous groups whose sizes differ by at most one."""
+    size, extra = divmod(len(items), parts)
+    groups, start = [], 0
+    for i in range(parts):
+        end = start + size + (1 if i < extra else 0)
+        groups.append(items[start:end])
+        start = end
+    return [g for g in groups if g]
+
+
+def _worker(
+    index: int,
+    specs: list[str],
+    data: Tensors,
+    config: RunConfig,
+    seed: int,
+    threads: int,
+    messages: Any,
+) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
+    torch.set_num_threads(threads)
+    try:
+        from actbench.activations import resolve_all
+
+        train_lockstep(
+            resolve_all(specs),
+            data,
+            config,
+            seed,
+            on_epoch=lambda rows: messages.put(("epoch", index, rows)),
+            on_steps=lambda n: messages.put(("steps", index, n)),
+        )
+        messages.put(("done", index, None))
+    except BaseException as err:  # report anything, so the parent never waits forever
+        messages.put(("error", index, f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
+
+
+def _drain(messages: Any, on_epoch: Callable[[list[EpochResult]], None] | None) -> None:
+    while True:
+        try:
+            kind, _, payload = messages.get(timeout=0.2)
+        except (queue.Empty, OSError, EOFError):
+            return
+        if kind == "epoch" and on_epoch is not None:
+            on_epoch(payload)
+
+
+def _context() -> Any:
+    # fork shares the data with the workers without a copy; elsewhere spawn pickles it through
+    # shared memory (torch.multiprocessing's reductions).
+    if sys.platform.startswith("linux"):
+        return mp.get_context("fork")
+    import torch.multiprocessing as tmp
+
+    return tmp.get_context("spawn")
+
+
+def train_in_workers(
+    activations: list[Activation],
+    data: Tensors,
+    config: RunConfig,
+    seed: int,
+    workers: int,
+    threads: int,
+    on_epoch: Callable[[list[EpochResult]], None] | None = None,
+    on_steps: Callable[[int], None] | None = None,
+) -> None:
+    """Train `activations` split over `workers` processes of `threads` threads each."""
+    context = _context()
+    messages = context.Queue()
+    groups = split([a.label for a in activations], workers)
+    processes = [
+        context.Process(
+            target=_worker,
+            args=(i, group, data, config, seed, threads, messages),
+            daemon=True,
+        )
+        for i, group in enumerate(groups)
+    ]
+    for process in processes:
+        process.start()
+    running = set(range(len(processes)))
+    try:
+        while running:
+            try:
+                kind, index, payload = messages.get(timeout=0.5)
+            except queue.Empty:
+                dead = [i for i in running if not processes[i].is_alive()]
+                if dead:
+                    code = processes[dead[0]].exitcode
+                    raise ActbenchError(
+                        f"a training worker stopped unexpectedly (exit code {code}); "
+                        "try again with --workers 1"
+                    ) from None
+                continue
+            if kind == "steps" and on_steps is not None:
+                on_steps(payload)
+            elif kind == "epoch" and on_epoch is not None:
+                on_epoch(payload)
+            elif kind == "done":
+                running.discard(index)
+            elif kind == "error":
+                raise RuntimeError(f"training worker {index} failed: {payload}")
+    except KeyboardInterrupt:
+        _drain(messages, on_epoch)  # keep every epoch a worker finished before the interrupt
+        raise
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join(timeout=5)

@@ -1,0 +1,276 @@
+"""Time the classic experiment three ways on this machine, side by side, and print the ratios.
+
+    python benchmarks/speed.py --data-dir /path/to/mnist            # 1 epoch, 3 repeats
+    python benchmarks/speed.py --data-dir /path/to/mnist --epochs 10 --repeats 1
+
+The same work (the given activations, each trained for --epochs epochs on the training set
+with a test pass after every epoch; 784-128-128-10, Adam 1e-3, batch 64) is done by:
+
+  tutorial      the tutorial way: a torchvision-style Dataset that turns each image into a PIL
+                image and applies ToTensor + Normalize, a DataLoader (batch 64, shuffled),
+                one activation after the other;
+  hand-written  a careful loop: the data preloaded as one normalised tensor, batches as index
+                slices, one activation after the other;
+  actbench      `actbench.run_experiment`, as `actbench run` does it.
+
+Each one runs in a fresh process, end to end (start, imports, reading the data files,
+training, testing), and the three alternate within each repeat so that a noisy machine
+slows them alike. The script also measures the machine's matrix-multiply rate and turns the
+run's floating-point work into a floor: the time the run would take if it did nothing but
+multiply matrices at that rate. Peak memory is the peak resident set of each run's processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+APPROACHES = ("tutorial", "hand-written", "actbench")
+GOALS = {"tutorial": 30.0, "hand-written": 3.0}
+FLOOR_GOAL = 2.5
+
+
+def flops(hidden: int, train: int, test: int, models: int, epochs: int) -> float:
+    """Multiply-add work of the run: forward, backward (no input gradient at layer 1), test."""
+    forward = 2 * (784 * hidden + hidden * hidden + hidden * 10)
+    backward = 2 * forward - 2 * 784 * hidden
+    return models * epochs * (train * (forward + backward) + test * forward)
+
+
+def matmul_rate(threads: int, size: int = 2048, repeats: int = 7) -> float:
+    """Median GFLOP/s of a large float32 matrix product with `threads` threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
+# --- the three ways of doing the work, each run in its own process -------------------------
+
+
+def _mlp(activation, hidden):
+    import torch
+
+    from actbench.model import MLP
+
+    torch.manual_seed(0)
+    return MLP(activation, hidden=hidden)
+
+
+def run_tutorial(args) -> dict:
+    import torch
+    import torch.nn.functional as F
+    from PIL import Image
+    from torch.utils.data import DataLoader, Dataset
+    from torchvision import transforms
+
+    from actbench.activations import resolve_all
+    from actbench.data import load_mnist
+
+    mnist = load_mnist(args.data_dir, download=False)
+    transform = transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]
+    )
+
+    class TutorialMNIST(Dataset):
+        """What torchvision.datasets.MNIST does per sample: PIL image, then the transform."""
+
+        def __init__(self, images, labels):
+            self.images, self.labels = images, labels
+
+        def __len__(self):
+            return len(self.labels)
+
+        def __getitem__(self, i):
+            image = Image.fromarray(self.images[i].numpy(), mode="L")
+            return transform(image), int(self.labels[i])
+
+    n = args.subset or len(mnist.train_labels)
+    test_n = round(len(mnist.test_labels) * n / len(mnist.train_labels))
+    train = TutorialMNIST(mnist.train_images[:n], mnist.train_labels[:n])
+    test = TutorialMNIST(mnist.test_images[:test_n], mnist.test_labels[:test_n])
+    train_loader = DataLoader(train, batch_size=64, shuffle=True)
+    test_loader = DataLoader(test, batch_size=1000)
+    accuracy = {}
+    for activation in resolve_all(args.activations.split(",")):
+        model = _mlp(activation, args.hidden)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        for _ in range(args.epochs):
+            model.train()
+            for x, y in train_loader:
+                optimizer.zero_grad()
+                F.cross_entropy(model(x), y).backward()
+                optimizer.step()
+            model.eval()
+            correct = 0
+            with torch.no_grad():
+                for x, y in test_loader:
+                    correct += (model(x).argmax(1) == y).sum().item()
+        accuracy[activation.label] = correct / len(test)
+    return accuracy
+
+
+def run_handwritten(args) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    from actbench.activations import resolve_all
+    from actbench.data import load_mnist, prepare
+
+    data = prepare(load_mnist(args.data_dir, download=False), args.subset, 0, torch.device("cpu"))
+    accuracy = {}
+    for activation in resolve_all(args.activations.split(",")):
+        model = _mlp(activation, args.hidden)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        order = torch.Generator().manual_seed(0)
+        for _ in range(args.epochs):
+            perm = torch.randperm(len(data.train_x), generator=order)
+            for start in range(0, len(perm), 64):
+                idx = perm[start : start + 64]
+                optimizer.zero_grad()
+                F.cross_entropy(model(data.train_x[idx]), data.train_y[idx]).backward()
+                optimizer.step()
+            with torch.no_grad():
+                correct = (model(data.test_x).argmax(1) == data.test_y).sum().item()
+        accuracy[activation.label] = correct / len(data.test_x)
+    return accuracy
+
+
+def run_actbench(args) -> dict:
+    from actbench import load_config, run_experiment
+
+    with tempfile.TemporaryDirectory() as results:
+        config = load_config(
+            None,
+            activations=args.activations,
+            epochs=args.epochs,
+            hidden=args.hidden,
+            subset=args.subset,
+            data_dir=args.data_dir,
+            download=False,
+            results_dir=results,
+        )
+        result = run_experiment(config)
+    last = result.metrics[result.metrics["epoch"] == args.epochs]
+    return dict(zip(last["activation"], last["test_accuracy"], strict=True))
+
+
+RUNNERS = {"tutorial": run_tutorial, "hand-written": run_handwritten, "actbench": run_actbench}
+
+
+def peak_mb() -> float:
+    """Peak resident memory of this process plus the largest of its finished children, in MB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return (own + children) / 1024
+
+
+# --- the driver ------------------------------------------------------------------------------
+
+
+def one_run(approach: str, args) -> dict:
+    command = [sys.executable, __file__, "--approach", approach, *_shared_flags(args)]
+    start = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"{approach} failed:\n{proc.stderr[-2000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["seconds"] = seconds
+    return result
+
+
+def _shared_flags(args) -> list[str]:
+    flags = ["--data-dir", str(args.data_dir), "--epochs", str(args.epochs)]
+    flags += ["--activations", args.activations, "--hidden", str(args.hidden)]
+    if args.subset:
+        flags += ["--subset", str(args.subset)]
+    return flags
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=os.environ.get("ACTBENCH_DATA_DIR"))
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--subset", type=int, default=None)
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--activations", default="relu,sigmoid,tanh,leaky")
+    parser.add_argument("--skip", default="", help="comma-separated approaches not to run")
+    parser.add_argument("--approach", choices=APPROACHES, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.data_dir is None:
+        parser.error("give --data-dir (or set ACTBENCH_DATA_DIR) to a folder holding MNIST")
+
+    if args.approach:  # a child: do the work once, report accuracy and memory as JSON
+        accuracy = RUNNERS[args.approach](args)
+        print(json.dumps({"accuracy": accuracy, "peak_mb": peak_mb()}))
+        return
+
+    import torch
+
+    from actbench.data import load_mnist
+
+    mnist = load_mnist(args.data_dir, download=False)
+    train_n = args.subset or len(mnist.train_labels)
+    test_n = round(len(mnist.test_labels) * train_n / len(mnist.train_labels))
+    models = len(args.activations.split(","))
+    work = flops(args.hidden, train_n, test_n, models, args.epochs)
+    cores = os.cpu_count() or 1
+    print(f"machine: {platform.machine()}, {cores} CPU cores, torch {torch.__version__}")
+    print(
+        f"work: {models} activations x {args.epochs} epoch(s) x {train_n} training samples "
+        f"+ test pass on {test_n}; batch 64, hidden {args.hidden}; {args.repeats} repeat(s)"
+    )
+    skip = set(filter(None, args.skip.split(",")))
+    approaches = [a for a in APPROACHES if a not in skip]
+    runs: dict[str, list[dict]] = {a: [] for a in approaches}
+    for repeat in range(args.repeats):
+        for approach in approaches:
+            result = one_run(approach, args)
+            runs[approach].append(result)
+            print(f"  repeat {repeat + 1}: {approach:<12} {result['seconds']:8.2f} s", flush=True)
+    rate = matmul_rate(cores)
+
+    print()
+    print(f"{'approach':<14}{'median s':>10}{'peak MB':>10}  final test accuracy")
+    medians = {}
+    for approach in approaches:
+        seconds = [r["seconds"] for r in runs[approach]]
+        medians[approach] = statistics.median(seconds)
+        accuracy = runs[approach][-1]["accuracy"]
+        shown = " ".join(f"{k} {100 * v:.2f}%" for k, v in accuracy.items())
+        peak = max(r["peak_mb"] for r in runs[approach])
+        print(f"{approach:<14}{medians[approach]:>10.2f}{peak:>10.0f}  {shown}")
+    floor = work / (rate * 1e9)
+    print()
+    print(f"matrix-multiply rate: {rate:.1f} GFLOP/s (2048x2048 float32, {cores} threads, median)")
+    print(f"floating-point work: {work / 1e9:.1f} GFLOP -> floor {floor:.2f} s")
+    if "actbench" in medians:
+        ours = medians["actbench"]
+        for other, goal in GOALS.items():
+            if other in medians:
+                ratio = medians[other] / ours
+                print(f"{other} / actbench: {ratio:6.1f}x faster  (goal >= {goal:g}x)")
+        print(f"actbench / floor:   {ours / floor:6.2f}x         (goal <= {FLOOR_GOAL:g}x)")
+
+
+if __name__ == "__main__":
+    main()
