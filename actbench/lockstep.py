@@ -22,14 +22,27 @@ from actbench.model import MLP
 
 GradFn = Callable[[torch.Tensor], tuple[torch.Tensor, list[torch.Tensor]]]
 
-# dh/dz of common parameter-free activations, from input z and output h, computed as torch's
-# own backward does; a layer whose activations are all listed here skips autograd.
-DERIVATIVES: dict[type, Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    nn.ReLU: lambda m, z, h: (z > 0).to(z.dtype),
-    nn.LeakyReLU: lambda m, z, h: torch.where(z > 0, 1.0, m.negative_slope).to(z.dtype),
-    nn.Sigmoid: lambda m, z, h: (1 - h) * h,
-    nn.Tanh: lambda m, z, h: 1 - h * h,
-    nn.Identity: lambda m, z, h: torch.ones_like(z),
+aten = torch.ops.aten
+
+# Gradient with respect to the input z, from the output's gradient g, the input z and the output
+# h, for common activations without learned parameters: the same kernels torch's autograd
+# runs for them. A layer whose activations are all listed here skips autograd.
+BACKWARDS: dict[
+    type, Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+] = {
+    nn.ReLU: lambda m, g, z, h: aten.threshold_backward(g, h, 0),
+    nn.LeakyReLU: lambda m, g, z, h: aten.leaky_relu_backward(g, z, m.negative_slope, False),
+    nn.Sigmoid: lambda m, g, z, h: aten.sigmoid_backward(g, h),
+    nn.Tanh: lambda m, g, z, h: aten.tanh_backward(g, h),
+    nn.ELU: lambda m, g, z, h: aten.elu_backward(g, m.alpha, 1.0, 1.0, False, z),
+    nn.SELU: lambda m, g, z, h: aten.elu_backward(
+        g, 1.6732632423543772, 1.0507009873554805, 1.0, False, z
+    ),
+    nn.GELU: lambda m, g, z, h: aten.gelu_backward(g, z, approximate=m.approximate),
+    nn.SiLU: lambda m, g, z, h: aten.silu_backward(g, z),
+    nn.Mish: lambda m, g, z, h: aten.mish_backward(g, z),
+    nn.Softplus: lambda m, g, z, h: aten.softplus_backward(g, z, m.beta, m.threshold),
+    nn.Identity: lambda m, g, z, h: g,
 }
 
 
@@ -88,7 +101,7 @@ class LockstepMLP(nn.Module):
         self, acts: nn.ModuleList, params: list[nn.Parameter], z: torch.Tensor, dim: int
     ) -> tuple[torch.Tensor, GradFn]:
         """Activations of z (output (K, B, H)) and a function from their gradient to z's."""
-        if all(type(act) in DERIVATIVES for act in acts):
+        if all(type(act) in BACKWARDS for act in acts):
             return self._activate_known(acts, z, dim)
         z = z.detach().requires_grad_()
         with torch.enable_grad():
@@ -114,11 +127,11 @@ class LockstepMLP(nn.Module):
         outputs = [act(zk) for act, zk in zip(acts, slices, strict=True)]
 
         def backward(grad_h: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-            slopes = [
-                DERIVATIVES[type(act)](act, zk, hk)
-                for act, zk, hk in zip(acts, slices, outputs, strict=True)
+            grads = [
+                BACKWARDS[type(act)](act, gk, zk, hk)
+                for act, gk, zk, hk in zip(acts, grad_h, slices, outputs, strict=True)
             ]
-            return torch.stack(slopes, dim=dim).mul_(grad_h.movedim(0, dim)), []
+            return torch.stack(grads, dim=dim), []
 
         return torch.stack(outputs), backward
 
@@ -126,7 +139,7 @@ class LockstepMLP(nn.Module):
     def train_step(
         self, x: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-        """Per-model mean cross-entropy (K,), correct counts (K,) and gradients of `weights()`."""
+        """Per-model summed cross-entropy (K,), correct counts (K,) and gradients of `weights()`."""
         k, batch, hidden = self.k, x.shape[0], self.hidden
         z1 = torch.addmm(self.b1.view(-1), x, self.w1.view(self.in_features, -1))
         h1, back1 = self._activate_with_grad(
@@ -139,10 +152,10 @@ class LockstepMLP(nn.Module):
         # Softmax cross-entropy and its gradient, (softmax - onehot) / B, per model.
         log_probs = torch.log_softmax(logits, dim=-1)
         target = y.view(1, batch, 1).expand(k, batch, 1)
-        losses = log_probs.gather(2, target).squeeze(2).mean(1).neg_()
+        loss_sums = log_probs.gather(2, target).sum((1, 2)).neg_()
         correct = (logits.argmax(-1) == y).sum(1)
         grad = log_probs.exp_()
-        grad.scatter_add_(2, target, torch.full_like(target, -1, dtype=grad.dtype))
+        grad.scatter_add_(2, target, self._minus_ones(target.shape, grad))
         grad.div_(batch)
 
         grad_w3 = torch.bmm(h2.transpose(1, 2), grad)
@@ -154,7 +167,14 @@ class LockstepMLP(nn.Module):
         grad_w1 = torch.mm(x.t(), grad_z1.reshape(batch, k * hidden)).view_as(self.w1)
         grad_b1 = grad_z1.sum(0)
         grads = [grad_w1, grad_b1, grad_w2, grad_b2, grad_w3, grad_b3, *grad_act1, *grad_act2]
-        return losses, correct, grads
+        return loss_sums, correct, grads
+
+    def _minus_ones(self, shape: torch.Size, like: torch.Tensor) -> torch.Tensor:
+        cached = getattr(self, "_minus_ones_cache", None)
+        if cached is None or cached.shape != shape or cached.device != like.device:
+            cached = torch.full(shape, -1.0, dtype=like.dtype, device=like.device)
+            self._minus_ones_cache = cached
+        return cached
 
     def model_state(self, k: int) -> dict[str, torch.Tensor]:
         """Model k's weights as an `MLP` state dict (e.g. to load into a stand-alone MLP)."""

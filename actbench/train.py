@@ -96,21 +96,22 @@ def train_lockstep(
         started = time.perf_counter()
         net.train()
         perm = torch.randperm(n, generator=order).to(device)
-        loss_sum = torch.zeros(k, device=device, dtype=torch.float64)
-        correct = torch.zeros(k, device=device, dtype=torch.int64)
+        labels_in_order = data.train_y.index_select(0, perm)
+        batch_losses, batch_hits = [], []
         steps = 0
         for start in range(0, n, config.batch_size):
-            idx = perm[start : start + config.batch_size]
-            xb, yb = data.train_x.index_select(0, idx), data.train_y.index_select(0, idx)
-            losses, hits, grads = net.train_step(xb, yb)
+            xb = data.train_x.index_select(0, perm[start : start + config.batch_size])
+            batch_loss, hits, grads = net.train_step(xb, labels_in_order[start : start + len(xb)])
             optimizer.step(grads)
-            loss_sum += losses.double() * len(idx)
-            correct += hits
+            batch_losses.append(batch_loss)
+            batch_hits.append(hits)
             steps += 1
             if on_steps is not None and steps % report_every == 0:
                 on_steps(report_every)
         if on_steps is not None and steps % report_every:
             on_steps(steps % report_every)
+        loss_sum = torch.stack(batch_losses).double().sum(0)
+        correct = torch.stack(batch_hits).sum(0)
         train_loss = (loss_sum / n).tolist()
         train_acc = (correct.double() / n).tolist()
         test_loss, test_acc = evaluate(net, data.test_x, data.test_y, config.eval_batch_size)

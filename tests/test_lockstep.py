@@ -45,19 +45,26 @@ def train_alone(activation, data, config, seed):
     return model, history
 
 
+# Built-ins with a hand-written backward, then a mix that needs autograd (learned, coupled).
+KNOWN = ["relu", "sigmoid", "tanh", "leaky:0.2", "elu", "selu", "gelu", "silu", "mish",
+         "softplus", "identity"]  # fmt: skip
+MIXED = ["relu", "tanh", "prelu", "softmax", "leaky:0.2"]
+
+
 @pytest.mark.parametrize(
-    "settings",
+    ("settings", "names"),
     [
-        {"optimizer": "adam", "lr": 1e-3},
-        {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9},
+        ({"optimizer": "adam", "lr": 1e-3}, KNOWN),
+        ({"optimizer": "adam", "lr": 1e-3}, MIXED),
+        ({"optimizer": "sgd", "lr": 0.05, "momentum": 0.9}, MIXED),
     ],
 )
-def test_lockstep_equals_one_model_at_a_time(mnist_dir, settings):
+def test_lockstep_equals_one_model_at_a_time(mnist_dir, settings, names):
     config = make_config(
         {"epochs": 3, "batch_size": 32, "hidden": 16, "data_dir": str(mnist_dir), **settings}
     )
     data = prepare(load_mnist(mnist_dir, download=False), None, 0, torch.device("cpu"))
-    activations = resolve_all(["relu", "tanh", "prelu", "softmax", "leaky:0.2"])
+    activations = resolve_all(names)
     rows = []
     net = train_lockstep(activations, data, config, seed=5, on_epoch=rows.extend)
     for k, activation in enumerate(activations):

@@ -1,0 +1,64 @@
+"""Worker processes: the split, the thread policy, and the same rows as training in one process."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from actbench.activations import resolve_all
+from actbench.config import make_config
+from actbench.data import load_mnist, prepare
+from actbench.parallel import split, train_in_workers
+from actbench.runtime import plan_workers
+from actbench.train import train_lockstep
+
+
+def test_split_is_contiguous_and_balanced():
+    assert split([1, 2, 3, 4, 5], 2) == [[1, 2, 3], [4, 5]]
+    assert split([1, 2], 4) == [[1], [2]]
+    assert split(list(range(8)), 4) == [[0, 1], [2, 3], [4, 5], [6, 7]]
+
+
+def test_thread_policy(monkeypatch):
+    monkeypatch.setattr("actbench.runtime.cpu_cores", lambda: 4)
+    cpu = torch.device("cpu")
+    assert plan_workers(4, cpu, 0, 0) == (4, 1)  # one single-threaded worker per core
+    assert plan_workers(2, cpu, 0, 0) == (2, 2)  # fewer models than cores: threads share
+    assert plan_workers(1, cpu, 0, 0) == (1, 4)
+    assert plan_workers(8, cpu, 0, 0) == (4, 1)
+    assert plan_workers(8, cpu, 1, 0) == (1, 4)  # --workers 1
+    assert plan_workers(8, cpu, 2, 3) == (2, 3)  # both given
+    assert plan_workers(8, torch.device("cuda"), 0, 0)[0] == 1
+
+
+def test_workers_give_the_same_rows_as_one_process(mnist_dir):
+    config = make_config({"epochs": 2, "hidden": 16, "batch_size": 32})
+    data = prepare(load_mnist(mnist_dir, download=False), None, 0, torch.device("cpu"))
+    activations = resolve_all(["relu", "tanh", "gelu"])
+    alone, parallel = [], []
+    steps = []
+    train_lockstep(activations, data, config, seed=3, on_epoch=alone.extend)
+    train_in_workers(
+        activations, data, config, 3, workers=2, threads=1,
+        on_epoch=parallel.extend, on_steps=steps.append,
+    )  # fmt: skip
+    key = lambda r: (r.epoch, r.activation)  # noqa: E731
+    assert sorted(map(key, parallel)) == sorted(map(key, alone))
+    by_key = {key(r): r for r in parallel}
+    for row in alone:
+        other = by_key[key(row)]
+        assert other.train_loss == pytest.approx(row.train_loss, rel=1e-5)
+        assert other.test_accuracy == pytest.approx(row.test_accuracy, abs=1.5 / len(data.test_x))
+    assert sum(steps) == 2 * 2 * 8  # 2 workers x 2 epochs x 256/32 steps
+
+
+def test_a_failing_worker_is_reported(mnist_dir, monkeypatch):
+    config = make_config({"epochs": 1, "hidden": 8})
+    data = prepare(load_mnist(mnist_dir, download=False), None, 0, torch.device("cpu"))
+
+    def boom(*args, **kwargs):
+        raise ValueError("broken on purpose")
+
+    monkeypatch.setattr("actbench.parallel.train_lockstep", boom)
+    with pytest.raises(RuntimeError, match="broken on purpose"):
+        train_in_workers(resolve_all(["relu", "tanh"]), data, config, 0, workers=2, threads=1)
