@@ -194,6 +194,7 @@ def run(
         TimeRemainingColumn(),
         console=err,
         transient=True,
+        refresh_per_second=4,  # the bar shares the CPU with training: redraw sparingly
     )
     task: dict[str, Any] = {}
 

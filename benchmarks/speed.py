@@ -11,22 +11,23 @@ with a test pass after every epoch; 784-128-128-10, Adam 1e-3, batch 64) is done
                 one activation after the other;
   hand-written  a careful loop: the data preloaded as one normalised tensor, batches as index
                 slices, one activation after the other;
-  actbench      `actbench.run_experiment`, as `actbench run` does it.
+  actbench      the `actbench run` command, progress bar and table included.
 
 Each one runs in a fresh process, end to end (start, imports, reading the data files,
 training, testing), and the three alternate within each repeat so that a noisy machine
 slows them alike. The script also measures the machine's matrix-multiply rate and turns the
 run's floating-point work into a floor: the time the run would take if it did nothing but
-multiply matrices at that rate. Peak memory is the peak resident set of each run's processes.
+multiply matrices at that rate. Peak memory is the highest proportional set size (PSS) of each
+run's process tree, sampled every 0.1 s (Linux): pages that processes share count once.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -154,46 +155,71 @@ def run_handwritten(args) -> dict:
 
 
 def run_actbench(args) -> dict:
-    from actbench import load_config, run_experiment
+    import pandas as pd
+
+    from actbench.cli import app
 
     with tempfile.TemporaryDirectory() as results:
-        config = load_config(
-            None,
-            activations=args.activations,
-            epochs=args.epochs,
-            hidden=args.hidden,
-            subset=args.subset,
-            data_dir=args.data_dir,
-            download=False,
-            results_dir=results,
-        )
-        result = run_experiment(config)
-    last = result.metrics[result.metrics["epoch"] == args.epochs]
+        command = ["run", "--activations", args.activations, "--epochs", str(args.epochs)]
+        command += ["--hidden", str(args.hidden), "--data-dir", str(args.data_dir)]
+        command += ["--no-download", "--results-dir", results]
+        if args.subset:
+            command += ["--subset", str(args.subset)]
+        with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the JSON line
+            code = app(command, standalone_mode=False)
+        if code:
+            sys.exit(f"actbench run failed with exit code {code}")
+        (metrics,) = Path(results).glob("*/metrics.csv")
+        frame = pd.read_csv(metrics)
+    last = frame[frame["epoch"] == args.epochs]
     return dict(zip(last["activation"], last["test_accuracy"], strict=True))
 
 
 RUNNERS = {"tutorial": run_tutorial, "hand-written": run_handwritten, "actbench": run_actbench}
 
 
-def peak_mb() -> float:
-    """Peak resident memory of this process plus the largest of its finished children, in MB."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return (own + children) / 1024
+def _tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (Linux /proc)."""
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                todo.extend(int(child) for child in task.read_text().split())
+    return pids
+
+
+def tree_pss_mb(pid: int) -> float:
+    """Proportional set size of a process tree in MB: shared pages are counted once in all."""
+    total_kb = 0
+    for member in _tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total_kb += int(line.split()[1])
+    return total_kb / 1024
 
 
 # --- the driver ------------------------------------------------------------------------------
 
 
 def one_run(approach: str, args) -> dict:
+    """Run one approach in a fresh process; time it and sample its memory every 0.1 s."""
     command = [sys.executable, __file__, "--approach", approach, *_shared_flags(args)]
     start = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0.0
+    while proc.poll() is None:
+        peak = max(peak, tree_pss_mb(proc.pid))
+        time.sleep(0.1)
     seconds = time.perf_counter() - start
+    stdout, stderr = proc.communicate()
     if proc.returncode != 0:
-        sys.exit(f"{approach} failed:\n{proc.stderr[-2000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+        sys.exit(f"{approach} failed:\n{stderr[-2000:]}")
+    result = json.loads(stdout.strip().splitlines()[-1])
     result["seconds"] = seconds
+    result["peak_mb"] = peak
     return result
 
 
@@ -221,7 +247,7 @@ def main() -> None:
 
     if args.approach:  # a child: do the work once, report accuracy and memory as JSON
         accuracy = RUNNERS[args.approach](args)
-        print(json.dumps({"accuracy": accuracy, "peak_mb": peak_mb()}))
+        print(json.dumps({"accuracy": accuracy}))
         return
 
     import torch
