@@ -52,20 +52,27 @@ def _losses(logits: torch.Tensor, labels: torch.Tensor, reduction: str) -> torch
     return per_sample.mean(1) if reduction == "mean" else per_sample.sum(1)
 
 
+def _totals(
+    losses: list[torch.Tensor], hits: list[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-model sums over batches, in float64 on the CPU (some devices have no float64)."""
+    return torch.stack(losses).cpu().double().sum(0), torch.stack(hits).cpu().sum(0)
+
+
 @torch.no_grad()
 def evaluate(
     net: LockstepMLP, x: torch.Tensor, y: torch.Tensor, batch_size: int
 ) -> tuple[list[float], list[float]]:
     """Mean loss and accuracy of every model on (x, y)."""
     net.eval()
-    loss_sum = torch.zeros(net.k, device=x.device, dtype=torch.float64)
-    correct = torch.zeros(net.k, device=x.device, dtype=torch.int64)
+    losses, hits = [], []
     for start in range(0, len(x), batch_size):
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]
         logits = net(xb)
-        loss_sum += _losses(logits, yb, "sum").double()
-        correct += (logits.argmax(-1) == yb).sum(1)
+        losses.append(_losses(logits, yb, "sum"))
+        hits.append((logits.argmax(-1) == yb).sum(1))
     n = len(x)
+    loss_sum, correct = _totals(losses, hits)
     return (loss_sum / n).tolist(), (correct.double() / n).tolist()
 
 
@@ -110,8 +117,7 @@ def train_lockstep(
                 on_steps(report_every)
         if on_steps is not None and steps % report_every:
             on_steps(steps % report_every)
-        loss_sum = torch.stack(batch_losses).double().sum(0)
-        correct = torch.stack(batch_hits).sum(0)
+        loss_sum, correct = _totals(batch_losses, batch_hits)
         train_loss = (loss_sum / n).tolist()
         train_acc = (correct.double() / n).tolist()
         test_loss, test_acc = evaluate(net, data.test_x, data.test_y, config.eval_batch_size)
