@@ -55,6 +55,8 @@ def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
     torch.set_num_threads(threads if workers == 1 else cpu_cores())
     mnist = load_mnist(config.data_dir, download=config.download)
     data = prepare(mnist, config.subset, config.seed, device)
+    md5 = mnist.md5
+    del mnist  # training needs only the prepared tensors: hold the data set once
 
     labels = [a.label for a in activations]
     run_dir = create_run_dir(Path(config.results_dir))
@@ -71,7 +73,7 @@ def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
             "data": {
                 "train_samples": len(data.train_x),
                 "test_samples": len(data.test_x),
-                "md5": mnist.md5,
+                "md5": md5,
             },
             "versions": versions(),
             "command": ["actbench", *sys.argv[1:]],
@@ -89,8 +91,10 @@ def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
         writer.add(rows)  # at once: workers report their groups separately
         key = (rows[0].seed, rows[0].epoch)
         pending.setdefault(key, []).extend(rows)
-        if len(pending[key]) == len(labels) and hooks.on_epoch is not None:
-            hooks.on_epoch(sorted(pending.pop(key), key=lambda r: labels.index(r.activation)))
+        if len(pending[key]) == len(labels):
+            done = sorted(pending.pop(key), key=lambda r: labels.index(r.activation))
+            if hooks.on_epoch is not None:
+                hooks.on_epoch(done)
 
     try:
         if workers == 1:

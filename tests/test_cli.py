@@ -48,6 +48,9 @@ def test_run_then_plot(mnist_dir, tmp_path):
     assert manifest["versions"]["torch"] == version("torch")
     assert manifest["started"] and manifest["finished"]
     assert "best test acc" in result.stdout and "leaky:0.1" in result.stdout
+    # one line per epoch, with every activation in the order given, even from several workers
+    (line,) = [ln for ln in result.stderr.splitlines() if ln.startswith("epoch 2/2")]
+    assert line.index("relu") < line.index("tanh") < line.index("leaky:0.1")
 
     plotted = invoke("plot", results)
     assert plotted.exit_code == 0, plotted.output
