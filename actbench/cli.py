@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -212,6 +213,13 @@ def run(
         on_steps=lambda n: progress.advance(task["id"], n),
         on_epoch=on_epoch,
     )
+    signals: list[int] = []
+
+    def terminate(signum: int, frame: Any) -> None:  # SIGTERM ends a run the way Ctrl-C does
+        signals.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         result = run_experiment(settings, hooks)
     except KeyboardInterrupt:
@@ -219,9 +227,10 @@ def run(
         where = task.get("dir")
         kept = f"; finished epochs are kept in {where}" if where else ""
         err.print(f"Interrupted{kept}", soft_wrap=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + (signals[0] if signals else signal.SIGINT)) from None
     finally:
         progress.stop()
+        signal.signal(signal.SIGTERM, previous)
     out.print(_summary_table(result.run_dir, result.metrics))
     out.print(f"Metrics: {result.run_dir / 'metrics.csv'}", soft_wrap=True)
     out.print(f"Plot them with: actbench plot {result.run_dir}", soft_wrap=True)

@@ -9,9 +9,11 @@ lockstep on the shared, read-only data and sends its rows back as each epoch end
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +38,10 @@ def split(items: list[Any], parts: int) -> list[list[Any]]:
     return [g for g in groups if g]
 
 
+class _Stopped(Exception):
+    """Raised in a worker when the parent asks it to stop."""
+
+
 def _worker(
     index: int,
     specs: list[str],
@@ -44,9 +50,20 @@ def _worker(
     seed: int,
     threads: int,
     messages: Any,
+    stop: Any,
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # and ends a worker with SIGTERM
     torch.set_num_threads(threads)
+    parent = os.getppid()
+
+    def on_steps(n: int) -> None:
+        if os.getppid() != parent:  # the parent died without ending us: stop, do not train on
+            os._exit(1)
+        if stop.is_set():  # the parent was interrupted: drop the unfinished epoch
+            raise _Stopped
+        messages.put(("steps", index, n))
+
     try:
         from actbench.activations import resolve_all
 
@@ -56,21 +73,32 @@ def _worker(
             config,
             seed,
             on_epoch=lambda rows: messages.put(("epoch", index, rows)),
-            on_steps=lambda n: messages.put(("steps", index, n)),
+            on_steps=on_steps,
         )
         messages.put(("done", index, None))
+    except _Stopped:
+        messages.put(("stopped", index, None))
     except BaseException as err:  # report anything, so the parent never waits forever
         messages.put(("error", index, f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
 
 
-def _drain(messages: Any, on_epoch: Callable[[list[EpochResult]], None] | None) -> None:
-    while True:
+def _drain(
+    messages: Any,
+    running: set[int],
+    on_epoch: Callable[[list[EpochResult]], None] | None,
+    patience: float = 10.0,
+) -> None:
+    """After a stop request: take the epochs the workers still report, until they have all ended."""
+    deadline = time.monotonic() + patience
+    while running and time.monotonic() < deadline:
         try:
-            kind, _, payload = messages.get(timeout=0.2)
+            kind, index, payload = messages.get(timeout=0.2)
         except (queue.Empty, OSError, EOFError):
-            return
+            continue
         if kind == "epoch" and on_epoch is not None:
             on_epoch(payload)
+        elif kind in ("done", "stopped", "error"):
+            running.discard(index)
 
 
 def _context() -> Any:
@@ -96,11 +124,12 @@ def train_in_workers(
     """Train `activations` split over `workers` processes of `threads` threads each."""
     context = _context()
     messages = context.Queue()
+    stop = context.Event()
     groups = split([a.label for a in activations], workers)
     processes = [
         context.Process(
             target=_worker,
-            args=(i, group, data, config, seed, threads, messages),
+            args=(i, group, data, config, seed, threads, messages, stop),
             daemon=True,
         )
         for i, group in enumerate(groups)
@@ -130,7 +159,8 @@ def train_in_workers(
             elif kind == "error":
                 raise RuntimeError(f"training worker {index} failed: {payload}")
     except KeyboardInterrupt:
-        _drain(messages, on_epoch)  # keep every epoch a worker finished before the interrupt
+        stop.set()  # a second Ctrl-C while waiting here ends the wait at once
+        _drain(messages, running, on_epoch)  # keep every epoch a worker finished
         raise
     finally:
         for process in processes:
