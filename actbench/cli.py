@@ -8,6 +8,7 @@ import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -23,9 +24,9 @@ from typer.core import TyperGroup
 
 from actbench import __version__
 from actbench.activations import REGISTRY
-from actbench.config import load_config
+from actbench.config import RunConfig, load_config, read_toml
 from actbench.errors import ActbenchError
-from actbench.experiment import Hooks, run_experiment
+from actbench.experiment import Hooks, resume_experiment, run_experiment
 from actbench.results import load_runs, summarize
 from actbench.train import EpochResult
 
@@ -93,17 +94,24 @@ def _epoch_line(rows: list[EpochResult], epochs: int) -> str:
     return f"epoch {rows[0].epoch}/{epochs} ({seconds:.1f} s)  test accuracy: {accuracies}"
 
 
+def _loss(value: float) -> str:
+    return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.3g}"
+
+
 def _summary_table(run_dir: Path, frame) -> Table:
     table = Table(title=f"Results in {run_dir}")
-    for column in ("activation", "test acc", "best test acc", "train loss", "test loss", "s/epoch"):
+    for column in ("activation", "test acc", "best (epoch)", "train loss", "test loss", "s/epoch"):
         table.add_column(column, justify="left" if column == "activation" else "right")
     for row in summarize(frame).itertuples(index=False):
+        diverged = not pd.isna(row.diverged_epoch)
         table.add_row(
             row.activation,
-            f"{100 * row.final_test_accuracy:.2f}%",
-            f"{100 * row.best_test_accuracy:.2f}% (ep {row.best_epoch})",
-            f"{row.final_train_loss:.4f}",
-            f"{row.final_test_loss:.4f}",
+            f"diverged ep {int(row.diverged_epoch)}"
+            if diverged
+            else f"{100 * row.final_test_accuracy:.2f}%",
+            f"{100 * row.best_test_accuracy:.2f}% ({row.best_epoch})",
+            _loss(row.final_train_loss),
+            _loss(row.final_test_loss),
             f"{row.seconds_per_epoch:.2f}",
         )
     return table
@@ -161,13 +169,19 @@ def run(
     threads: Annotated[
         int | None, typer.Option(help="CPU threads per process (default 0: cores / workers).")
     ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Continue this run folder from its last finished epochs "
+            "(or extend it with a larger --epochs).",
+        ),
+    ] = None,
 ) -> None:
     """Train the 784-H-H-10 network once per activation and record every epoch.
 
     Example: actbench run --activations relu,sigmoid,tanh,leaky --epochs 5
     """
-    settings = load_config(
-        config,
+    flags = dict(
         activations=activations,
         epochs=epochs,
         batch_size=batch_size,
@@ -185,6 +199,13 @@ def run(
         workers=workers,
         threads=threads,
     )
+    if resume is not None:
+        preset = read_toml(config) if config is not None else {}
+        overrides = {**preset, **{k: v for k, v in flags.items() if v is not None}}
+        start = lambda hooks: resume_experiment(resume, overrides, hooks)  # noqa: E731
+    else:
+        settings = load_config(config, **flags)
+        start = lambda hooks: run_experiment(settings, hooks)  # noqa: E731
     progress = Progress(
         TextColumn("[bold]training"),
         BarColumn(),
@@ -199,14 +220,14 @@ def run(
     )
     task: dict[str, Any] = {}
 
-    def on_start(run_dir: Path, total: int) -> None:
-        task["dir"] = run_dir
-        err.print(f"Run folder: {run_dir}", soft_wrap=True)
+    def on_start(run_dir: Path, total: int, settings: RunConfig) -> None:
+        task["dir"], task["epochs"] = run_dir, settings.epochs
+        err.print(f"{'Resuming run' if resume else 'Run folder'}: {run_dir}", soft_wrap=True)
         task["id"] = progress.add_task("train", total=total)
         progress.start()
 
     def on_epoch(rows: list[EpochResult]) -> None:
-        progress.console.print(_epoch_line(rows, settings.epochs), soft_wrap=True)
+        progress.console.print(_epoch_line(rows, task["epochs"]), soft_wrap=True)
 
     hooks = Hooks(
         on_start=on_start,
@@ -221,16 +242,22 @@ def run(
 
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        result = run_experiment(settings, hooks)
+        result = start(hooks)
     except KeyboardInterrupt:
+        for signum in (signal.SIGINT, signal.SIGTERM):  # exiting: more signals change nothing
+            signal.signal(signum, signal.SIG_IGN)
         progress.stop()
         where = task.get("dir")
-        kept = f"; finished epochs are kept in {where}" if where else ""
+        kept = (
+            f"; finished epochs are kept in {where}; continue with: actbench run --resume {where}"
+            if where
+            else ""
+        )
         err.print(f"Interrupted{kept}", soft_wrap=True)
         raise typer.Exit(128 + (signals[0] if signals else signal.SIGINT)) from None
     finally:
         progress.stop()
-        signal.signal(signal.SIGTERM, previous)
+    signal.signal(signal.SIGTERM, previous)
     out.print(_summary_table(result.run_dir, result.metrics))
     out.print(f"Metrics: {result.run_dir / 'metrics.csv'}", soft_wrap=True)
     out.print(f"Plot them with: actbench plot {result.run_dir}", soft_wrap=True)

@@ -1,23 +1,50 @@
-"""One `actbench run` as a library call: settings in, a run folder with CSV and manifest out."""
+"""One `actbench run` as a library call: settings in, a run folder with CSV and manifest out.
+
+A run can also be resumed: `resume_experiment` continues an interrupted run (or extends a
+finished one with more epochs) from the per-model checkpoints in its folder.
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
 
 from actbench.activations import resolve_all
-from actbench.config import RunConfig
+from actbench.checkpoint import CheckpointStore
+from actbench.config import RunConfig, make_config
 from actbench.data import load_mnist, prepare
+from actbench.errors import UsageError
+from actbench.jobs import Unit, plan_jobs, run_jobs, total_steps
 from actbench.parallel import train_in_workers
-from actbench.results import RunWriter, create_run_dir
+from actbench.results import (
+    MANIFEST,
+    RunLock,
+    RunWriter,
+    create_run_dir,
+    read_manifest,
+    signals_held,
+)
 from actbench.runtime import choose_device, cpu_cores, plan_workers, versions
-from actbench.train import EpochResult, steps_per_epoch, train_lockstep
+from actbench.train import EpochResult
+
+# Settings that change what the models learn: a resumed run must keep every one of them.
+RESULT_KEYS = (
+    "activations",
+    "hidden",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "momentum",
+    "seed",
+    "subset",
+)
 
 
 @dataclass(frozen=True)
@@ -33,7 +60,8 @@ class RunResult:
 class Hooks:
     """Optional callbacks a front end uses to show progress; the library never prints."""
 
-    on_start: Callable[[Path, int], None] | None = None  # run folder, total optimiser steps
+    # the run folder, the optimiser steps to take, the settings
+    on_start: Callable[[Path, int, RunConfig], None] | None = None
     on_steps: Callable[[int], None] | None = None  # steps just taken
     on_epoch: Callable[[list[EpochResult]], None] | None = None  # all rows of a finished epoch
 
@@ -42,72 +70,213 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
-    """Train one model per activation on MNIST and record every epoch in a new run folder.
+@dataclass
+class _EpochCollector:
+    """Hands the front end one list per (seed, epoch) once every model still training reported.
 
-    Everything a user can get wrong is checked before the run folder is created. Rows are
-    written as each epoch finishes; an interruption or failure marks the manifest and keeps them.
+    Workers report their own models separately; a model that diverged reports no more epochs.
     """
-    hooks = hooks or Hooks()
-    activations = resolve_all(config.activations)
-    device = choose_device(config.device)
-    workers, threads = plan_workers(len(activations), device, config.workers, config.threads)
-    torch.set_num_threads(threads if workers == 1 else cpu_cores())
-    mnist = load_mnist(config.data_dir, download=config.download)
-    data = prepare(mnist, config.subset, config.seed, device)
-    md5 = mnist.md5
-    del mnist  # training needs only the prepared tensors: hold the data set once
 
-    labels = [a.label for a in activations]
-    run_dir = create_run_dir(Path(config.results_dir))
-    writer = RunWriter(
-        run_dir,
-        labels,
-        {
-            "status": "running",
-            "config": config.to_dict(),
-            "activations": labels,
-            "device": str(device),
-            "workers": workers,
-            "threads_per_worker": threads,
-            "data": {
-                "train_samples": len(data.train_x),
-                "test_samples": len(data.test_x),
-                "md5": md5,
-            },
-            "versions": versions(),
-            "command": ["actbench", *sys.argv[1:]],
-            "started": _now(),
-            "finished": None,
-        },
-    )
+    units: list[Unit]
+    first: dict[Unit, int]  # epochs a unit had finished before this session
+    last: dict[Unit, int]  # the epoch a unit ends at (the run's epochs, or where it diverged)
+    order: dict[str, int]
+    emit: Callable[[list[EpochResult]], None] | None
+    pending: dict[tuple[int, int], list[EpochResult]] = field(default_factory=dict)
+
+    def add(self, rows: list[EpochResult]) -> None:
+        for row in rows:
+            self.pending.setdefault((row.seed, row.epoch), []).append(row)
+            if row.status == "diverged":
+                unit = next(
+                    u for u in self.units if (u.seed, u.label) == (row.seed, row.activation)
+                )
+                self.last[unit] = row.epoch
+        for key in sorted(self.pending):
+            seed, epoch = key
+            expected = {
+                u.label
+                for u in self.units
+                if u.seed == seed and self.first.get(u, 0) < epoch <= self.last[u]
+            }
+            if {r.activation for r in self.pending[key]} >= expected:
+                done = sorted(self.pending.pop(key), key=lambda r: self.order[r.activation])
+                if self.emit is not None:
+                    self.emit(done)
+
+
+def _diverged(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"activation": r["activation"], "seed": r["seed"], "epoch": r["epoch"]}
+        for r in rows
+        if r["status"] == "diverged"
+    ]
+
+
+def _execute(
+    config: RunConfig,
+    run_dir: Path,
+    writer: RunWriter,
+    units: list[Unit],
+    finished: dict[Unit, int],
+    done: set[Unit],
+    data: Any,
+    workers: int,
+    threads: int,
+    hooks: Hooks,
+) -> RunResult:
+    """Train what is left of the run and keep the folder's CSV and manifest up to date."""
+    store = CheckpointStore(run_dir)
+    plans = plan_jobs(units, finished, done, workers)
     if hooks.on_start is not None:
-        total = workers * config.epochs * steps_per_epoch(len(data.train_x), config.batch_size)
-        hooks.on_start(run_dir, total)
-
-    pending: dict[tuple[int, int], list[EpochResult]] = {}
+        hooks.on_start(run_dir, total_steps(plans, config, len(data.train_x)), config)
+    last = {u: config.epochs for u in units}
+    collector = _EpochCollector(
+        units, finished, last, {u.label: u.index for u in units}, hooks.on_epoch
+    )
 
     def on_epoch(rows: list[EpochResult]) -> None:
-        writer.add(rows)  # at once: workers report their groups separately
-        key = (rows[0].seed, rows[0].epoch)
-        pending.setdefault(key, []).extend(rows)
-        if len(pending[key]) == len(labels):
-            done = sorted(pending.pop(key), key=lambda r: labels.index(r.activation))
-            if hooks.on_epoch is not None:
-                hooks.on_epoch(done)
+        writer.add(rows)  # at once: workers report their models separately
+        if any(r.status == "diverged" for r in rows):
+            writer.update(diverged=_diverged(writer.rows))
+        collector.add(rows)
 
     try:
-        if workers == 1:
-            train_lockstep(activations, data, config, config.seed, on_epoch, hooks.on_steps)
-        else:
-            train_in_workers(
-                activations, data, config, config.seed, workers, threads, on_epoch, hooks.on_steps
-            )
+        if len(plans) == 1:
+            run_jobs(plans[0], data, config, store, on_epoch, hooks.on_steps)
+        elif plans:
+            train_in_workers(plans, data, config, store, threads, on_epoch, hooks.on_steps)
     except KeyboardInterrupt:
-        writer.update(status="interrupted", finished=_now())
+        with signals_held():  # a second interrupt must not keep the run marked as running
+            writer.update(status="interrupted", finished=_now())
         raise
     except BaseException as err:
         writer.update(status="failed", error=f"{type(err).__name__}: {err}", finished=_now())
         raise
     writer.update(status="completed", finished=_now())
     return RunResult(run_dir, pd.DataFrame(writer.rows), writer.manifest)
+
+
+def _setup(config: RunConfig) -> tuple[list[Unit], Any, Any, int, int, torch.device]:
+    """Everything a user can get wrong, checked before any file is written."""
+    activations = resolve_all(config.activations)
+    device = choose_device(config.device)
+    workers, threads = plan_workers(len(activations), device, config.workers, config.threads)
+    torch.set_num_threads(threads if workers == 1 else cpu_cores())
+    mnist = load_mnist(config.data_dir, download=config.download)
+    data = prepare(mnist, config.subset, config.seed, device)
+    units = [Unit(config.seed, i, a.label) for i, a in enumerate(activations)]
+    return units, data, mnist.md5, workers, threads, device
+
+
+def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
+    """Train one model per activation on MNIST and record every epoch in a new run folder.
+
+    Everything a user can get wrong is checked before the run folder is created. Rows are
+    written as each epoch finishes, and every model is checkpointed, so an interrupted run
+    keeps its finished epochs and can be resumed; the manifest says how the run ended.
+    """
+    units, data, md5, workers, threads, device = _setup(config)
+    run_dir = create_run_dir(Path(config.results_dir))
+    with RunLock(run_dir):
+        manifest = {
+            "status": "running",
+            "config": config.to_dict(),
+            "activations": [u.label for u in units],
+            "device": str(device),
+            "workers": workers,
+            "threads_per_worker": threads,
+            "data": {"train_samples": len(data.train_x), "test_samples": len(data.test_x),
+                     "md5": md5},
+            "versions": versions(),
+            "command": ["actbench", *sys.argv[1:]],
+            "started": _now(),
+            "finished": None,
+            "diverged": [],
+            "resumed": [],
+        }  # fmt: skip
+        writer = RunWriter(run_dir, [u.label for u in units], manifest)
+        return _execute(config, run_dir, writer, units, {}, set(), data, workers, threads,
+                        hooks or Hooks())  # fmt: skip
+
+
+def _resumed_config(run_dir: Path, saved: dict[str, Any], overrides: dict[str, Any]) -> RunConfig:
+    """The run's own settings with `overrides` applied; refuses any that change the results."""
+    try:
+        original = make_config(saved)
+    except UsageError as err:
+        raise UsageError(f"{run_dir / MANIFEST}: {err}") from None
+    given = {key: value for key, value in overrides.items() if value is not None}
+    config = make_config(given, original)
+    changed = []
+    for key in RESULT_KEYS:
+        mine, theirs = getattr(config, key), getattr(original, key)
+        if key == "activations":
+            mine = [a.label for a in resolve_all(mine)]
+            theirs = [a.label for a in resolve_all(theirs)]
+        if mine != theirs:
+            changed.append(f"{key} {_show(mine)} (the run has {_show(theirs)})")
+    if changed:
+        raise UsageError(
+            f"cannot resume {run_dir} with different settings: {'; '.join(changed)}; "
+            "drop those options or start a new run"
+        )
+    return config
+
+
+def _show(value: Any) -> str:
+    return ",".join(value) if isinstance(value, list | tuple) else str(value)
+
+
+def resume_experiment(
+    run_dir: Path | str, overrides: dict[str, Any] | None = None, hooks: Hooks | None = None
+) -> RunResult:
+    """Continue the run in `run_dir` from each model's last finished epoch.
+
+    `overrides` may change how the run is computed (device, workers, data folder) and raise
+    `epochs` to extend a finished run; settings that change what the models learn must stay.
+    On a CPU, the resumed CSV equals the CSV of the same run never interrupted.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UsageError(f"{run_dir} is not a folder; give a run folder to --resume")
+    manifest = read_manifest(run_dir)
+    if not manifest or "config" not in manifest:
+        raise UsageError(f"{run_dir} is not a run folder (no {MANIFEST}); give a run folder")
+    config = _resumed_config(run_dir, manifest["config"], overrides or {})
+    with RunLock(run_dir):
+        units, data, md5, workers, threads, device = _setup(config)
+        if md5 != manifest.get("data", {}).get("md5", md5):
+            raise UsageError(
+                f"the MNIST files in {config.data_dir} differ from those {run_dir} was trained "
+                "on; point --data-dir at the original files"
+            )
+        store = CheckpointStore(run_dir)
+        states = {u: store.load(u.index, u.label, u.seed) for u in units}
+        finished = {u: s.epoch for u, s in states.items() if s is not None}
+        most = max(finished.values(), default=0)
+        if config.epochs < most:
+            raise UsageError(
+                f"{run_dir} already has {most} epochs; --epochs must be at least {most}"
+            )
+        done = {
+            u
+            for u, s in states.items()
+            if s is not None and (s.diverged or s.epoch >= config.epochs)
+        }
+        if len(done) == len(units):
+            raise UsageError(
+                f"{run_dir} is complete with {config.epochs} epochs; "
+                f"to extend it, add --epochs N with N above {config.epochs}"
+            )
+        rows = [asdict(r) for s in states.values() if s is not None for r in s.rows]
+        resumed = [*manifest.get("resumed", []), {"at": _now(), "epochs": config.epochs,
+                   "device": str(device), "workers": workers}]  # fmt: skip
+        manifest.update(
+            status="running", config=config.to_dict(), finished=None, resumed=resumed,
+            diverged=_diverged(rows), versions=versions(),
+        )  # fmt: skip
+        manifest.pop("error", None)
+        writer = RunWriter(run_dir, [u.label for u in units], manifest, rows)
+        return _execute(config, run_dir, writer, units, finished, done, data, workers, threads,
+                        hooks or Hooks())  # fmt: skip

@@ -74,6 +74,41 @@ class LockstepMLP(nn.Module):
         self.act_params1 = [p for act in self.acts1 for p in act.parameters()]
         self.act_params2 = [p for act in self.acts2 for p in act.parameters()]
 
+    def act_counts(self) -> tuple[list[int], list[int]]:
+        """How many learned tensors each model's two activation modules hold."""
+        return (
+            [len(list(act.parameters())) for act in self.acts1],
+            [len(list(act.parameters())) for act in self.acts2],
+        )
+
+    def split_models(self, tensors: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+        """A list laid out like `weights()` (weights, gradients, optimiser moments) cut per model.
+
+        Model k's list holds its layer-1 to layer-3 weights and biases, then its activations'
+        tensors: the layout `join_models` stacks back.
+        """
+        w1, b1, w2, b2, w3, b3, *rest = tensors
+        counts1, counts2 = self.act_counts()
+        acts1, acts2 = rest[: sum(counts1)], rest[sum(counts1) :]
+        per_model = []
+        for k in range(self.k):
+            own1 = acts1[sum(counts1[:k]) : sum(counts1[: k + 1])]
+            own2 = acts2[sum(counts2[:k]) : sum(counts2[: k + 1])]
+            layers = [w1[:, k], b1[k], w2[k], b2[k], w3[k], b3[k]]
+            per_model.append([t.detach().clone() for t in layers + own1 + own2])
+        return per_model
+
+    def join_models(self, per_model: list[list[torch.Tensor]]) -> list[torch.Tensor]:
+        """The inverse of `split_models` for this network's models: one list like `weights()`."""
+        if len(per_model) != self.k:
+            raise ValueError(f"expected {self.k} models, got {len(per_model)}")
+        layers = [torch.stack([m[i] for m in per_model], dim=1 if i == 0 else 0) for i in range(6)]
+        counts1, _ = self.act_counts()
+        acts1 = [t for k, m in enumerate(per_model) for t in m[6 : 6 + counts1[k]]]
+        acts2 = [t for k, m in enumerate(per_model) for t in m[6 + counts1[k] :]]
+        device = self.w1.device
+        return [t.to(device).contiguous() for t in layers + acts1 + acts2]
+
     def weights(self) -> list[torch.Tensor]:
         """Every trained tensor, in the order `train_step` returns their gradients."""
         stacked = [self.w1, self.b1, self.w2, self.b2, self.w3, self.b3]

@@ -11,6 +11,17 @@ import torch
 from actbench.config import RunConfig
 
 
+def _copies(saved: list[torch.Tensor], params: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Fresh copies of saved state tensors, each checked against and moved to its parameter."""
+    if len(saved) != len(params) or any(
+        s.shape != p.shape for s, p in zip(saved, params, strict=True)
+    ):
+        raise ValueError("saved optimiser state does not fit the parameters")
+    return [
+        s.to(device=p.device, dtype=p.dtype).clone() for s, p in zip(saved, params, strict=True)
+    ]
+
+
 class Adam:
     """Adam (Kingma and Ba, 2015) with torch.optim.Adam's defaults: no weight decay, no AMSGrad."""
 
@@ -27,6 +38,21 @@ class Adam:
         self.exp_avg_sq = [torch.zeros_like(p) for p in params]
         self.steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in params]
         self.fused = hasattr(torch, "_fused_adam_")
+
+    def buffers(self) -> dict[str, list[torch.Tensor]]:
+        """The per-tensor state, each list laid out like the parameters."""
+        return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}
+
+    @property
+    def step_count(self) -> int:
+        return int(self.steps[0].item()) if self.steps else 0
+
+    def load(self, buffers: dict[str, list[torch.Tensor]], step_count: int) -> None:
+        """Continue from saved state (the inverse of `buffers` and `step_count`)."""
+        self.exp_avg = _copies(buffers["exp_avg"], self.params)
+        self.exp_avg_sq = _copies(buffers["exp_avg_sq"], self.params)
+        for step in self.steps:
+            step.fill_(step_count)
 
     @torch.no_grad()
     def step(self, grads: list[torch.Tensor]) -> None:
@@ -65,17 +91,28 @@ class SGD:
 
     def __init__(self, params: list[torch.Tensor], lr: float, momentum: float = 0.0) -> None:
         self.params, self.lr, self.momentum = params, lr, momentum
-        self.buffers: list[torch.Tensor] | None = None
+        self.buffers_: list[torch.Tensor] | None = None
+
+    def buffers(self) -> dict[str, list[torch.Tensor]]:
+        """The momentum buffers (none before the first step or without momentum)."""
+        return {"momentum_buffer": self.buffers_} if self.buffers_ is not None else {}
+
+    step_count = 0  # SGD's update does not depend on the step
+
+    def load(self, buffers: dict[str, list[torch.Tensor]], step_count: int) -> None:
+        saved = buffers.get("momentum_buffer")
+        if saved is not None:
+            self.buffers_ = _copies(saved, self.params)
 
     @torch.no_grad()
     def step(self, grads: list[torch.Tensor]) -> None:
         if self.momentum:
-            if self.buffers is None:
-                self.buffers = [g.clone() for g in grads]
+            if self.buffers_ is None:
+                self.buffers_ = [g.clone() for g in grads]
             else:
-                torch._foreach_mul_(self.buffers, self.momentum)
-                torch._foreach_add_(self.buffers, grads)
-            grads = self.buffers
+                torch._foreach_mul_(self.buffers_, self.momentum)
+                torch._foreach_add_(self.buffers_, grads)
+            grads = self.buffers_
         torch._foreach_add_(self.params, grads, alpha=-self.lr)
 
 

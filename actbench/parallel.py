@@ -2,8 +2,8 @@
 
 On a small CPU, one single-threaded process per core is both faster and steadier than one
 process with several threads: small matrix products gain little from a second thread and slow
-down badly when anything else wants the core. Each worker trains its group of activations in
-lockstep on the shared, read-only data and sends its rows back as each epoch ends.
+down badly when anything else wants the core. Each worker trains its jobs (groups of models in
+lockstep) on the shared, read-only data and sends its rows back as each epoch ends.
 """
 
 from __future__ import annotations
@@ -20,22 +20,12 @@ from typing import Any
 
 import torch
 
-from actbench.activations import Activation
+from actbench.checkpoint import CheckpointStore
 from actbench.config import RunConfig
 from actbench.data import Tensors
 from actbench.errors import ActbenchError
-from actbench.train import EpochResult, train_lockstep
-
-
-def split(items: list[Any], parts: int) -> list[list[Any]]:
-    """`items` in `parts` contiguous groups whose sizes differ by at most one."""
-    size, extra = divmod(len(items), parts)
-    groups, start = [], 0
-    for i in range(parts):
-        end = start + size + (1 if i < extra else 0)
-        groups.append(items[start:end])
-        start = end
-    return [g for g in groups if g]
+from actbench.jobs import Job, run_jobs
+from actbench.train import EpochResult
 
 
 class _Stopped(Exception):
@@ -44,10 +34,10 @@ class _Stopped(Exception):
 
 def _worker(
     index: int,
-    specs: list[str],
+    jobs: list[Job],
     data: Tensors,
     config: RunConfig,
-    seed: int,
+    store: CheckpointStore | None,
     threads: int,
     messages: Any,
     stop: Any,
@@ -65,13 +55,11 @@ def _worker(
         messages.put(("steps", index, n))
 
     try:
-        from actbench.activations import resolve_all
-
-        train_lockstep(
-            resolve_all(specs),
+        run_jobs(
+            jobs,
             data,
             config,
-            seed,
+            store,
             on_epoch=lambda rows: messages.put(("epoch", index, rows)),
             on_steps=on_steps,
         )
@@ -112,27 +100,25 @@ def _context() -> Any:
 
 
 def train_in_workers(
-    activations: list[Activation],
+    plans: list[list[Job]],
     data: Tensors,
     config: RunConfig,
-    seed: int,
-    workers: int,
+    store: CheckpointStore | None,
     threads: int,
     on_epoch: Callable[[list[EpochResult]], None] | None = None,
     on_steps: Callable[[int], None] | None = None,
 ) -> None:
-    """Train `activations` split over `workers` processes of `threads` threads each."""
+    """Run each plan's jobs in its own process of `threads` CPU threads."""
     context = _context()
     messages = context.Queue()
     stop = context.Event()
-    groups = split([a.label for a in activations], workers)
     processes = [
         context.Process(
             target=_worker,
-            args=(i, group, data, config, seed, threads, messages, stop),
+            args=(i, jobs, data, config, store, threads, messages, stop),
             daemon=True,
         )
-        for i, group in enumerate(groups)
+        for i, jobs in enumerate(plans)
     ]
     for process in processes:
         process.start()

@@ -48,17 +48,31 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
+def curves(frame: pd.DataFrame, column: str) -> list[tuple[str, pd.Series]]:
+    """Each line of a curve figure: its label and its values by epoch (mean over seeds).
+
+    A series that diverged ends at the epoch where it did, and its label says so; a loss that
+    became NaN or infinite there is left out rather than drawn off the scale.
+    """
+    frame = frame.assign(label=label_series(frame))
+    lines = []
+    for label, group in frame.groupby("label", sort=False):
+        series = group.groupby("epoch")[column].mean()
+        series = series.where(series.abs() != float("inf"))
+        diverged = group.loc[group["status"] == "diverged", "epoch"]
+        if len(diverged):
+            label = f"{label} (diverged at epoch {int(diverged.min())})"
+        lines.append((label, series * 100 if column.endswith("accuracy") else series))
+    return lines
+
+
 def plot_curves(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     """One PNG per curve (training loss, test loss, test accuracy), one line per label."""
-    frame = frame.assign(label=label_series(frame))
     paths = []
     for column, (title, ylabel) in CURVES.items():
         fig = Figure(figsize=(7, 4.5))
         ax = fig.subplots()
-        for i, (label, group) in enumerate(frame.groupby("label", sort=False)):
-            series = group.groupby("epoch")[column].mean()
-            if column.endswith("accuracy"):
-                series = series * 100
+        for i, (label, series) in enumerate(curves(frame, column)):
             style = STYLES[i // 10 % len(STYLES)]
             ax.plot(series.index, series.values, style, marker="o", markersize=3, label=label)
         ax.set(title=title, xlabel="epoch", ylabel=ylabel)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, fields
 from datetime import datetime
 from pathlib import Path
@@ -20,19 +24,53 @@ MANIFEST = "manifest.json"
 COLUMNS = [f.name for f in fields(EpochResult)]
 
 
-def atomic_write(path: Path, content: str | bytes) -> None:
-    """Write `content` to `path` so that a crash leaves the old file or the new one, never a mix."""
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Delay SIGINT and SIGTERM until the block ends, so that what it writes is never cut short.
+
+    A signal that arrives meanwhile is handed to the previous handler on the way out (Python
+    runs signal handlers in the main thread only, so only there can a write be cut short).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if handler is not None:  # None: set outside Python, and could not be put back
+            previous[signum] = signal.signal(signum, lambda n, _: caught.append(n))
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in caught[:1]:
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), signum)
+
+
+def atomic_write(path: Path, content: str | bytes) -> None:
+    """Write `content` to `path` so that a crash leaves the old file or the new one, never a mix.
+
+    The new content goes to a temporary file in the same folder, reaches the disk, then
+    replaces the old file in one step; an interrupt arriving meanwhile waits for the end.
+    """
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    with signals_held():
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def create_run_dir(results_dir: Path, now: datetime | None = None) -> Path:
@@ -62,19 +100,64 @@ def create_run_dir(results_dir: Path, now: datetime | None = None) -> Path:
     raise ActbenchError(f"too many runs named run-{stamp} in {results_dir}")
 
 
+class RunLock:
+    """Holds a run folder for one process: a second run or resume of it is refused, not mixed in.
+
+    The lock is the operating system's, on a file in the folder, so it ends with the process
+    however the process ends.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / ".lock"
+        self.handle: Any = None
+
+    def __enter__(self) -> RunLock:
+        try:
+            import fcntl
+        except ImportError:  # not on a POSIX system: no lock
+            return self
+        try:
+            self.handle = open(self.path, "a")  # held until __exit__
+        except OSError as err:
+            raise ActbenchError(
+                f"cannot write in {self.path.parent} ({err.strerror}); check its permissions"
+            ) from None
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.handle.close()
+            raise UsageError(
+                f"{self.path.parent} is in use by another actbench process; "
+                "wait for it to finish or stop it"
+            ) from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.handle is not None:
+            self.handle.close()  # closing releases the lock
+
+
 class RunWriter:
     """Keeps a run folder's CSV and manifest up to date, rewriting each atomically."""
 
-    def __init__(self, run_dir: Path, activations: list[str], manifest: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        activations: list[str],
+        manifest: dict[str, Any],
+        rows: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.run_dir = run_dir
         self.rank = {label: i for i, label in enumerate(activations)}
         self.manifest = dict(manifest)
         self.rows: list[dict[str, Any]] = []
         self.write_manifest()
-        self._write_csv()
+        self.add([], rows or [])
 
-    def add(self, rows: list[EpochResult]) -> None:
+    def add(self, rows: list[EpochResult], plain: list[dict[str, Any]] = ()) -> None:
+        """Record finished epochs (as results or as plain CSV rows) and rewrite the CSV."""
         self.rows.extend(asdict(row) for row in rows)
+        self.rows.extend(dict(row) for row in plain)
         self.rows.sort(key=lambda r: (r["seed"], r["epoch"], self.rank[r["activation"]]))
         self._write_csv()
 
@@ -149,13 +232,15 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per activation: final and best test accuracy, final losses, seconds per epoch.
 
     With several seeds, final values are the mean over seeds and the best epoch is that of the
-    highest mean test accuracy.
+    highest mean test accuracy. `diverged_epoch` is the first epoch in which a seed of the
+    activation diverged (None if none did); final values are then those of that epoch.
     """
     rows = []
     for activation, group in frame.groupby("activation", sort=False):
         by_epoch = group.groupby("epoch").mean(numeric_only=True)
         final = by_epoch.iloc[-1]
         best_epoch = int(by_epoch["test_accuracy"].idxmax())
+        diverged = group.loc[group["status"] == "diverged", "epoch"]
         rows.append(
             {
                 "activation": activation,
@@ -165,6 +250,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
                 "final_train_loss": final["train_loss"],
                 "final_test_loss": final["test_loss"],
                 "seconds_per_epoch": group["epoch_seconds"].mean(),
+                "diverged_epoch": int(diverged.min()) if len(diverged) else None,
             }
         )
     return pd.DataFrame(rows)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +16,7 @@ from actbench.config import RunConfig
 from actbench.data import Tensors
 from actbench.lockstep import LockstepMLP
 from actbench.model import MLP
-from actbench.optim import make_optimizer
+from actbench.optim import SGD, Adam, make_optimizer
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,35 @@ class EpochResult:
     test_loss: float
     test_accuracy: float
     epoch_seconds: float
+    status: str = "ok"  # "diverged": the loss became NaN or infinite in this epoch; it stops here
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """Everything needed to continue one model's training exactly where it stopped."""
+
+    activation: str
+    seed: int
+    epoch: int  # epochs finished
+    diverged: bool
+    model: dict[str, torch.Tensor]  # an `MLP` state dict
+    optimizer: dict[str, list[torch.Tensor]]  # per-tensor state, laid out like `split_models`
+    optimizer_steps: int
+    order_rng: torch.Tensor  # the batch-order generator's state
+    torch_rng: torch.Tensor  # torch's global CPU generator's state
+    rows: tuple[EpochResult, ...]  # every row this model has produced, epoch 1 on
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain containers and tensors only, so it loads with `torch.load(weights_only=True)`."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["rows"] = [asdict(row) for row in self.rows]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelState:
+        values = dict(data)
+        values["rows"] = tuple(EpochResult(**row) for row in data["rows"])
+        return cls(**values)
 
 
 def build_models(
@@ -76,6 +106,53 @@ def evaluate(
     return (loss_sum / n).tolist(), (correct.double() / n).tolist()
 
 
+def _start(
+    activations: list[Activation],
+    config: RunConfig,
+    in_features: int,
+    seed: int,
+    device: torch.device,
+    states: list[ModelState] | None,
+) -> tuple[LockstepMLP, Adam | SGD]:
+    """The stacked network and its optimiser: fresh from `seed`, or continuing `states`."""
+    models = build_models(activations, config.hidden, in_features, seed)
+    if states:
+        for model, state in zip(models, states, strict=True):
+            model.load_state_dict(state.model)
+    net = LockstepMLP(models).to(device)
+    optimizer = make_optimizer(net.weights(), config)
+    if states:
+        keys = states[0].optimizer.keys()
+        saved = {key: net.join_models([s.optimizer[key] for s in states]) for key in keys}
+        optimizer.load(saved, states[0].optimizer_steps)
+    return net, optimizer
+
+
+def _snapshot(
+    net: LockstepMLP,
+    optimizer: Adam | SGD,
+    order: torch.Generator,
+    history: list[list[EpochResult]],
+    diverged: list[bool],
+) -> list[ModelState]:
+    buffers = {key: net.split_models(tensors) for key, tensors in optimizer.buffers().items()}
+    return [
+        ModelState(
+            activation=rows[-1].activation,
+            seed=rows[-1].seed,
+            epoch=rows[-1].epoch,
+            diverged=diverged[k],
+            model={name: t.cpu() for name, t in net.model_state(k).items()},
+            optimizer={key: [t.cpu() for t in per[k]] for key, per in buffers.items()},
+            optimizer_steps=optimizer.step_count,
+            order_rng=order.get_state(),
+            torch_rng=torch.get_rng_state(),
+            rows=tuple(rows),
+        )
+        for k, rows in enumerate(history)
+    ]
+
+
 def train_lockstep(
     activations: list[Activation],
     data: Tensors,
@@ -83,32 +160,43 @@ def train_lockstep(
     seed: int,
     on_epoch: Callable[[list[EpochResult]], None] | None = None,
     on_steps: Callable[[int], None] | None = None,
-) -> LockstepMLP:
-    """Train one model per activation side by side for `config.epochs` epochs.
+    start: list[ModelState] | None = None,
+    on_checkpoint: Callable[[list[ModelState]], None] | None = None,
+) -> LockstepMLP | None:
+    """Train one model per activation side by side up to epoch `config.epochs`.
 
-    Every model starts from the weights `seed` gives and sees the same mini-batch order.
-    `on_epoch` receives the epoch's rows as soon as the epoch is done; `on_steps` is told
-    how many optimiser steps were just taken (for progress bars).
+    Every model starts from the weights `seed` gives, or from `start` (states saved at the same
+    epoch), and sees the same mini-batch order. After each epoch, `on_checkpoint` receives every
+    model's state, then `on_epoch` the epoch's rows; `on_steps` is told how many optimiser
+    steps were just taken (for progress bars). A model whose loss becomes NaN or infinite is
+    reported as diverged and dropped; the others go on. Returns the surviving models' network.
     """
     device = data.train_x.device
-    models = build_models(activations, config.hidden, data.train_x.shape[1], seed)
-    net = LockstepMLP(models).to(device)
-    optimizer = make_optimizer(net.weights(), config)
-    order = torch.Generator().manual_seed(seed)
-    n, k = len(data.train_x), net.k
-    labels = [a.label for a in activations]
+    first = start[0].epoch if start else 0
+    if start and any(s.epoch != first or s.seed != seed for s in start):
+        raise ValueError("models trained in lockstep must start from the same seed and epoch")
+    net, optimizer = _start(activations, config, data.train_x.shape[1], seed, device, start)
+    order = torch.Generator()
+    if start:
+        order.set_state(start[0].order_rng)
+        torch.set_rng_state(start[0].torch_rng)
+    else:
+        order.manual_seed(seed)
+    history = [list(s.rows) for s in start] if start else [[] for _ in activations]
+    n = len(data.train_x)
+    per_epoch = steps_per_epoch(n, config.batch_size)
     report_every = 32
 
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(first + 1, config.epochs + 1):
         started = time.perf_counter()
         net.train()
         perm = torch.randperm(n, generator=order).to(device)
         labels_in_order = data.train_y.index_select(0, perm)
         batch_losses, batch_hits = [], []
         steps = 0
-        for start in range(0, n, config.batch_size):
-            xb = data.train_x.index_select(0, perm[start : start + config.batch_size])
-            batch_loss, hits, grads = net.train_step(xb, labels_in_order[start : start + len(xb)])
+        for begin in range(0, n, config.batch_size):
+            xb = data.train_x.index_select(0, perm[begin : begin + config.batch_size])
+            batch_loss, hits, grads = net.train_step(xb, labels_in_order[begin : begin + len(xb)])
             optimizer.step(grads)
             batch_losses.append(batch_loss)
             batch_hits.append(hits)
@@ -122,9 +210,12 @@ def train_lockstep(
         train_acc = (correct.double() / n).tolist()
         test_loss, test_acc = evaluate(net, data.test_x, data.test_y, config.eval_batch_size)
         seconds = time.perf_counter() - started
+        diverged = [
+            not (math.isfinite(train_loss[i]) and math.isfinite(test_loss[i])) for i in range(net.k)
+        ]
         rows = [
             EpochResult(
-                labels[i],
+                activations[i].label,
                 seed,
                 epoch,
                 train_loss[i],
@@ -132,11 +223,31 @@ def train_lockstep(
                 test_loss[i],
                 test_acc[i],
                 seconds,
+                "diverged" if diverged[i] else "ok",
             )
-            for i in range(k)
+            for i in range(net.k)
         ]
+        for own, row in zip(history, rows, strict=True):
+            own.append(row)
+        if on_checkpoint is not None:
+            on_checkpoint(_snapshot(net, optimizer, order, history, diverged))
         if on_epoch is not None:
             on_epoch(rows)
+        if any(diverged):
+            keep = [i for i in range(net.k) if not diverged[i]]
+            if not keep:
+                if on_steps is not None:  # the steps this group will not take
+                    on_steps((config.epochs - epoch) * per_epoch)
+                return None
+            states = _snapshot(net, optimizer, order, history, diverged)
+            activations = [activations[i] for i in keep]
+            history = [history[i] for i in keep]
+            rng = torch.get_rng_state()
+            survivors = [states[i] for i in keep]
+            net, optimizer = _start(
+                activations, config, data.train_x.shape[1], seed, device, survivors
+            )
+            torch.set_rng_state(rng)
     return net
 
 

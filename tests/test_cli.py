@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from importlib.metadata import version
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 
 from actbench import __version__
 from actbench.cli import app
+from actbench.results import COLUMNS
 
 runner = CliRunner()
 FAST = ["--epochs", "2", "--hidden", "16", "--batch-size", "32"]
@@ -47,7 +49,7 @@ def test_run_then_plot(mnist_dir, tmp_path):
     assert manifest["config"]["epochs"] == 2
     assert manifest["versions"]["torch"] == version("torch")
     assert manifest["started"] and manifest["finished"]
-    assert "best test acc" in result.stdout and "leaky:0.1" in result.stdout
+    assert "best (epoch)" in result.stdout and "leaky:0.1" in result.stdout
     # one line per epoch, with every activation in the order given, even from several workers
     (line,) = [ln for ln in result.stderr.splitlines() if ln.startswith("epoch 2/2")]
     assert line.index("relu") < line.index("tanh") < line.index("leaky:0.1")
@@ -110,6 +112,15 @@ def _corrupt_data(tmp_path, mnist_dir):
     return mnist_dir
 
 
+def _csv_run(tmp_path, name, columns):
+    folder = tmp_path / name
+    folder.mkdir()
+    values = {"activation": "relu", "status": "ok"}
+    row = [str(values.get(c, 1)) for c in columns]
+    (folder / "metrics.csv").write_text(",".join(columns) + "\n" + ",".join(row) + "\n")
+    return folder
+
+
 # (arguments, exit code, a piece of the one-line message)
 ERRORS = [
     (["run", "-a", "rleu"], 2, "unknown activation 'rleu' (did you mean 'relu'?)"),
@@ -135,7 +146,14 @@ ERRORS = [
     (["run", "--data-dir", "{empty}", "--no-download"], 1, "MNIST is not in"),
     (["run", "--data-dir", "{corrupt}"], 1, "train-images-idx3-ubyte.gz is corrupt"),
     (["run", "--results-dir", "{a_file}"], 2, "is a file; choose a folder"),
+    (["run", "--data-dir", "{a_file}"], 2, "is a file; point --data-dir at a folder"),
+    (["run", "--results-dir", "{a_file}/sub"], 1, "cannot create results folder"),
+    (["run", "--resume", "{missing}"], 2, "is not a folder; give a run folder to --resume"),
+    (["run", "--resume", "{empty}"], 2, "is not a run folder (no manifest.json)"),
     (["plot", "{empty}"], 2, "no finished epochs under"),
+    (["plot", "{few_columns}"], 1, "has missing columns ['train_loss'"),
+    (["plot", "{more_columns}"], 1, "has unexpected columns ['extra']"),
+    (["plot", "{good_run}", "--out", "{a_file}/plots"], 1, "cannot create plot folder"),
     (["plot", "{a_file}"], 2, "is a file"),
     (["plot", "{missing}"], 2, "does not exist"),
 ]
@@ -154,6 +172,9 @@ def test_every_mistake_is_one_line(mnist_dir, tmp_path, args, code, message):
         "empty": tmp_path / "empty",
         "a_file": tmp_path / "a_file",
         "corrupt": None,
+        "few_columns": _csv_run(tmp_path, "few", ["activation", "seed", "epoch"]),
+        "more_columns": _csv_run(tmp_path, "more", [*COLUMNS, "extra"]),
+        "good_run": _csv_run(tmp_path, "good", COLUMNS),
     }
     filled = []
     for arg in args:
@@ -217,3 +238,45 @@ def test_version_and_module_entry_point():
         [sys.executable, "-m", "actbench", "--version"], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0 and __version__ in proc.stdout
+
+
+def test_a_diverging_activation_stops_alone(mnist_dir, tmp_path):
+    # plain SGD at a huge learning rate: the linear control blows up, the others stay finite
+    result = invoke(
+        "run", "-a", "relu,identity,tanh", "--optimizer", "sgd", "--lr", "100", "--epochs", "3",
+        "--hidden", "8", "--data-dir", mnist_dir, "--results-dir", tmp_path / "r",
+        terminal_width=200,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (tmp_path / "r").iterdir()
+    frame = pd.read_csv(run_dir / "metrics.csv")
+    identity = frame[frame["activation"] == "identity"]
+    assert identity["epoch"].tolist() == [1]  # stopped at the epoch it diverged
+    assert identity["status"].tolist() == ["diverged"]
+    assert (
+        not pd.Series(identity[["train_loss", "test_loss"]].values.ravel())
+        .map(lambda v: abs(v) < float("inf"))
+        .all()
+    )
+    for name in ("relu", "tanh"):
+        rows = frame[frame["activation"] == name]
+        assert rows["epoch"].tolist() == [1, 2, 3] and (rows["status"] == "ok").all()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "completed"
+    assert manifest["diverged"] == [{"activation": "identity", "seed": 0, "epoch": 1}]
+    assert "diverged ep 1" in result.stdout
+    assert invoke("plot", run_dir).exit_code == 0
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="file permissions do not bind the root user")
+def test_unwritable_results_folder(mnist_dir, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        result = invoke("run", "--data-dir", mnist_dir, "--results-dir", locked)
+    finally:
+        locked.chmod(0o700)
+    assert result.exit_code == 1
+    assert "cannot write in results folder" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

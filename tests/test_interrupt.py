@@ -15,10 +15,10 @@ import pytest
 from actbench.results import COLUMNS
 
 
-def start_run(mnist_dir, results, workers):
+def start_run(mnist_dir, results, workers, epochs=100000, extra=()):
     command = [sys.executable, "-m", "actbench", "run", "-a", "relu,tanh,sigmoid",
-               "--epochs", "100000", "--hidden", "8", "--data-dir", str(mnist_dir),
-               "--results-dir", str(results), "--workers", str(workers)]  # fmt: skip
+               "--epochs", str(epochs), "--hidden", "8", "--data-dir", str(mnist_dir),
+               "--results-dir", str(results), "--workers", str(workers), *extra]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)  # fmt: skip
@@ -58,3 +58,21 @@ def test_signal_stops_the_run_and_keeps_finished_epochs(mnist_dir, tmp_path, sig
     for _, group in frame.groupby("activation"):
         assert group["epoch"].tolist() == list(range(1, len(group) + 1))
     assert not list(metrics.parent.glob(".*.tmp"))  # no half-written file left behind
+
+
+def test_a_second_ctrl_c_still_exits_promptly(mnist_dir, tmp_path):
+    results = tmp_path / "results"
+    proc = start_run(mnist_dir, results, workers=2)
+    metrics = wait_for_epochs(results, 3, proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    _, stderr = proc.communicate(timeout=30)
+    assert time.monotonic() - started < 10  # no waiting out the workers' patience
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    manifest = json.loads((metrics.parent / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    frame = pd.read_csv(metrics)
+    assert len(frame) >= 3 and list(frame.columns) == COLUMNS

@@ -8,7 +8,8 @@ import torch
 from actbench.activations import resolve_all
 from actbench.config import make_config
 from actbench.data import load_mnist, prepare
-from actbench.parallel import split, train_in_workers
+from actbench.jobs import Job, Unit, plan_jobs, split
+from actbench.parallel import train_in_workers
 from actbench.runtime import plan_workers
 from actbench.train import train_lockstep
 
@@ -17,6 +18,19 @@ def test_split_is_contiguous_and_balanced():
     assert split([1, 2, 3, 4, 5], 2) == [[1, 2, 3], [4, 5]]
     assert split([1, 2], 4) == [[1], [2]]
     assert split(list(range(8)), 4) == [[0, 1], [2, 3], [4, 5], [6, 7]]
+
+
+def test_plan_keeps_the_split_of_a_fresh_run_when_resuming():
+    units = [Unit(0, i, name) for i, name in enumerate(["relu", "tanh", "gelu", "elu"])]
+    relu, tanh, gelu, elu = units
+    assert plan_jobs(units, {}, set(), 2) == [
+        [Job(0, 0, (relu, tanh))],
+        [Job(0, 0, (gelu, elu))],
+    ]
+    # resumed: relu finished epoch 3, tanh only 2 (interrupted between), gelu is done
+    plans = plan_jobs(units, {relu: 3, tanh: 2, gelu: 5, elu: 4}, {gelu}, 2)
+    assert plans == [[Job(0, 3, (relu,)), Job(0, 2, (tanh,))], [Job(0, 4, (elu,))]]
+    assert plan_jobs(units, {}, set(units), 2) == []
 
 
 def test_thread_policy(monkeypatch):
@@ -38,10 +52,11 @@ def test_workers_give_the_same_rows_as_one_process(mnist_dir):
     alone, parallel = [], []
     steps = []
     train_lockstep(activations, data, config, seed=3, on_epoch=alone.extend)
+    units = [Unit(3, i, a.label) for i, a in enumerate(activations)]
+    plans = plan_jobs(units, {}, set(), 2)
     train_in_workers(
-        activations, data, config, 3, workers=2, threads=1,
-        on_epoch=parallel.extend, on_steps=steps.append,
-    )  # fmt: skip
+        plans, data, config, None, threads=1, on_epoch=parallel.extend, on_steps=steps.append
+    )
     key = lambda r: (r.epoch, r.activation)  # noqa: E731
     assert sorted(map(key, parallel)) == sorted(map(key, alone))
     by_key = {key(r): r for r in parallel}
@@ -59,6 +74,7 @@ def test_a_failing_worker_is_reported(mnist_dir, monkeypatch):
     def boom(*args, **kwargs):
         raise ValueError("broken on purpose")
 
-    monkeypatch.setattr("actbench.parallel.train_lockstep", boom)
+    monkeypatch.setattr("actbench.jobs.train_lockstep", boom)
+    plans = plan_jobs([Unit(0, 0, "relu"), Unit(0, 1, "tanh")], {}, set(), 2)
     with pytest.raises(RuntimeError, match="broken on purpose"):
-        train_in_workers(resolve_all(["relu", "tanh"]), data, config, 0, workers=2, threads=1)
+        train_in_workers(plans, data, config, None, threads=1)

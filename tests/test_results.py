@@ -31,6 +31,7 @@ SCHEMA = [
     "test_loss",
     "test_accuracy",
     "epoch_seconds",
+    "status",
 ]
 
 

@@ -1,0 +1,150 @@
+"""Resume: an interrupted run, continued from its checkpoints, ends as if never interrupted."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import signal
+
+import pandas as pd
+import pytest
+import torch
+from conftest import idx_bytes, make_split
+from test_interrupt import start_run, wait_for_epochs
+from typer.testing import CliRunner
+
+from actbench.activations import resolve
+from actbench.checkpoint import CheckpointStore
+from actbench.cli import app
+from actbench.config import make_config
+from actbench.data import load_mnist, prepare
+from actbench.experiment import resume_experiment, run_experiment
+from actbench.model import MLP
+from actbench.results import RunLock
+
+runner = CliRunner()
+ACTS = "relu,tanh,sigmoid"
+
+
+def settings(mnist_dir, results, **extra):
+    values = {"activations": ACTS, "hidden": 8, "batch_size": 16, "data_dir": str(mnist_dir),
+              "results_dir": str(results), "threads": 1, **extra}  # fmt: skip
+    return make_config(values)
+
+
+def metrics(run_dir):
+    """The CSV without its wall times, the one column that may differ between equal runs."""
+    return pd.read_csv(run_dir / "metrics.csv").drop(columns="epoch_seconds")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_interrupted_then_resumed_equals_uninterrupted(mnist_dir, tmp_path, workers):
+    epochs = 40
+    proc = start_run(mnist_dir, tmp_path / "a", workers, epochs=epochs, extra=["--threads", "1",
+                     "--batch-size", "16"])  # fmt: skip
+    run_dir = wait_for_epochs(tmp_path / "a", 9, proc).parent
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert f"continue with: actbench run --resume {run_dir}" in stderr
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "interrupted"
+    stopped = pd.read_csv(run_dir / "metrics.csv")
+    assert 9 <= len(stopped) < 3 * epochs  # really stopped half-way
+
+    result = runner.invoke(app, ["run", "--resume", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and len(manifest["resumed"]) == 1
+
+    whole = run_experiment(settings(mnist_dir, tmp_path / "b", epochs=epochs, workers=workers))
+    pd.testing.assert_frame_equal(metrics(run_dir), metrics(whole.run_dir), check_exact=True)
+    # the epochs finished before the interrupt are kept as they were
+    kept = stopped.merge(pd.read_csv(run_dir / "metrics.csv"), how="left", indicator=True)
+    assert (kept["_merge"] == "both").all()
+
+
+def test_a_finished_run_extends_to_more_epochs(mnist_dir, tmp_path):
+    short = run_experiment(settings(mnist_dir, tmp_path / "a", epochs=2))
+    result = runner.invoke(app, ["run", "--resume", str(short.run_dir), "--epochs", "4"])
+    assert result.exit_code == 0, result.output
+    long = run_experiment(settings(mnist_dir, tmp_path / "b", epochs=4))
+    pd.testing.assert_frame_equal(metrics(short.run_dir), metrics(long.run_dir), check_exact=True)
+    manifest = json.loads((short.run_dir / "manifest.json").read_text())
+    assert manifest["config"]["epochs"] == 4
+
+
+def test_a_missing_last_row_comes_back_from_the_checkpoint(mnist_dir, tmp_path):
+    """A run killed between saving a checkpoint and writing its row loses nothing."""
+    run = run_experiment(settings(mnist_dir, tmp_path / "a", epochs=3))
+    full = metrics(run.run_dir)
+    frame = pd.read_csv(run.run_dir / "metrics.csv")
+    frame[frame["epoch"] < 3].to_csv(run.run_dir / "metrics.csv", index=False)
+    resume_experiment(run.run_dir, {"epochs": 4})
+    pd.testing.assert_frame_equal(metrics(run.run_dir)[lambda f: f["epoch"] <= 3], full)
+
+
+def test_checkpoints_hold_only_tensors_and_plain_data(mnist_dir, tmp_path):
+    run = run_experiment(settings(mnist_dir, tmp_path / "a", epochs=2))
+    store = CheckpointStore(run.run_dir)
+    state = store.load(1, "tanh", 0)
+    assert state.epoch == 2 and not state.diverged and len(state.rows) == 2
+    raw = torch.load(store.path(1, "tanh", 0), weights_only=True)
+    assert set(raw["model"]) >= {"fc1.weight", "fc3.bias"}
+    # the saved weights are model 1's own: its last test accuracy comes back from them
+    model = MLP(resolve("tanh"), hidden=8)
+    model.load_state_dict(state.model)
+    data = prepare(load_mnist(mnist_dir, download=False), None, 0, torch.device("cpu"))
+    with torch.no_grad():
+        accuracy = (model(data.test_x).argmax(1) == data.test_y).double().mean().item()
+    assert accuracy == pytest.approx(state.rows[-1].test_accuracy)
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(mnist_dir, tmp_path):
+    run = run_experiment(settings(mnist_dir, tmp_path / "a", epochs=1))
+    path = CheckpointStore(run.run_dir).path(0, "relu", 0)
+    torch.save({"evil": print}, path)  # loading this needs pickle's code execution
+    result = runner.invoke(app, ["run", "--resume", str(run.run_dir), "--epochs", "2"])
+    assert result.exit_code == 1
+    assert f"checkpoint {path} is unreadable" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--lr", "0.1", "--hidden", "4"],
+         "with different settings: hidden 4 (the run has 8); lr 0.1 (the run has 0.001)"),
+        (["-a", "relu,gelu,sigmoid"], "activations relu,gelu,sigmoid (the run has relu,tanh,"),
+        (["--epochs", "1"], "already has 2 epochs; --epochs must be at least 2"),
+        ([], "is complete with 2 epochs; to extend it, add --epochs N with N above 2"),
+    ],
+)  # fmt: skip
+def test_resume_refuses_what_would_change_the_results(mnist_dir, tmp_path, args, message):
+    run = run_experiment(settings(mnist_dir, tmp_path / "a", epochs=2))
+    before = (run.run_dir / "metrics.csv").read_bytes()
+    result = runner.invoke(app, ["run", "--resume", str(run.run_dir), *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert (run.run_dir / "metrics.csv").read_bytes() == before
+
+
+def test_resume_needs_a_run_folder_the_same_data_and_no_other_user(mnist_dir, tmp_path):
+    run = run_experiment(settings(mnist_dir, tmp_path / "a", epochs=1))
+    result = runner.invoke(app, ["run", "--resume", str(tmp_path)])
+    assert result.exit_code == 2 and "is not a run folder" in result.output
+
+    other = tmp_path / "other-data"
+    other.mkdir()
+    for path in mnist_dir.iterdir():
+        (other / path.name).write_bytes(path.read_bytes())
+    _, labels = make_split(256, seed=9)  # other labels: other data
+    (other / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels)))
+    result = runner.invoke(
+        app, ["run", "--resume", str(run.run_dir), "--epochs", "2", "--data-dir", str(other)]
+    )
+    assert result.exit_code == 2 and "differ from those" in result.output
+
+    with RunLock(run.run_dir):  # as if another process were still writing it
+        result = runner.invoke(app, ["run", "--resume", str(run.run_dir), "--epochs", "2"])
+    assert result.exit_code == 2 and "in use by another actbench process" in result.output
