@@ -170,23 +170,41 @@ class RunWriter:
 
     def _write_csv(self) -> None:
         frame = pd.DataFrame(self.rows, columns=COLUMNS)
-        atomic_write(self.run_dir / METRICS, frame.to_csv(index=False))
+        atomic_write(self.run_dir / METRICS, frame.to_csv(index=False, na_rep="nan"))
+
+
+_TEXT = ("activation", "status")
+_INTEGERS = ("seed", "epoch")
 
 
 def read_metrics(path: Path) -> pd.DataFrame:
-    """One run's metrics CSV, checked for exactly the expected columns."""
+    """One run's metrics CSV, checked for exactly the expected columns and their types.
+
+    Labels are read as text whatever they look like ("0", "nan"); numbers read back exactly.
+    """
     try:
-        frame = pd.read_csv(path)
+        header = pd.read_csv(path, nrows=0).columns.tolist()
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ActbenchError(f"{path} is not a readable metrics CSV ({err}); remove it") from None
-    missing = [c for c in COLUMNS if c not in frame.columns]
-    extra = [c for c in frame.columns if c not in COLUMNS]
+    missing = [c for c in COLUMNS if c not in header]
+    extra = [c for c in header if c not in COLUMNS]
     if missing or extra:
         problem = f"missing columns {missing}" if missing else f"unexpected columns {extra}"
         raise ActbenchError(
             f"{path} has {problem}; it was not written by this actbench version, remove it"
         )
-    return frame
+    floats = [c for c in COLUMNS if c not in _TEXT + _INTEGERS]
+    try:
+        return pd.read_csv(
+            path,
+            dtype={**dict.fromkeys(_TEXT, str), **dict.fromkeys(_INTEGERS, "int64"),
+                   **dict.fromkeys(floats, "float64")},
+            keep_default_na=False,
+            na_values={key: ["nan", "NaN", ""] for key in floats},
+        )  # fmt: skip
+    except (ValueError, pd.errors.ParserError) as err:
+        reason = " ".join(str(err).split())[:100]
+        raise ActbenchError(f"{path} has a malformed value ({reason}); remove it") from None
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
