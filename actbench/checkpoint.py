@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from actbench.errors import ActbenchError
-from actbench.results import atomic_write
+from actbench.results import resume_hint, write_or_explain
 from actbench.train import ModelState
 
 FOLDER = "checkpoints"
@@ -33,10 +33,10 @@ class CheckpointStore:
         return self.folder / f"{index:02d}-{slug}-seed{seed}.pt"
 
     def save(self, index: int, state: ModelState) -> None:
-        self.folder.mkdir(exist_ok=True)
         buffer = io.BytesIO()
         torch.save(state.to_dict(), buffer)
-        atomic_write(self.path(index, state.activation, state.seed), buffer.getvalue())
+        path = self.path(index, state.activation, state.seed)
+        write_or_explain(path, buffer.getvalue(), resume_hint(self.folder.parent))
 
     def load(self, index: int, label: str, seed: int) -> ModelState | None:
         """The saved state, or None when this model has no checkpoint yet."""

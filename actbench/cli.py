@@ -54,6 +54,16 @@ class OneLineErrors(TyperGroup):
                 traceback.print_exc()
             err.print(f"Error: {error}", soft_wrap=True)
             code = error.exit_code
+        except Exception as error:  # a fault of actbench itself: still one line, unless --debug
+            if _state["debug"]:
+                traceback.print_exc()
+            message = " ".join(str(error).split())[:300]
+            err.print(
+                f"Error: unexpected {type(error).__name__}: {message}; "
+                "rerun with --debug for the traceback and report it",
+                soft_wrap=True,
+            )
+            code = 1
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)

@@ -83,7 +83,9 @@ def read_idx(path: Path) -> tuple[torch.Tensor, str]:
     except (gzip.BadGzipFile, EOFError, zlib.error) as err:
         raise DataError(f"{path} is corrupt ({err}); replace it with a fresh copy") from None
     except OSError as err:
-        raise DataError(f"cannot read {path}: {err.strerror or err}") from None
+        raise DataError(
+            f"cannot read {path} ({err.strerror or err}); check the file and its permissions"
+        ) from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != _UBYTE or not 1 <= raw[3] <= 3:
         raise DataError(
             f"{path} is not an MNIST IDX file (bad header); replace it with a fresh copy"

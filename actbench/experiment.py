@@ -6,6 +6,7 @@ finished one with more epochs) from the per-model checkpoints in its folder.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -20,7 +21,7 @@ from actbench.activations import resolve_all
 from actbench.checkpoint import CheckpointStore
 from actbench.config import RunConfig, make_config
 from actbench.data import load_mnist, prepare
-from actbench.errors import UsageError
+from actbench.errors import ActbenchError, UsageError
 from actbench.jobs import Unit, plan_jobs, run_jobs, total_steps
 from actbench.parallel import train_in_workers
 from actbench.results import (
@@ -151,7 +152,9 @@ def _execute(
             writer.update(status="interrupted", finished=_now())
         raise
     except BaseException as err:
-        writer.update(status="failed", error=f"{type(err).__name__}: {err}", finished=_now())
+        # the disk that failed the run may refuse this too; the error says so already
+        with contextlib.suppress(ActbenchError):
+            writer.update(status="failed", error=f"{type(err).__name__}: {err}", finished=_now())
         raise
     writer.update(status="completed", finished=_now())
     return RunResult(run_dir, pd.DataFrame(writer.rows), writer.manifest)

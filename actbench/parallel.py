@@ -66,6 +66,8 @@ def _worker(
         messages.put(("done", index, None))
     except _Stopped:
         messages.put(("stopped", index, None))
+    except ActbenchError as err:  # a problem the user can fix: pass its message on as it is
+        messages.put(("failed", index, str(err)))
     except BaseException as err:  # report anything, so the parent never waits forever
         messages.put(("error", index, f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
 
@@ -74,6 +76,7 @@ def _drain(
     messages: Any,
     running: set[int],
     on_epoch: Callable[[list[EpochResult]], None] | None,
+    processes: list[Any],
     patience: float = 10.0,
 ) -> None:
     """After a stop request: take the epochs the workers still report, until they have all ended."""
@@ -82,10 +85,11 @@ def _drain(
         try:
             kind, index, payload = messages.get(timeout=0.2)
         except (queue.Empty, OSError, EOFError):
+            running.difference_update(i for i in list(running) if not processes[i].is_alive())
             continue
         if kind == "epoch" and on_epoch is not None:
             on_epoch(payload)
-        elif kind in ("done", "stopped", "error"):
+        elif kind in ("done", "stopped", "failed", "error"):
             running.discard(index)
 
 
@@ -142,11 +146,15 @@ def train_in_workers(
                 on_epoch(payload)
             elif kind == "done":
                 running.discard(index)
+            elif kind == "failed":
+                running.discard(index)
+                raise ActbenchError(payload)
             elif kind == "error":
+                running.discard(index)
                 raise RuntimeError(f"training worker {index} failed: {payload}")
-    except KeyboardInterrupt:
+    except BaseException:  # interrupted, or a worker failed: stop the others
         stop.set()  # a second Ctrl-C while waiting here ends the wait at once
-        _drain(messages, running, on_epoch)  # keep every epoch a worker finished
+        _drain(messages, running, on_epoch, processes)  # keep every epoch a worker finished
         raise
     finally:
         for process in processes:

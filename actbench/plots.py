@@ -12,7 +12,7 @@ from matplotlib.ticker import MaxNLocator
 
 from actbench.activations import resolve
 from actbench.errors import ActbenchError, UsageError
-from actbench.results import atomic_write
+from actbench.results import write_or_explain
 
 CURVES = {
     "train_loss": ("Training loss", "cross-entropy"),
@@ -44,7 +44,7 @@ def label_series(frame: pd.DataFrame) -> pd.Series:
 def _save(fig: Figure, path: Path) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=150, bbox_inches="tight")
-    atomic_write(path, buffer.getvalue())
+    write_or_explain(path, buffer.getvalue(), "choose another folder with --out")
     return path
 
 

@@ -73,6 +73,19 @@ def atomic_write(path: Path, content: str | bytes) -> None:
             raise
 
 
+def write_or_explain(path: Path, content: str | bytes, fix: str) -> None:
+    """`atomic_write` (making the folder if needed); a failing disk becomes a one-line error."""
+    try:
+        path.parent.mkdir(exist_ok=True)
+        atomic_write(path, content)
+    except OSError as err:
+        raise ActbenchError(f"cannot write {path} ({err.strerror or err}); {fix}") from None
+
+
+def resume_hint(run_dir: Path) -> str:
+    return f"free some space or fix the permissions, then: actbench run --resume {run_dir}"
+
+
 def create_run_dir(results_dir: Path, now: datetime | None = None) -> Path:
     """A new, empty folder `results_dir/run-YYYYmmdd-HHMMSS[-N]`; never reuses an existing one."""
     try:
@@ -166,11 +179,13 @@ class RunWriter:
         self.write_manifest()
 
     def write_manifest(self) -> None:
-        atomic_write(self.run_dir / MANIFEST, json.dumps(self.manifest, indent=2) + "\n")
+        text = json.dumps(self.manifest, indent=2) + "\n"
+        write_or_explain(self.run_dir / MANIFEST, text, resume_hint(self.run_dir))
 
     def _write_csv(self) -> None:
         frame = pd.DataFrame(self.rows, columns=COLUMNS)
-        atomic_write(self.run_dir / METRICS, frame.to_csv(index=False, na_rep="nan"))
+        text = frame.to_csv(index=False, na_rep="nan")
+        write_or_explain(self.run_dir / METRICS, text, resume_hint(self.run_dir))
 
 
 _TEXT = ("activation", "status")

@@ -13,6 +13,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+import actbench.results
 from actbench import __version__
 from actbench.cli import app
 from actbench.results import COLUMNS
@@ -280,3 +281,48 @@ def test_unwritable_results_folder(mnist_dir, tmp_path):
     assert result.exit_code == 1
     assert "cannot write in results folder" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_full_disk_mid_run_is_one_line_and_keeps_what_was_written(
+    mnist_dir, tmp_path, monkeypatch, workers
+):
+    """The disk fills up when the second epoch's checkpoints are saved."""
+    real = actbench.results.atomic_write
+
+    def fill_up(path, content):
+        if path.parent.name == "checkpoints" and path.exists():
+            raise OSError(28, "No space left on device")
+        real(path, content)
+
+    monkeypatch.setattr("actbench.results.atomic_write", fill_up)
+    result = invoke(
+        "run", "-a", "relu,tanh,sigmoid", "--epochs", "3", "--hidden", "8", "--workers", workers,
+        "--data-dir", mnist_dir, "--results-dir", tmp_path / "r",
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("Error: cannot write") and "No space left on device" in lines[-1]
+    (run_dir,) = (tmp_path / "r").iterdir()
+    assert f"actbench run --resume {run_dir}" in lines[-1] and "Traceback" not in result.output
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "failed"
+    frame = pd.read_csv(run_dir / "metrics.csv")
+    assert set(frame[frame["epoch"] == 1]["activation"]) == {"relu", "tanh", "sigmoid"}
+
+
+def test_an_unexpected_fault_is_one_line(mnist_dir, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr("actbench.experiment.run_jobs", broken)
+    args = ["run", "-a", "relu", "--epochs", "1", "--workers", "1", "--data-dir", mnist_dir,
+            "--results-dir", tmp_path / "r"]  # fmt: skip
+    result = invoke(*args)
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: unexpected ZeroDivisionError: division by zero; "
+        "rerun with --debug for the traceback and report it"
+    )
+    assert "Traceback" not in result.output
+    assert "Traceback" in invoke("--debug", *args).stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 
 import pytest
 import torch
@@ -120,3 +121,17 @@ def test_subset_is_seeded_and_proportional(mnist_dir):
 def test_subset_larger_than_data_is_refused():
     with pytest.raises(UsageError, match="subset 100 is larger than the 50 training samples"):
         subset_indices(50, 100, 0)
+
+
+def test_unreadable_file_is_named(mnist_dir, monkeypatch):
+    """Permission bits do not stop root, so the refusal the OS would give is injected."""
+    real_open = gzip.open
+
+    def refuse(path, *args, **kwargs):
+        if Path(path).name.startswith("t10k-labels"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("gzip.open", refuse)
+    with pytest.raises(DataError, match=r"cannot read .*t10k-labels.*Permission denied.*perm"):
+        load_mnist(mnist_dir, download=False)
