@@ -26,8 +26,9 @@ from actbench import __version__
 from actbench.activations import REGISTRY
 from actbench.config import RunConfig, load_config, read_toml
 from actbench.errors import ActbenchError
-from actbench.experiment import Hooks, resume_experiment, run_experiment
-from actbench.results import load_runs, summarize
+from actbench.experiment import Hooks, baseline_label, resume_experiment, run_experiment
+from actbench.results import load_runs
+from actbench.summary import compare, percent_interval, summarize
 from actbench.train import EpochResult
 
 out = Console(highlight=False)
@@ -98,32 +99,61 @@ def root(
     _state["debug"] = debug
 
 
-def _epoch_line(rows: list[EpochResult], epochs: int) -> str:
+def _epoch_line(rows: list[EpochResult], epochs: int, seeded: bool) -> str:
     accuracies = "  ".join(f"{r.activation} {100 * r.test_accuracy:.2f}%" for r in rows)
     seconds = max(r.epoch_seconds for r in rows)
-    return f"epoch {rows[0].epoch}/{epochs} ({seconds:.1f} s)  test accuracy: {accuracies}"
+    where = f"seed {rows[0].seed} " if seeded else ""
+    return f"{where}epoch {rows[0].epoch}/{epochs} ({seconds:.1f} s)  test accuracy: {accuracies}"
 
 
 def _loss(value: float) -> str:
     return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.3g}"
 
 
-def _summary_table(run_dir: Path, frame) -> Table:
-    table = Table(title=f"Results in {run_dir}")
+def _summary_table(run_dir: Path, frame: pd.DataFrame) -> Table:
+    summary = summarize(frame)
+    seeds = int(summary["seeds"].max())
+    over = f", mean ± 95% interval over {seeds} seeds" if seeds > 1 else ""
+    table = Table(title=f"Results in {run_dir}{over}")
     for column in ("activation", "test acc", "best (epoch)", "train loss", "test loss", "s/epoch"):
         table.add_column(column, justify="left" if column == "activation" else "right")
-    for row in summarize(frame).itertuples(index=False):
-        diverged = not pd.isna(row.diverged_epoch)
+    for row in summary.itertuples(index=False):
+        accuracy = percent_interval(
+            row.final_test_accuracy, row.final_test_accuracy_low, row.final_test_accuracy_high
+        )
+        if row.diverged_seeds:
+            where = f"ep {int(row.diverged_epoch)}"
+            accuracy = (
+                f"diverged {where}"
+                if row.diverged_seeds == row.seeds
+                else f"{accuracy} ({row.diverged_seeds} diverged)"
+            )
         table.add_row(
             row.activation,
-            f"diverged ep {int(row.diverged_epoch)}"
-            if diverged
-            else f"{100 * row.final_test_accuracy:.2f}%",
+            accuracy,
             f"{100 * row.best_test_accuracy:.2f}% ({row.best_epoch})",
             _loss(row.final_train_loss),
             _loss(row.final_test_loss),
             f"{row.seconds_per_epoch:.2f}",
         )
+    return table
+
+
+def _comparison_table(frame: pd.DataFrame, baseline: str) -> Table | None:
+    pairs = compare(frame, baseline)
+    if pairs.empty:
+        return None
+    seeds = int(pairs["seeds"].max())
+    table = Table(
+        title=f"Final test accuracy minus {baseline}'s, paired by seed ({seeds} seeds)",
+        caption=None if seeds > 1 else "one seed gives no interval: use --seeds 5",
+    )
+    for column in ("activation", "difference (points)", "95% interval", "real?"):
+        table.add_column(column, justify="left" if column == "activation" else "right")
+    for row in pairs.itertuples(index=False):
+        interval = "n/a" if seeds < 2 else f"{100 * row.low:+.2f} to {100 * row.high:+.2f}"
+        verdict = "n/a" if seeds < 2 else "yes" if row.significant else "no (noise)"
+        table.add_row(row.activation, f"{100 * row.difference:+.2f}", interval, verdict)
     return table
 
 
@@ -151,7 +181,18 @@ def run(
     hidden: Annotated[
         int | None, typer.Option(help="Hidden units per layer (default 128).")
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
+    seed: Annotated[
+        str | None,
+        typer.Option(help="Random seed (default 0), or a list such as 0,1,2: one model each."),
+    ] = None,
+    seeds: Annotated[
+        int | None,
+        typer.Option(help="Train every activation with this many seeds: --seed, --seed+1, ..."),
+    ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(help="Compare the others with this activation (default: the first)."),
+    ] = None,
     subset: Annotated[
         int | None, typer.Option(help="Train on this many samples (and test on the same share).")
     ] = None,
@@ -200,6 +241,8 @@ def run(
         momentum=momentum,
         hidden=hidden,
         seed=seed,
+        seeds=seeds,
+        baseline=baseline,
         subset=subset,
         eval_batch_size=eval_batch_size,
         data_dir=data_dir,
@@ -232,12 +275,14 @@ def run(
 
     def on_start(run_dir: Path, total: int, settings: RunConfig) -> None:
         task["dir"], task["epochs"] = run_dir, settings.epochs
+        task["seeded"], task["baseline"] = len(settings.seed_list) > 1, baseline_label(settings)
         err.print(f"{'Resuming run' if resume else 'Run folder'}: {run_dir}", soft_wrap=True)
         task["id"] = progress.add_task("train", total=total)
         progress.start()
 
     def on_epoch(rows: list[EpochResult]) -> None:
-        progress.console.print(_epoch_line(rows, task["epochs"]), soft_wrap=True)
+        line = _epoch_line(rows, task["epochs"], task["seeded"])
+        progress.console.print(line, soft_wrap=True)
 
     hooks = Hooks(
         on_start=on_start,
@@ -269,6 +314,9 @@ def run(
         progress.stop()
     signal.signal(signal.SIGTERM, previous)
     out.print(_summary_table(result.run_dir, result.metrics))
+    comparison = _comparison_table(result.metrics, task["baseline"])
+    if comparison is not None:
+        out.print(comparison)
     out.print(f"Metrics: {result.run_dir / 'metrics.csv'}", soft_wrap=True)
     out.print(f"Plot them with: actbench plot {result.run_dir}", soft_wrap=True)
 

@@ -26,7 +26,9 @@ class RunConfig:
     optimizer: str = "adam"  # "adam" or "sgd"
     lr: float = 1e-3  # learning rate
     momentum: float = 0.0  # SGD momentum (ignored by Adam)
-    seed: int = 0  # seeds weights, batch order and the subset; every activation shares it
+    seed: int | tuple[int, ...] = 0  # the first seed, or a list of seeds
+    seeds: int = 1  # how many seeds from `seed` on: seed, seed+1, ... (one model each)
+    baseline: str | None = None  # the activation others are compared with; None = the first
     subset: int | None = None  # train on this many samples (test on the same fraction); None = all
     eval_batch_size: int = 10_000  # batch size of the test pass (does not change results)
     data_dir: str = "data"  # folder holding (or receiving) the four MNIST IDX files
@@ -39,10 +41,22 @@ class RunConfig:
     def __post_init__(self) -> None:
         _check_values(self)
 
+    @property
+    def seed_list(self) -> list[int]:
+        """Every seed of the run: each seeds the weights and batch order of one model per activation.
+
+        The first also picks the `subset`, so every seed trains on the same data.
+        """
+        if isinstance(self.seed, tuple):
+            return list(self.seed)
+        return list(range(self.seed, self.seed + self.seeds))
+
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-ready settings."""
         data = asdict(self)
         data["activations"] = list(self.activations)
+        if isinstance(self.seed, tuple):
+            data["seed"] = list(self.seed)
         return data
 
 
@@ -55,7 +69,9 @@ _KINDS: dict[str, tuple[str, tuple[type, ...]]] = {
     "optimizer": ("a string", (str,)),
     "lr": ("a number", (int, float)),
     "momentum": ("a number", (int, float)),
-    "seed": ("an integer", (int,)),
+    "seed": ("an integer or a list of integers", (int, list, tuple)),
+    "seeds": ("an integer", (int,)),
+    "baseline": ("an activation name", (str,)),
     "subset": ("an integer", (int,)),
     "eval_batch_size": ("an integer", (int,)),
     "data_dir": ("a string", (str,)),
@@ -80,16 +96,26 @@ def _check_values(cfg: RunConfig) -> None:
         value = getattr(cfg, key)
         kind, types = _KINDS[key]
         ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-        if key == "subset" and value is None:
+        if key in ("subset", "baseline") and value is None:
             ok = True
+        if key == "seed" and isinstance(value, list | tuple):
+            ok = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
         if not ok:
             raise UsageError(f"{key} must be {kind}, got {value!r}")
     for key in ("hidden", "epochs", "batch_size", "eval_batch_size"):
         _positive_int(cfg, key)
     if cfg.subset is not None:
         _positive_int(cfg, "subset")
-    if cfg.seed < 0:
-        raise UsageError(f"seed must be a non-negative integer, got {cfg.seed}")
+    _positive_int(cfg, "seeds")
+    seeds = cfg.seed_list
+    if not seeds:
+        raise UsageError("seed is an empty list: give at least one seed, e.g. --seed 0,1,2")
+    if any(s < 0 for s in seeds):
+        raise UsageError(f"seed must be a non-negative integer, got {min(seeds)}")
+    if len(set(seeds)) != len(seeds):
+        raise UsageError(f"seed lists a seed twice: {', '.join(map(str, seeds))}")
+    if isinstance(cfg.seed, tuple) and cfg.seeds not in (1, len(seeds)):
+        raise UsageError("give either a list of seeds (--seed 0,1,2) or a count (--seeds N)")
     for key in ("workers", "threads"):
         if getattr(cfg, key) < 0:
             raise UsageError(
@@ -114,6 +140,16 @@ def split_names(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(","))
 
 
+def _parse_seeds(text: str) -> tuple[int, ...]:
+    """'3' -> (3,), '0, 1,2' -> (0, 1, 2); anything else is a usage error."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise UsageError(
+            f"seed must be an integer or a comma-separated list such as 0,1,2, got {text!r}"
+        ) from None
+
+
 def make_config(overrides: dict[str, Any], base: RunConfig | None = None) -> RunConfig:
     """A RunConfig from `base` (or the defaults) with `overrides` applied; unknown keys are errors."""
     unknown = sorted(set(overrides) - set(KEYS))
@@ -124,6 +160,12 @@ def make_config(overrides: dict[str, Any], base: RunConfig | None = None) -> Run
         values["activations"] = split_names(values["activations"])
     elif isinstance(values.get("activations"), list):
         values["activations"] = tuple(values["activations"])
+    if isinstance(values.get("seed"), str):
+        values["seed"] = _parse_seeds(values["seed"])
+    elif isinstance(values.get("seed"), list):
+        values["seed"] = tuple(values["seed"])
+    if isinstance(values.get("seed"), tuple) and len(values["seed"]) == 1:
+        values["seed"] = values["seed"][0]
     if isinstance(values.get("lr"), int) and not isinstance(values.get("lr"), bool):
         values["lr"] = float(values["lr"])
     if isinstance(values.get("momentum"), int) and not isinstance(values.get("momentum"), bool):

@@ -160,15 +160,31 @@ def _execute(
     return RunResult(run_dir, pd.DataFrame(writer.rows), writer.manifest)
 
 
+def baseline_label(config: RunConfig) -> str:
+    """The label of the activation the others are compared with (checked to be in the run)."""
+    labels = [a.label for a in resolve_all(config.activations)]
+    if config.baseline is None:
+        return labels[0]
+    (baseline,) = [a.label for a in resolve_all([config.baseline])]
+    if baseline not in labels:
+        raise UsageError(
+            f"baseline {config.baseline!r} is not one of the activations ({', '.join(labels)}); "
+            "name one of them with --baseline"
+        )
+    return baseline
+
+
 def _setup(config: RunConfig) -> tuple[list[Unit], Any, Any, int, int, torch.device]:
     """Everything a user can get wrong, checked before any file is written."""
     activations = resolve_all(config.activations)
+    baseline_label(config)
     device = choose_device(config.device)
-    workers, threads = plan_workers(len(activations), device, config.workers, config.threads)
+    models = len(activations) * len(config.seed_list)
+    workers, threads = plan_workers(models, device, config.workers, config.threads)
     torch.set_num_threads(threads if workers == 1 else cpu_cores())
     mnist = load_mnist(config.data_dir, download=config.download)
-    data = prepare(mnist, config.subset, config.seed, device)
-    units = [Unit(config.seed, i, a.label) for i, a in enumerate(activations)]
+    data = prepare(mnist, config.subset, config.seed_list[0], device)
+    units = [Unit(seed, i, a.label) for seed in config.seed_list for i, a in enumerate(activations)]
     return units, data, mnist.md5, workers, threads, device
 
 
@@ -214,6 +230,8 @@ def _resumed_config(run_dir: Path, saved: dict[str, Any], overrides: dict[str, A
     changed = []
     for key in RESULT_KEYS:
         mine, theirs = getattr(config, key), getattr(original, key)
+        if key == "seed":
+            mine, theirs = config.seed_list, original.seed_list
         if key == "activations":
             mine = [a.label for a in resolve_all(mine)]
             theirs = [a.label for a in resolve_all(theirs)]
@@ -228,7 +246,7 @@ def _resumed_config(run_dir: Path, saved: dict[str, Any], overrides: dict[str, A
 
 
 def _show(value: Any) -> str:
-    return ",".join(value) if isinstance(value, list | tuple) else str(value)
+    return ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
 
 
 def resume_experiment(

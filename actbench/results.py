@@ -259,31 +259,3 @@ def load_runs(root: Path | str) -> pd.DataFrame:
     if not frames:
         raise UsageError(f"no finished epochs under {root}; run `actbench run` first")
     return pd.concat(frames, ignore_index=True)
-
-
-def summarize(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per activation: final and best test accuracy, final losses, seconds per epoch.
-
-    With several seeds, final values are the mean over seeds and the best epoch is that of the
-    highest mean test accuracy. `diverged_epoch` is the first epoch in which a seed of the
-    activation diverged (None if none did); final values are then those of that epoch.
-    """
-    rows = []
-    for activation, group in frame.groupby("activation", sort=False):
-        by_epoch = group.groupby("epoch").mean(numeric_only=True)
-        final = by_epoch.iloc[-1]
-        best_epoch = int(by_epoch["test_accuracy"].idxmax())
-        diverged = group.loc[group["status"] == "diverged", "epoch"]
-        rows.append(
-            {
-                "activation": activation,
-                "final_test_accuracy": final["test_accuracy"],
-                "best_test_accuracy": by_epoch["test_accuracy"].max(),
-                "best_epoch": best_epoch,
-                "final_train_loss": final["train_loss"],
-                "final_test_loss": final["test_loss"],
-                "seconds_per_epoch": group["epoch_seconds"].mean(),
-                "diverged_epoch": int(diverged.min()) if len(diverged) else None,
-            }
-        )
-    return pd.DataFrame(rows)

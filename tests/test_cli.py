@@ -326,3 +326,44 @@ def test_an_unexpected_fault_is_one_line(mnist_dir, tmp_path, monkeypatch):
     )
     assert "Traceback" not in result.output
     assert "Traceback" in invoke("--debug", *args).stderr
+
+
+def test_seeds_give_intervals_and_a_paired_comparison(mnist_dir, tmp_path):
+    result = invoke(
+        "run", "-a", "relu,tanh", "--seeds", "3", "--baseline", "tanh", *FAST,
+        "--data-dir", mnist_dir, "--results-dir", tmp_path / "r", terminal_width=200,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (tmp_path / "r").iterdir()
+    frame = pd.read_csv(run_dir / "metrics.csv")
+    assert len(frame) == 2 * 3 * 2  # activations x seeds x epochs
+    assert sorted(frame["seed"].unique()) == [0, 1, 2]
+    assert "mean ± 95% interval over 3 seeds" in result.stdout
+    assert "minus tanh's, paired by seed (3 seeds)" in result.stdout
+    assert "seed 2 epoch 2/2" in result.stderr
+    # each seed is its own model: seed 1 of relu is what a run with --seed 1 alone gives
+    alone = invoke(
+        "run", "-a", "relu", "--seed", "1", *FAST, "--data-dir", mnist_dir,
+        "--results-dir", tmp_path / "alone",
+    )  # fmt: skip
+    assert alone.exit_code == 0, alone.output
+    single = pd.read_csv(next((tmp_path / "alone").iterdir()) / "metrics.csv")
+    mine = frame[(frame["activation"] == "relu") & (frame["seed"] == 1)]
+    assert mine["test_loss"].tolist() == pytest.approx(single["test_loss"].tolist(), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seed", "0,x"], "seed must be an integer or a comma-separated list"),
+        (["--seed", "1,1"], "seed lists a seed twice"),
+        (["--seed", "0,1", "--seeds", "3"], "give either a list of seeds"),
+        (["--seeds", "0"], "seeds must be a positive integer"),
+        (["--baseline", "gelu"], "baseline 'gelu' is not one of the activations"),
+    ],
+)
+def test_seed_and_baseline_mistakes(mnist_dir, tmp_path, args, message):
+    result = invoke("run", "-a", "relu,tanh", *args, "--data-dir", mnist_dir,
+                    "--results-dir", tmp_path / "r")  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1

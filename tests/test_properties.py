@@ -68,7 +68,9 @@ VALUES = {
     "optimizer": st.sampled_from(["adam", "SGD", "rmsprop"]),
     "lr": st.floats(allow_nan=True, allow_infinity=True) | st.integers(-2, 2),
     "momentum": st.floats(-1, 2),
-    "seed": st.integers(-3, 2**40),
+    "seed": st.integers(-3, 2**40) | st.lists(st.integers(-1, 5), max_size=4),
+    "seeds": st.integers(-1, 6),
+    "baseline": st.sampled_from(["relu", "tanh", "RELU"]),
     "subset": st.integers(-3, 70_000),
     "eval_batch_size": st.integers(-3, 20_000),
     "data_dir": st.text(min_size=1, max_size=20),
@@ -157,8 +159,10 @@ def test_a_value_of_the_wrong_type_is_refused_naming_its_key(key, value):
         "results_dir": isinstance(value, str),
         "optimizer": isinstance(value, str),
         "device": isinstance(value, str),
+        "baseline": isinstance(value, str),
+        "seed": isinstance(value, list) and all(type(v) is int for v in value),
     }.get(key, False)
-    if kind_ok or (key == "activations" and isinstance(value, str)):
+    if kind_ok or (key in ("activations", "seed") and isinstance(value, str)):
         return
     with pytest.raises(UsageError, match=key):
         make_config({key: value})

@@ -18,8 +18,8 @@ from actbench.results import (
     create_run_dir,
     load_runs,
     read_metrics,
-    summarize,
 )
+from actbench.summary import compare, summarize
 from actbench.train import EpochResult
 
 SCHEMA = [
@@ -164,3 +164,45 @@ def test_summary_by_hand():
     assert table.loc["tanh", "best_epoch"] == 3
     assert table.loc["tanh", "seconds_per_epoch"] == pytest.approx(1.25)
     assert list(table.index) == ["relu", "tanh"]
+
+
+def test_summary_over_seeds_by_hand():
+    # final accuracies of relu over seeds 0, 1, 2: 0.90, 0.92, 0.94 -> mean 0.92, sd 0.02,
+    # half-width 4.303 * 0.02 / sqrt(3) = 0.04969; tanh is relu - 0.020, 0.021, 0.022 seed by seed
+    rows = []
+    for seed, acc in enumerate([0.90, 0.92, 0.94]):
+        rows += [row("relu", 1, acc - 0.1, seed).__dict__, row("relu", 2, acc, seed).__dict__]
+        rows += [row("tanh", 2, acc - 0.020 - 0.001 * seed, seed).__dict__]
+    frame = pd.DataFrame(rows)
+    table = summarize(frame).set_index("activation")
+    assert table.loc["relu", "seeds"] == 3
+    assert table.loc["relu", "final_test_accuracy"] == pytest.approx(0.92)
+    assert table.loc["relu", "final_test_accuracy_high"] == pytest.approx(0.92 + 0.04969, abs=1e-4)
+    assert table.loc["relu", "final_test_accuracy_low"] == pytest.approx(0.92 - 0.04969, abs=1e-4)
+    (pair,) = compare(frame, "relu").itertuples(index=False)
+    # differences -0.020, -0.021, -0.022: mean -0.021, sd 0.001, half-width 0.0024843
+    assert pair.activation == "tanh" and pair.seeds == 3
+    assert pair.difference == pytest.approx(-0.021)
+    assert pair.high == pytest.approx(-0.021 + 0.0024843, abs=1e-6)
+    assert pair.significant  # the whole interval is below zero
+    # the unpaired intervals of the two overlap widely: only pairing shows the difference
+    assert (
+        table.loc["tanh", "final_test_accuracy_high"] > table.loc["relu", "final_test_accuracy_low"]
+    )
+
+
+def test_summary_reports_divergence_per_activation():
+    frame = pd.DataFrame(
+        [
+            row("relu", 1, 0.9, 0).__dict__,
+            {**row("relu", 2, 0.1, 0).__dict__, "status": "diverged"},
+            row("relu", 1, 0.9, 1).__dict__,
+            row("relu", 2, 0.95, 1).__dict__,
+            row("relu", 3, 0.96, 1).__dict__,
+        ]
+    )
+    table = summarize(frame).set_index("activation")
+    assert table.loc["relu", "diverged_seeds"] == 1
+    assert table.loc["relu", "diverged_epoch"] == 2
+    # seed 0's final row is where it diverged, seed 1's is its epoch 3
+    assert table.loc["relu", "final_test_accuracy"] == pytest.approx((0.1 + 0.96) / 2)
