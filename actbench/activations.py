@@ -7,7 +7,7 @@ import importlib
 import inspect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -27,6 +27,8 @@ class ActivationInfo:
     aliases: tuple[str, ...] = ()
     parameter: str | None = None  # what the number in `name:NUMBER` sets, if anything
     elementwise: bool = True  # False when a unit's output depends on the other units
+    dies: bool = False  # ReLU-like: a unit can get stuck giving no positive output ("dead")
+    bounds: tuple[float, float] | None = None  # both output limits, for bounded functions
 
 
 class Lambda(nn.Module):
@@ -149,6 +151,13 @@ REGISTRY: tuple[ActivationInfo, ...] = (
     ),
 )
 
+# Which functions can have dead units, and which saturate between two bounds.
+_DIES = {"relu", "leaky", "prelu", "elu", "selu", "gelu", "silu", "mish"}
+_BOUNDS = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "softmax": (0.0, 1.0)}
+REGISTRY = tuple(
+    replace(info, dies=info.name in _DIES, bounds=_BOUNDS.get(info.name)) for info in REGISTRY
+)
+
 _BY_NAME: dict[str, ActivationInfo] = {}
 for _info in REGISTRY:
     for _name in (_info.name, *_info.aliases):
@@ -166,6 +175,14 @@ class Activation:
 
     def __call__(self) -> nn.Module:
         return self.make()
+
+    @property
+    def dies(self) -> bool:
+        return self.info is not None and self.info.dies
+
+    @property
+    def bounds(self) -> tuple[float, float] | None:
+        return None if self.info is None else self.info.bounds
 
 
 def known_names() -> list[str]:

@@ -13,7 +13,9 @@ ones; only the activations, which may be anything, go through autograd.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -46,6 +48,10 @@ BACKWARDS: dict[
 }
 
 
+def _pairs(*lists: Any) -> Any:
+    return zip(*lists, strict=True)
+
+
 class LockstepMLP(nn.Module):
     """K copies of the MLP architecture, each with its own weights and activation modules."""
 
@@ -73,6 +79,8 @@ class LockstepMLP(nn.Module):
         self.acts2 = nn.ModuleList([m.act2 for m in models])
         self.act_params1 = [p for act in self.acts1 for p in act.parameters()]
         self.act_params2 = [p for act in self.acts2 for p in act.parameters()]
+        self.timing = False  # when on, each model's activation time adds up in act_seconds
+        self.act_seconds = [0.0] * self.k
 
     def act_counts(self) -> tuple[list[int], list[int]]:
         """How many learned tensors each model's two activation modules hold."""
@@ -132,39 +140,55 @@ class LockstepMLP(nn.Module):
         _, h2 = self.hidden_layers(x)
         return torch.baddbmm(self.b3.unsqueeze(1), h2, self.w3)
 
+    def _timed(self, k: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """fn(*args), its wall time added to model k's activation time when timing is on."""
+        if not self.timing:
+            return fn(*args, **kwargs)
+        started = time.perf_counter()
+        out = fn(*args, **kwargs)
+        self.act_seconds[k] += time.perf_counter() - started
+        return out
+
     def _activate_with_grad(
-        self, acts: nn.ModuleList, params: list[nn.Parameter], z: torch.Tensor, dim: int
+        self, acts: nn.ModuleList, z: torch.Tensor, dim: int
     ) -> tuple[torch.Tensor, GradFn]:
         """Activations of z (output (K, B, H)) and a function from their gradient to z's."""
         if all(type(act) in BACKWARDS for act in acts):
             return self._activate_known(acts, z, dim)
-        z = z.detach().requires_grad_()
+        slices = [z.select(dim, k).detach().requires_grad_() for k in range(len(acts))]
         with torch.enable_grad():
-            h = self._activate(acts, z, dim)
-        inputs = [z, *params]
+            outputs = [self._timed(k, act, zk) for k, (act, zk) in enumerate(_pairs(acts, slices))]
 
         def backward(grad_h: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-            if not h.requires_grad:  # an activation that ignores its input
-                return torch.zeros_like(z), [torch.zeros_like(p) for p in params]
-            grads = torch.autograd.grad(h, inputs, grad_h, allow_unused=True)
-            grads = [
-                torch.zeros_like(t) if g is None else g for g, t in zip(grads, inputs, strict=True)
-            ]
-            return grads[0], grads[1:]
+            grads_z, grads_params = [], []
+            for k, (act, zk, hk) in enumerate(zip(acts, slices, outputs, strict=True)):
+                params = list(act.parameters())
+                if not hk.requires_grad:  # an activation that ignores its input
+                    grads = [None] * (1 + len(params))
+                else:
+                    grads = self._timed(
+                        k, torch.autograd.grad, hk, [zk, *params], grad_h[k], allow_unused=True
+                    )
+                grads = [
+                    torch.zeros_like(t) if g is None else g
+                    for g, t in zip(grads, [zk, *params], strict=True)
+                ]
+                grads_z.append(grads[0])
+                grads_params.extend(grads[1:])
+            return torch.stack(grads_z, dim=dim), grads_params
 
-        return h.detach(), backward
+        return torch.stack([h.detach() for h in outputs]), backward
 
-    @staticmethod
     def _activate_known(
-        acts: nn.ModuleList, z: torch.Tensor, dim: int
+        self, acts: nn.ModuleList, z: torch.Tensor, dim: int
     ) -> tuple[torch.Tensor, GradFn]:
         slices = [z.select(dim, k) for k in range(len(acts))]
-        outputs = [act(zk) for act, zk in zip(acts, slices, strict=True)]
+        outputs = [self._timed(k, act, zk) for k, (act, zk) in enumerate(_pairs(acts, slices))]
 
         def backward(grad_h: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
             grads = [
-                BACKWARDS[type(act)](act, gk, zk, hk)
-                for act, gk, zk, hk in zip(acts, grad_h, slices, outputs, strict=True)
+                self._timed(k, BACKWARDS[type(act)], act, gk, zk, hk)
+                for k, (act, gk, zk, hk) in enumerate(_pairs(acts, grad_h, slices, outputs))
             ]
             return torch.stack(grads, dim=dim), []
 
@@ -177,11 +201,9 @@ class LockstepMLP(nn.Module):
         """Per-model summed cross-entropy (K,), correct counts (K,) and gradients of `weights()`."""
         k, batch, hidden = self.k, x.shape[0], self.hidden
         z1 = torch.addmm(self.b1.view(-1), x, self.w1.view(self.in_features, -1))
-        h1, back1 = self._activate_with_grad(
-            self.acts1, self.act_params1, z1.view(batch, k, hidden), dim=1
-        )
+        h1, back1 = self._activate_with_grad(self.acts1, z1.view(batch, k, hidden), dim=1)
         z2 = torch.baddbmm(self.b2.unsqueeze(1), h1, self.w2)
-        h2, back2 = self._activate_with_grad(self.acts2, self.act_params2, z2, dim=0)
+        h2, back2 = self._activate_with_grad(self.acts2, z2, dim=0)
         logits = torch.baddbmm(self.b3.unsqueeze(1), h2, self.w3)
 
         # Softmax cross-entropy and its gradient, (softmax - onehot) / B, per model.

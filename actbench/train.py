@@ -32,6 +32,17 @@ class EpochResult:
     test_accuracy: float
     epoch_seconds: float
     status: str = "ok"  # "diverged": the loss became NaN or infinite in this epoch; it stops here
+    # Seconds this model's activation took (forward and backward) in the epoch's training steps;
+    # the rest of a step is shared by the models trained together. NaN off the CPU.
+    activation_seconds: float = math.nan
+    # Unit health on a fixed probe batch after the epoch (NaN where it does not apply):
+    grad_layer1: float = math.nan  # mean |gradient| of the loss at each layer's weights
+    grad_layer2: float = math.nan
+    grad_layer3: float = math.nan
+    dead_layer1: float = math.nan  # share of hidden units with no positive output (ReLU-like)
+    dead_layer2: float = math.nan
+    saturated_layer1: float = math.nan  # share of outputs near a bound (bounded functions)
+    saturated_layer2: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,52 @@ def evaluate(
     n = len(x)
     loss_sum, correct = _totals(losses, hits)
     return (loss_sum / n).tolist(), (correct.double() / n).tolist()
+
+
+PROBE_SIZE = 1000  # training samples (the first ones) on which unit health is measured
+SATURATION_MARGIN = 0.05  # "near a bound": within this share of the output range
+
+
+@torch.no_grad()
+def unit_health(
+    net: LockstepMLP, activations: list[Activation], x: torch.Tensor, y: torch.Tensor
+) -> list[dict[str, float]]:
+    """Gradient flow and dead or saturated units of every model, on the probe batch (x, y).
+
+    The gradient is the one a training step on the probe would take, without taking it.
+    """
+    timing, net.timing = net.timing, False
+    _, _, grads = net.train_step(x, y)
+    net.timing = timing
+    h1, h2 = net.hidden_layers(x)  # (K, B, H) each
+    stats = [grads[0].abs().mean((0, 2)), grads[2].abs().mean((1, 2)), grads[4].abs().mean((1, 2))]
+    for h in (h1, h2):
+        stats.append((h.amax(1) <= 0).double().mean(1))  # dead: never positive on the probe
+    for h in (h1, h2):
+        near = torch.zeros(h.shape[0], dtype=torch.float64, device=h.device)
+        for k, activation in enumerate(activations):
+            if activation.bounds is not None:
+                low, high = activation.bounds
+                margin = SATURATION_MARGIN * (high - low)
+                near[k] = ((h[k] <= low + margin) | (h[k] >= high - margin)).double().mean()
+        stats.append(near)
+    values = torch.stack([t.double() for t in stats]).cpu().tolist()  # one transfer
+    rows = []
+    for k, activation in enumerate(activations):
+        dead = activation.dies
+        bounded = activation.bounds is not None
+        rows.append(
+            {
+                "grad_layer1": values[0][k],
+                "grad_layer2": values[1][k],
+                "grad_layer3": values[2][k],
+                "dead_layer1": values[3][k] if dead else math.nan,
+                "dead_layer2": values[4][k] if dead else math.nan,
+                "saturated_layer1": values[5][k] if bounded else math.nan,
+                "saturated_layer2": values[6][k] if bounded else math.nan,
+            }
+        )
+    return rows
 
 
 def _start(
@@ -187,9 +244,13 @@ def train_lockstep(
     per_epoch = steps_per_epoch(n, config.batch_size)
     report_every = 32
 
+    probe = (data.train_x[:PROBE_SIZE], data.train_y[:PROBE_SIZE])
+    timed = device.type == "cpu"  # elsewhere kernels run asynchronously: a clock cannot tell
+
     for epoch in range(first + 1, config.epochs + 1):
         started = time.perf_counter()
         net.train()
+        net.timing, net.act_seconds = timed, [0.0] * net.k
         perm = torch.randperm(n, generator=order).to(device)
         labels_in_order = data.train_y.index_select(0, perm)
         batch_losses, batch_hits = [], []
@@ -208,8 +269,10 @@ def train_lockstep(
         loss_sum, correct = _totals(batch_losses, batch_hits)
         train_loss = (loss_sum / n).tolist()
         train_acc = (correct.double() / n).tolist()
+        net.timing = False
         test_loss, test_acc = evaluate(net, data.test_x, data.test_y, config.eval_batch_size)
         seconds = time.perf_counter() - started
+        health = unit_health(net, activations, *probe)
         diverged = [
             not (math.isfinite(train_loss[i]) and math.isfinite(test_loss[i])) for i in range(net.k)
         ]
@@ -224,6 +287,8 @@ def train_lockstep(
                 test_acc[i],
                 seconds,
                 "diverged" if diverged[i] else "ok",
+                net.act_seconds[i] if timed else math.nan,
+                **health[i],
             )
             for i in range(net.k)
         ]

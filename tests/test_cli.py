@@ -308,7 +308,9 @@ def test_a_full_disk_mid_run_is_one_line_and_keeps_what_was_written(
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "failed"
     frame = pd.read_csv(run_dir / "metrics.csv")
-    assert set(frame[frame["epoch"] == 1]["activation"]) == {"relu", "tanh", "sigmoid"}
+    # the models whose second checkpoint failed had finished their first epoch (with two
+    # workers, sigmoid's worker may have been stopped before finishing it)
+    assert {"relu", "tanh"} <= set(frame[frame["epoch"] == 1]["activation"])
 
 
 def test_an_unexpected_fault_is_one_line(mnist_dir, tmp_path, monkeypatch):

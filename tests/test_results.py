@@ -32,6 +32,14 @@ SCHEMA = [
     "test_accuracy",
     "epoch_seconds",
     "status",
+    "activation_seconds",
+    "grad_layer1",
+    "grad_layer2",
+    "grad_layer3",
+    "dead_layer1",
+    "dead_layer2",
+    "saturated_layer1",
+    "saturated_layer2",
 ]
 
 
