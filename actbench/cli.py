@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import pandas as pd
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -113,10 +114,18 @@ def _loss(value: float) -> str:
 def _summary_table(run_dir: Path, frame: pd.DataFrame) -> Table:
     summary = summarize(frame)
     seeds = int(summary["seeds"].max())
-    over = f", mean ± 95% interval over {seeds} seeds" if seeds > 1 else ""
-    table = Table(title=f"Results in {run_dir}{over}")
-    for column in ("activation", "test acc", "best (epoch)", "train loss", "test loss", "s/epoch"):
-        table.add_column(column, justify="left" if column == "activation" else "right")
+    over = f", mean ± 95% interval over {_count(seeds, 'seed')}" if seeds > 1 else ""
+    wall = frame["epoch_seconds"].mean()
+    table = Table(
+        title=f"Results in {run_dir}{over}",
+        caption=f"f(x) ms: milliseconds per epoch spent in the activation itself; an epoch took "
+        f"{wall:.2f} s (shared by the models trained together)",
+        box=box.SIMPLE_HEAVY,
+    )
+    for column in ("activation", "test acc", "best (ep)", "train loss", "test loss", "f(x) ms"):
+        table.add_column(
+            column, justify="left" if column == "activation" else "right", no_wrap=True
+        )
     for row in summary.itertuples(index=False):
         accuracy = percent_interval(
             row.final_test_accuracy, row.final_test_accuracy_low, row.final_test_accuracy_high
@@ -134,9 +143,13 @@ def _summary_table(run_dir: Path, frame: pd.DataFrame) -> Table:
             f"{100 * row.best_test_accuracy:.2f}% ({row.best_epoch})",
             _loss(row.final_train_loss),
             _loss(row.final_test_loss),
-            f"{row.seconds_per_epoch:.2f}",
+            "n/a" if pd.isna(row.activation_seconds) else f"{1000 * row.activation_seconds:.0f}",
         )
     return table
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _comparison_table(frame: pd.DataFrame, baseline: str) -> Table | None:
@@ -145,11 +158,14 @@ def _comparison_table(frame: pd.DataFrame, baseline: str) -> Table | None:
         return None
     seeds = int(pairs["seeds"].max())
     table = Table(
-        title=f"Final test accuracy minus {baseline}'s, paired by seed ({seeds} seeds)",
+        title=f"Final test accuracy minus {baseline}'s, paired by seed ({_count(seeds, 'seed')})",
         caption=None if seeds > 1 else "one seed gives no interval: use --seeds 5",
+        box=box.SIMPLE_HEAVY,
     )
     for column in ("activation", "difference (points)", "95% interval", "real?"):
-        table.add_column(column, justify="left" if column == "activation" else "right")
+        table.add_column(
+            column, justify="left" if column == "activation" else "right", no_wrap=True
+        )
     for row in pairs.itertuples(index=False):
         interval = "n/a" if seeds < 2 else f"{100 * row.low:+.2f} to {100 * row.high:+.2f}"
         verdict = "n/a" if seeds < 2 else "yes" if row.significant else "no (noise)"
@@ -327,20 +343,28 @@ def plot(
         Path, typer.Argument(help="A results folder (all runs under it) or one run folder.")
     ],
     out_dir: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Where the PNGs go (default DIR/plots).")
+        Path | None,
+        typer.Option("--out", "-o", help="Where the PNGs and the report go (default DIR/plots)."),
+    ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(help="The line the report compares the others with (default: the first)."),
     ] = None,
 ) -> None:
-    """Draw loss and accuracy curves per activation, and the activation functions themselves.
+    """Draw the curves (with seed bands), gradient flow, dead and saturated units, time per
+    activation and the functions themselves, and write a Markdown report of it all.
 
     Example: actbench plot results/
     """
     from actbench.plots import plot_runs  # matplotlib loads only for this command
+    from actbench.report import write_report
 
     frame = load_runs(directory)
     target = out_dir or directory / "plots"
     paths = plot_runs(frame, target)
-    out.print(f"Wrote {len(paths)} figures to {target}:", soft_wrap=True)
-    for path in paths:
+    report = write_report(frame, paths, target, baseline)
+    out.print(f"Wrote {len(paths)} figures and {report.name} to {target}:", soft_wrap=True)
+    for path in [*paths, report]:
         out.print(f"  {path.name}")
 
 

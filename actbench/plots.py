@@ -1,9 +1,11 @@
-"""Comparison figures: learning curves per activation, and the activation functions themselves."""
+"""Comparison figures: learning curves with seed bands, unit health, time, and the functions."""
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -13,6 +15,7 @@ from matplotlib.ticker import MaxNLocator
 from actbench.activations import resolve
 from actbench.errors import ActbenchError, UsageError
 from actbench.results import write_or_explain
+from actbench.stats import mean_ci
 
 CURVES = {
     "train_loss": ("Training loss", "cross-entropy"),
@@ -21,7 +24,9 @@ CURVES = {
 }
 STYLES = ("-", "--", ":", "-.")  # cycled with the colours so overlapping lines stay visible
 # Settings that never change what a model learns, so they never tell two runs apart.
-_NOT_LABELS = {"cfg_data_dir", "cfg_results_dir", "cfg_download", "cfg_eval_batch_size"}
+# Seeds are not settings either: runs that differ only in their seeds pool them.
+_NOT_LABELS = {"cfg_data_dir", "cfg_results_dir", "cfg_download", "cfg_eval_batch_size",
+               "cfg_seed", "cfg_seeds", "cfg_baseline", "cfg_workers", "cfg_threads"}  # fmt: skip
 
 
 def label_series(frame: pd.DataFrame) -> pd.Series:
@@ -48,39 +53,154 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def curves(frame: pd.DataFrame, column: str) -> list[tuple[str, pd.Series]]:
-    """Each line of a curve figure: its label and its values by epoch (mean over seeds).
+@dataclass(frozen=True)
+class Line:
+    """One line of a figure: the mean over seeds by epoch, and its 95% band (NaN for one seed)."""
 
-    A series that diverged ends at the epoch where it did, and its label says so; a loss that
-    became NaN or infinite there is left out rather than drawn off the scale.
+    label: str
+    key: str  # the label without notes: the same key has the same colour in every figure
+    mean: pd.Series
+    low: pd.Series
+    high: pd.Series
+
+
+def curves(frame: pd.DataFrame, column: str, scale: float = 1.0) -> list[Line]:
+    """Each label's line for `column`: mean over seeds by epoch with its 95% interval.
+
+    A series that diverged ends at the epoch where it did, and its label says so; a value
+    that became NaN or infinite there is left out rather than drawn off the scale. Labels
+    with no values for `column` (a measure that does not apply to them) are left out.
     """
     frame = frame.assign(label=label_series(frame))
     lines = []
     for label, group in frame.groupby("label", sort=False):
-        series = group.groupby("epoch")[column].mean()
-        series = series.where(series.abs() != float("inf"))
+        values = group[column].where(group[column].abs() != float("inf"))
+        if values.isna().all():
+            continue
+        by_epoch = {epoch: v.dropna().tolist() for epoch, v in values.groupby(group["epoch"])}
+        estimates = [mean_ci(v) if v else None for v in by_epoch.values()]
+        index = pd.Index(list(by_epoch), name="epoch")
+        series = {
+            field: pd.Series(
+                [getattr(e, field) * scale if e else float("nan") for e in estimates], index=index
+            )
+            for field in ("mean", "low", "high")
+        }
         diverged = group.loc[group["status"] == "diverged", "epoch"]
-        if len(diverged):
-            label = f"{label} (diverged at epoch {int(diverged.min())})"
-        lines.append((label, series * 100 if column.endswith("accuracy") else series))
+        shown = f"{label} (diverged at epoch {int(diverged.min())})" if len(diverged) else label
+        lines.append(Line(shown, label, series["mean"], series["low"], series["high"]))
     return lines
+
+
+def colours(frame: pd.DataFrame) -> dict[str, str]:
+    """One colour and line style per label, the same in every figure of the frame."""
+    labels = dict.fromkeys(label_series(frame))
+    return {label: (f"C{i % 10}", STYLES[i // 10 % len(STYLES)]) for i, label in enumerate(labels)}
+
+
+def _draw(ax: Any, lines: list[Line], styles: dict[str, Any], log: bool = False) -> None:
+    for line in lines:
+        colour, style = styles[line.key]
+        ax.plot(line.mean.index, line.mean.values, style, color=colour, marker="o", markersize=3,
+                label=line.label)  # fmt: skip
+        if line.low.notna().any():
+            # every measure here is non-negative: so is its band (a log axis needs it positive)
+            low = line.low.clip(lower=line.mean[line.mean > 0].min() / 10 if log else 0)
+            ax.fill_between(line.mean.index, low, line.high, color=colour, alpha=0.2,
+                            linewidth=0)  # fmt: skip
+    if log:
+        ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.grid(alpha=0.3)
+
+
+def _title(title: str, frame: pd.DataFrame) -> str:
+    seeds = frame.groupby("activation")["seed"].nunique().max()
+    return f"{title}\nmean and 95% interval over {seeds} seeds" if seeds > 1 else title
 
 
 def plot_curves(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     """One PNG per curve (training loss, test loss, test accuracy), one line per label."""
-    paths = []
+    paths, styles = [], colours(frame)
     for column, (title, ylabel) in CURVES.items():
-        fig = Figure(figsize=(7, 4.5))
+        fig = Figure(figsize=(7, 4.5), layout="constrained")
         ax = fig.subplots()
-        for i, (label, series) in enumerate(curves(frame, column)):
-            style = STYLES[i // 10 % len(STYLES)]
-            ax.plot(series.index, series.values, style, marker="o", markersize=3, label=label)
-        ax.set(title=title, xlabel="epoch", ylabel=ylabel)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
+        _draw(ax, curves(frame, column, 100 if column.endswith("accuracy") else 1), styles)
+        ax.set(title=_title(title, frame), ylabel=ylabel)
         ax.legend(fontsize="small")
         paths.append(_save(fig, out_dir / f"{column}.png"))
     return paths
+
+
+# Unit-health figures: file, title, y label, the CSV columns (one panel each), scale, log axis
+HEALTH = (
+    ("gradient_flow", "Mean |gradient| at each layer's weights", "mean |∂loss/∂W|",
+     ["grad_layer1", "grad_layer2", "grad_layer3"], 1, True),
+    ("dead_units", "Dead units (no positive output on the probe batch)", "dead units (%)",
+     ["dead_layer1", "dead_layer2"], 100, False),
+    ("saturated_units", "Saturated outputs (within 5% of a bound)", "saturated outputs (%)",
+     ["saturated_layer1", "saturated_layer2"], 100, False),
+)  # fmt: skip
+
+
+def plot_health(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Gradient flow, dead and saturated units per layer; a figure with nothing to show is skipped."""
+    paths, styles = [], colours(frame)
+    for name, title, ylabel, columns, scale, log in HEALTH:
+        panels = [(column, curves(frame, column, scale)) for column in columns]
+        if not any(lines for _, lines in panels):
+            continue
+        fig = Figure(figsize=(4.2 * len(columns), 4.4), layout="constrained")
+        axes = fig.subplots(1, len(columns), sharey=True, squeeze=False)[0]
+        for ax, (column, lines) in zip(axes, panels, strict=True):
+            _draw(ax, lines, styles, log)
+            ax.set_title(f"layer {column[-1]}" + (" (output)" if column.endswith("3") else ""))
+        axes[0].set_ylabel(ylabel)
+        handles, labels = axes[0].get_legend_handles_labels()
+        for ax in axes[1:]:  # a panel may have lines the first lacks
+            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                if label not in labels:
+                    handles.append(handle)
+                    labels.append(label)
+        if handles:
+            fig.legend(handles, labels, fontsize="small", loc="outside lower center",
+                       ncols=min(4, len(labels)))  # fmt: skip
+        fig.suptitle(_title(title, frame))
+        paths.append(_save(fig, out_dir / f"{name}.png"))
+    return paths
+
+
+def time_per_activation(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each label's own activation seconds per epoch: mean over seeds with its 95% interval."""
+    frame = frame.assign(label=label_series(frame))
+    rows = []
+    for label, group in frame.groupby("label", sort=False):
+        per_seed = group.groupby("seed")["activation_seconds"].mean().dropna()
+        if per_seed.empty:
+            continue
+        estimate = mean_ci(per_seed.tolist())
+        rows.append({"label": label, "seconds": estimate.mean, "low": estimate.low,
+                     "high": estimate.high})  # fmt: skip
+    return pd.DataFrame(rows, columns=["label", "seconds", "low", "high"])
+
+
+def plot_time(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """A bar per activation: its own forward and backward time per epoch (CPU runs only)."""
+    times = time_per_activation(frame)
+    if times.empty:
+        return []
+    fig = Figure(figsize=(max(5, 1.1 * len(times) + 2), 4), layout="constrained")
+    ax = fig.subplots()
+    errors = (times["high"] - times["low"]) / 2
+    styles = colours(frame)
+    ax.bar(times["label"], times["seconds"], yerr=errors.where(errors.notna(), 0), capsize=4,
+           color=[styles[label][0] for label in times["label"]])  # fmt: skip
+    ax.set(title=_title("Time in the activation function per epoch", frame),
+           ylabel="seconds per epoch (forward + backward)")  # fmt: skip
+    ax.tick_params(axis="x", labelrotation=30 if len(times) > 5 else 0)
+    ax.grid(axis="y", alpha=0.3)
+    return [_save(fig, out_dir / "activation_time.png")]
 
 
 def plot_activations(labels: list[str], out_path: Path, span: float = 5.0) -> Path:
@@ -124,6 +244,8 @@ def plot_runs(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
             f"cannot create plot folder {out_dir} ({err.strerror}); choose another with --out"
         ) from None
     paths = plot_curves(frame, out_dir)
+    paths += plot_health(frame, out_dir)
+    paths += plot_time(frame, out_dir)
     paths.append(
         plot_activations(list(frame["activation"].astype(str)), out_dir / "activations.png")
     )

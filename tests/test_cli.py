@@ -50,7 +50,7 @@ def test_run_then_plot(mnist_dir, tmp_path):
     assert manifest["config"]["epochs"] == 2
     assert manifest["versions"]["torch"] == version("torch")
     assert manifest["started"] and manifest["finished"]
-    assert "best (epoch)" in result.stdout and "leaky:0.1" in result.stdout
+    assert "best (ep)" in result.stdout and "leaky:0.1" in result.stdout
     # one line per epoch, with every activation in the order given, even from several workers
     (line,) = [ln for ln in result.stderr.splitlines() if ln.startswith("epoch 2/2")]
     assert line.index("relu") < line.index("tanh") < line.index("leaky:0.1")
@@ -59,7 +59,12 @@ def test_run_then_plot(mnist_dir, tmp_path):
     assert plotted.exit_code == 0, plotted.output
     assert f"to {results / 'plots'}" in plotted.stdout.replace("\n", "")
     assert sorted(p.name for p in (results / "plots").iterdir()) == [
+        "activation_time.png",
         "activations.png",
+        "dead_units.png",
+        "gradient_flow.png",
+        "report.md",
+        "saturated_units.png",  # tanh is bounded
         "test_accuracy.png",
         "test_loss.png",
         "train_loss.png",

@@ -3,25 +3,53 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 from matplotlib.image import imread
 
+from actbench.errors import UsageError
 from actbench.plots import curves, label_series, plot_activations, plot_runs
+from actbench.report import write_report
 from actbench.results import RunWriter, load_runs
 from actbench.train import EpochResult
 
 
-def write_run(folder, lr, activations=("relu", "sigmoid")):
+def write_run(folder, lr, activations=("relu", "sigmoid"), seeds=(0,)):
+    """A hand-made run: relu's units die, sigmoid's saturate, the numbers move with the seed."""
     folder.mkdir(parents=True)
     writer = RunWriter(
         folder, list(activations), {"config": {"lr": lr, "seed": 0, "results_dir": str(folder)}}
     )
-    for epoch in (1, 2, 3):
-        writer.add(
-            [
-                EpochResult(a, 0, epoch, 1 / epoch, 0.8, 1.1 / epoch, 0.7 + 0.05 * epoch, 0.5)
-                for a in activations
-            ]
-        )
+    for seed in seeds:
+        for epoch in (1, 2, 3):
+            health = {"grad_layer1": 1e-3 / epoch, "grad_layer2": 2e-3, "grad_layer3": 1e-2}
+            writer.add(
+                [
+                    EpochResult(
+                        a,
+                        seed,
+                        epoch,
+                        1 / epoch,
+                        0.8,
+                        1.1 / epoch,
+                        0.7 + 0.05 * epoch + 0.01 * seed,
+                        0.5,
+                        "ok",
+                        0.01 * (i + 1),
+                        **health,
+                        **_unit_health(a, epoch),
+                    )
+                    for i, a in enumerate(activations)
+                ]
+            )
+
+
+def _unit_health(activation, epoch):
+    nan = float("nan")
+    if activation == "relu":
+        return {"dead_layer1": 0.1 * epoch, "dead_layer2": 0.05, "saturated_layer1": nan,
+                "saturated_layer2": nan}  # fmt: skip
+    return {"dead_layer1": nan, "dead_layer2": nan, "saturated_layer1": 0.2,
+            "saturated_layer2": 0.3 * epoch / 3}  # fmt: skip
 
 
 def test_plots_render_from_csv_alone(tmp_path):
@@ -29,7 +57,9 @@ def test_plots_render_from_csv_alone(tmp_path):
     frame = load_runs(tmp_path / "results")
     paths = plot_runs(frame, tmp_path / "plots")
     names = sorted(p.name for p in paths)
-    assert names == ["activations.png", "test_accuracy.png", "test_loss.png", "train_loss.png"]
+    assert names == ["activation_time.png", "activations.png", "dead_units.png",
+                     "gradient_flow.png", "saturated_units.png", "test_accuracy.png",
+                     "test_loss.png", "train_loss.png"]  # fmt: skip
     for path in paths:
         image = imread(path)
         assert image.shape[0] > 100 and image.shape[1] > 100
@@ -73,12 +103,46 @@ def test_a_diverged_series_ends_where_it_diverged(tmp_path):
         ]
     )
     frame = load_runs(folder)
-    loss = dict(curves(frame, "train_loss"))
-    accuracy = dict(curves(frame, "test_accuracy"))
+    loss = {line.label: line.mean for line in curves(frame, "train_loss")}
+    accuracy = {line.label: line.mean for line in curves(frame, "test_accuracy", scale=100)}
     assert list(loss) == ["relu", "identity (diverged at epoch 2)"]
     assert loss["relu"].tolist() == [0.9, 0.5, 0.4]
     diverged = loss["identity (diverged at epoch 2)"]
     assert diverged.index.tolist() == [1, 2]  # stops at the epoch it diverged
     assert diverged.iloc[0] == 2.0 and pd.isna(diverged.iloc[1])  # the infinite loss is not drawn
     assert accuracy["identity (diverged at epoch 2)"].tolist() == [35.0, 10.0]
-    assert len(plot_runs(frame, tmp_path / "plots")) == 4
+    assert len(plot_runs(frame, tmp_path / "plots")) == 4  # no health or time columns: skipped
+
+
+def test_lines_carry_the_mean_and_interval_over_seeds(tmp_path):
+    write_run(tmp_path / "run", 0.001, seeds=(0, 1, 2))
+    frame = load_runs(tmp_path / "run")
+    relu, _ = curves(frame, "test_accuracy", scale=100)
+    # per seed 0.75, 0.76, 0.77 at epoch 1: mean 76%, sd 1 point, half-width 4.303 / sqrt(3)
+    assert relu.mean.loc[1] == pytest.approx(76.0)
+    assert relu.high.loc[1] - relu.mean.loc[1] == pytest.approx(4.303 / 3**0.5, abs=1e-3)
+    dead = curves(frame, "dead_layer1", scale=100)
+    assert [line.label for line in dead] == ["relu"]  # sigmoid cannot have dead units
+    assert dead[0].mean.tolist() == pytest.approx([10.0, 20.0, 30.0])
+    assert [line.label for line in curves(frame, "saturated_layer2")] == ["sigmoid"]
+
+
+def test_report_renders_from_the_csv_alone(tmp_path):
+    write_run(tmp_path / "results" / "run-1", 0.001, seeds=(0, 1, 2))
+    frame = load_runs(tmp_path / "results")
+    out = tmp_path / "plots"
+    paths = plot_runs(frame, out)
+    report = write_report(frame, paths, out).read_text()
+    assert "# Activation comparison" in report
+    assert "with 3 seeds" in report
+    assert "| relu | 86.00% ± 2.48 | 86.00% (epoch 3) |" in report  # 0.85, 0.86, 0.87
+    assert "## Differences from relu" in report
+    # sigmoid equals relu seed by seed in this run: a zero difference, not significant
+    assert "| sigmoid | +0.00 |" in report and "no: within the noise" in report
+    assert "| relu | " in report and "| 10 |" in report and "| 20 |" in report  # f(x) ms
+    for path in paths:
+        assert f"]({path.name})" in report and path.exists()
+    other = write_report(frame, paths, out, baseline="sigmoid").read_text()
+    assert "## Differences from sigmoid" in other
+    with pytest.raises(UsageError, match="baseline 'gelu' is not among the lines"):
+        write_report(frame, paths, out, baseline="gelu")

@@ -24,11 +24,19 @@ def test_smoke_preset_on_real_mnist(tmp_path):
     assert result.exit_code == 0, result.output
     (run_dir,) = results.iterdir()
     frame = pd.read_csv(run_dir / "metrics.csv")
-    final = frame[frame["epoch"] == frame["epoch"].max()].set_index("activation")
-    assert set(final.index) == {"relu", "sigmoid", "tanh", "leaky"}
+    final = frame[frame["epoch"] == frame["epoch"].max()]
+    assert set(final["activation"]) == {"relu", "sigmoid", "tanh", "leaky"}
+    assert sorted(final["seed"].unique()) == [0, 1, 2]
+    assert len(final) == 4 * 3
     assert (final["test_accuracy"] > 0.8).all(), final  # chance is 0.1
+    assert final["grad_layer1"].gt(0).all() and final["activation_seconds"].gt(0).all()
+    assert "mean ± 95% interval over 3 seeds" in result.stdout
 
     plotted = runner.invoke(app, ["plot", str(results)])
     assert plotted.exit_code == 0, plotted.output
-    for name in ("train_loss", "test_loss", "test_accuracy", "activations"):
+    figures = ["train_loss", "test_loss", "test_accuracy", "gradient_flow", "dead_units",
+               "saturated_units", "activation_time", "activations"]  # fmt: skip
+    for name in figures:
         assert (results / "plots" / f"{name}.png").stat().st_size > 10_000
+    report = (results / "plots" / "report.md").read_text()
+    assert "with 3 seeds" in report and "## Differences from relu" in report

@@ -1,0 +1,138 @@
+"""A self-contained Markdown report of the runs under a folder: settings, tables, figures."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from actbench.errors import UsageError
+from actbench.plots import label_series, time_per_activation
+from actbench.results import write_or_explain
+from actbench.summary import compare, percent_interval, summarize
+
+REPORT = "report.md"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _settings(frame: pd.DataFrame) -> str:
+    settings = {c[4:]: frame[c].unique().tolist() for c in frame.columns if c.startswith("cfg_")}
+    hidden = {"data_dir", "results_dir", "download", "workers", "threads", "baseline"}
+    rows = [
+        [key, ", ".join(map(str, values))] for key, values in settings.items() if key not in hidden
+    ]
+    return _table(["setting", "value"], rows) if rows else "(no manifest found)"
+
+
+def _percent(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{100 * value:.2f}%"
+
+
+def write_report(
+    frame: pd.DataFrame, figures: list[Path], out_dir: Path, baseline: str | None = None
+) -> Path:
+    """Write `report.md` into `out_dir` (where the figures are) and return its path.
+
+    The report stands alone: its settings, summary and pairwise tables, and figures linked by
+    relative paths, so the folder can be copied anywhere.
+    """
+    frame = frame.assign(label=label_series(frame))
+    summary = summarize(frame, key="label")
+    seeds = int(summary["seeds"].max())
+    labels = summary["label"].tolist()
+    chosen = frame["cfg_baseline"].unique().tolist() if "cfg_baseline" in frame else []
+    if baseline is None and len(chosen) == 1 and chosen[0] != "None":
+        baseline = chosen[0]  # the run's own --baseline
+    if baseline is not None and baseline not in labels:
+        raise UsageError(f"baseline {baseline!r} is not among the lines ({', '.join(labels)})")
+    base = baseline or labels[0]
+    runs = ", ".join(f"`{r}`" for r in frame["run"].unique())
+    parts = [
+        "# Activation comparison",
+        "",
+        f"Runs: {runs}. Each model is the 784-H-H-10 network trained on MNIST; "
+        + (
+            f"every activation was trained with {seeds} seeds (one model per seed), and values "
+            "are means with their 95% confidence interval over the seeds (Student's t)."
+            if seeds > 1
+            else "every activation was trained once (one seed), so no interval can be given: "
+            "rerun with `--seeds 5` to tell real differences from noise."
+        ),
+        "",
+        "## Settings",
+        "",
+        _settings(frame),
+        "",
+        "## Summary",
+        "",
+    ]
+    times = time_per_activation(frame).set_index("label")["seconds"]
+    rows = []
+    for row in summary.itertuples(index=False):
+        accuracy = percent_interval(
+            row.final_test_accuracy, row.final_test_accuracy_low, row.final_test_accuracy_high
+        )
+        if row.diverged_seeds:
+            accuracy += f" ({row.diverged_seeds} of {row.seeds} seeds diverged, first at epoch {row.diverged_epoch})"
+        own = times.get(row.label, math.nan)
+        rows.append([row.label, accuracy, f"{_percent(row.best_test_accuracy)} (epoch {row.best_epoch})",
+                     f"{row.final_train_loss:.4f}", f"{row.final_test_loss:.4f}",
+                     "n/a" if math.isnan(own) else f"{1000 * own:.0f}"])  # fmt: skip
+    parts += [
+        _table(
+            [
+                "activation",
+                "final test accuracy",
+                "best (epoch)",
+                "train loss",
+                "test loss",
+                "f(x) ms per epoch",
+            ],
+            rows,
+        ),
+        "",
+        "`f(x) ms per epoch` is the time spent in the activation function itself (forward and "
+        f"backward) per epoch; a whole epoch took {frame['epoch_seconds'].mean():.2f} s on average.",
+        "",
+    ]
+    pairs = compare(frame, base, key="label")
+    if not pairs.empty:
+        parts += [f"## Differences from {base}", ""]
+        pair_rows = []
+        for row in pairs.itertuples(index=False):
+            if seeds > 1:
+                interval = f"{100 * row.low:+.2f} to {100 * row.high:+.2f}"
+                verdict = "**yes**" if row.significant else "no: within the noise"
+            else:
+                interval, verdict = "n/a", "n/a (one seed)"
+            pair_rows.append([row.label, f"{100 * row.difference:+.2f}", interval, verdict])
+        parts += [
+            _table(
+                [
+                    "activation",
+                    f"final test accuracy minus {base} (points)",
+                    "95% interval",
+                    "real difference?",
+                ],
+                pair_rows,
+            ),
+            "",
+            "Differences are paired by seed: for a given seed both networks start from the same "
+            "weights and see the same batches, so the interval is the one of the per-seed "
+            "differences. A difference is real (at the 95% level) when its interval excludes zero.",
+            "",
+        ]
+    parts += ["## Figures", ""]
+    for path in figures:
+        name = path.stem.replace("_", " ")
+        parts += [f"![{name}]({os.path.relpath(path, out_dir)})", ""]
+    path = out_dir / REPORT
+    write_or_explain(path, "\n".join(parts), "choose another folder with --out")
+    return path
