@@ -48,10 +48,6 @@ BACKWARDS: dict[
 }
 
 
-def _pairs(*lists: Any) -> Any:
-    return zip(*lists, strict=True)
-
-
 class LockstepMLP(nn.Module):
     """K copies of the MLP architecture, each with its own weights and activation modules."""
 
@@ -140,14 +136,24 @@ class LockstepMLP(nn.Module):
         _, h2 = self.hidden_layers(x)
         return torch.baddbmm(self.b3.unsqueeze(1), h2, self.w3)
 
-    def _timed(self, k: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """fn(*args), its wall time added to model k's activation time when timing is on."""
-        if not self.timing:
-            return fn(*args, **kwargs)
-        started = time.perf_counter()
-        out = fn(*args, **kwargs)
-        self.act_seconds[k] += time.perf_counter() - started
-        return out
+    def _each(self, count: int, fn: Callable[[int], Any]) -> list[Any]:
+        """[fn(0), ..., fn(count - 1)], each call's time added to model k's when timing is on.
+
+        The calls start at a different model each time: the first elementwise kernel after a
+        matrix product runs slower, and rotating spreads that cost evenly over the models
+        (the results do not depend on the order).
+        """
+        results: list[Any] = [None] * count
+        self._turn = (getattr(self, "_turn", -1) + 1) % count
+        for j in range(count):
+            k = (self._turn + j) % count
+            if self.timing:
+                started = time.perf_counter()
+                results[k] = fn(k)
+                self.act_seconds[k] += time.perf_counter() - started
+            else:
+                results[k] = fn(k)
+        return results
 
     def _activate_with_grad(
         self, acts: nn.ModuleList, z: torch.Tensor, dim: int
@@ -157,39 +163,36 @@ class LockstepMLP(nn.Module):
             return self._activate_known(acts, z, dim)
         slices = [z.select(dim, k).detach().requires_grad_() for k in range(len(acts))]
         with torch.enable_grad():
-            outputs = [self._timed(k, act, zk) for k, (act, zk) in enumerate(_pairs(acts, slices))]
+            outputs = self._each(len(acts), lambda k: acts[k](slices[k]))
+        params = [list(act.parameters()) for act in acts]
+
+        def grads_of(k: int, grad_h: torch.Tensor) -> list[torch.Tensor]:
+            inputs = [slices[k], *params[k]]
+            if not outputs[k].requires_grad:  # an activation that ignores its input
+                return [torch.zeros_like(t) for t in inputs]
+            grads = torch.autograd.grad(outputs[k], inputs, grad_h[k], allow_unused=True)
+            pairs = zip(grads, inputs, strict=True)
+            return [torch.zeros_like(t) if g is None else g for g, t in pairs]
 
         def backward(grad_h: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-            grads_z, grads_params = [], []
-            for k, (act, zk, hk) in enumerate(zip(acts, slices, outputs, strict=True)):
-                params = list(act.parameters())
-                if not hk.requires_grad:  # an activation that ignores its input
-                    grads = [None] * (1 + len(params))
-                else:
-                    grads = self._timed(
-                        k, torch.autograd.grad, hk, [zk, *params], grad_h[k], allow_unused=True
-                    )
-                grads = [
-                    torch.zeros_like(t) if g is None else g
-                    for g, t in zip(grads, [zk, *params], strict=True)
-                ]
-                grads_z.append(grads[0])
-                grads_params.extend(grads[1:])
-            return torch.stack(grads_z, dim=dim), grads_params
+            grads = self._each(len(acts), lambda k: grads_of(k, grad_h))
+            grad_z = torch.stack([g[0] for g in grads], dim=dim)
+            return grad_z, [t for g in grads for t in g[1:]]
 
         return torch.stack([h.detach() for h in outputs]), backward
 
     def _activate_known(
         self, acts: nn.ModuleList, z: torch.Tensor, dim: int
     ) -> tuple[torch.Tensor, GradFn]:
-        slices = [z.select(dim, k) for k in range(len(acts))]
-        outputs = [self._timed(k, act, zk) for k, (act, zk) in enumerate(_pairs(acts, slices))]
+        # contiguous copies, made before any timing: each model then reads only its own memory
+        slices = [z.select(dim, k).contiguous() for k in range(len(acts))]
+        outputs = self._each(len(acts), lambda k: acts[k](slices[k]))
 
         def backward(grad_h: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-            grads = [
-                self._timed(k, BACKWARDS[type(act)], act, gk, zk, hk)
-                for k, (act, gk, zk, hk) in enumerate(_pairs(acts, grad_h, slices, outputs))
-            ]
+            grads = self._each(
+                len(acts),
+                lambda k: BACKWARDS[type(acts[k])](acts[k], grad_h[k], slices[k], outputs[k]),
+            )
             return torch.stack(grads, dim=dim), []
 
         return torch.stack(outputs), backward

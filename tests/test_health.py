@@ -78,3 +78,12 @@ def test_each_model_is_charged_its_own_activation_time(mnist_dir):
     assert slow.activation_seconds >= steps * 2 * 0.005  # two layers' forward passes, each slept
     assert fast.activation_seconds < slow.activation_seconds / 10
     assert not math.isnan(slow.grad_layer1) and math.isnan(slow.dead_layer1)  # not registered
+
+
+def test_activation_order_rotates_so_no_model_is_always_first():
+    net, _ = fixed_network(["relu", "tanh", "identity"])
+    calls = []
+    for _ in range(3):
+        assert net._each(3, lambda k: calls.append(k) or k * 10) == [0, 10, 20]
+    firsts = calls[::3]
+    assert sorted(firsts) == [0, 1, 2]  # each model goes first once every three calls
