@@ -9,7 +9,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 from actbench.config import RunConfig, load_config
 from actbench.errors import ActbenchError, UsageError
-from actbench.experiment import RunResult, run_experiment
+from actbench.experiment import RunResult, resume_experiment, run_experiment
 from actbench.results import load_runs
 
 __all__ = [
@@ -20,5 +20,6 @@ __all__ = [
     "__version__",
     "load_config",
     "load_runs",
+    "resume_experiment",
     "run_experiment",
 ]

@@ -77,7 +77,9 @@ def curves(frame: pd.DataFrame, column: str, scale: float = 1.0) -> list[Line]:
         values = group[column].where(group[column].abs() != float("inf"))
         if values.isna().all():
             continue
-        by_epoch = {epoch: v.dropna().tolist() for epoch, v in values.groupby(group["epoch"])}
+        # one value per seed and epoch: a run repeated with the same seed is not a new sample
+        per_seed = values.groupby([group["epoch"], group["seed"]]).mean()
+        by_epoch = {epoch: v.dropna().tolist() for epoch, v in per_seed.groupby(level="epoch")}
         estimates = [mean_ci(v) if v else None for v in by_epoch.values()]
         index = pd.Index(list(by_epoch), name="epoch")
         series = {

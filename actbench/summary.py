@@ -10,9 +10,14 @@ from actbench.stats import mean_ci, paired_difference
 
 
 def final_rows(frame: pd.DataFrame, key: str = "activation") -> pd.DataFrame:
-    """Each (key, seed)'s last row: its final epoch, or the epoch where it diverged."""
+    """Each (key, seed)'s last row: its final epoch, or the epoch where it diverged.
+
+    Runs repeated with the same seed and settings count once (their numbers are averaged):
+    a seed is one independent sample however often it was run.
+    """
     last = frame.groupby([key, "seed"], sort=False)["epoch"].transform("max")
-    return frame[frame["epoch"] == last]
+    finals = frame[frame["epoch"] == last]
+    return finals.groupby([key, "seed"], sort=False, as_index=False).mean(numeric_only=True)
 
 
 def summarize(frame: pd.DataFrame, key: str = "activation") -> pd.DataFrame:

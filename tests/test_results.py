@@ -214,3 +214,16 @@ def test_summary_reports_divergence_per_activation():
     assert table.loc["relu", "diverged_epoch"] == 2
     # seed 0's final row is where it diverged, seed 1's is its epoch 3
     assert table.loc["relu", "final_test_accuracy"] == pytest.approx((0.1 + 0.96) / 2)
+
+
+def test_a_seed_run_twice_counts_once():
+    once = [row("relu", 1, acc, seed).__dict__ for seed, acc in enumerate([0.90, 0.92, 0.94])]
+    twice = [*once, row("relu", 1, 0.90, 0).__dict__]  # seed 0 again, same settings
+    a = summarize(pd.DataFrame(once)).iloc[0]
+    b = summarize(pd.DataFrame(twice)).iloc[0]
+    assert b["seeds"] == 3
+    assert b["final_test_accuracy_low"] == pytest.approx(a["final_test_accuracy_low"])
+    pairs = compare(
+        pd.DataFrame(twice + [row("tanh", 1, 0.9, s).__dict__ for s in range(3)]), "relu"
+    )
+    assert pairs.iloc[0]["seeds"] == 3
