@@ -374,3 +374,19 @@ def test_seed_and_baseline_mistakes(mnist_dir, tmp_path, args, message):
                     "--results-dir", tmp_path / "r")  # fmt: skip
     assert result.exit_code == 2, result.output
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_run_writes_nothing_outside_its_folder(mnist_dir, tmp_path):
+    def snapshot(root):
+        return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "notes.txt").write_text("mine")
+    before = snapshot(tmp_path)
+    result = invoke("run", "-a", "relu", "--epochs", "1", "--hidden", "8", "--data-dir",
+                    mnist_dir, "--results-dir", tmp_path / "results")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    after = snapshot(tmp_path)
+    (run_dir,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir()]
+    outside = {p: v for p, v in after.items() if run_dir not in p.parents}
+    assert outside == before

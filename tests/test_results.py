@@ -227,3 +227,18 @@ def test_a_seed_run_twice_counts_once():
         pd.DataFrame(twice + [row("tanh", 1, 0.9, s).__dict__ for s in range(3)]), "relu"
     )
     assert pairs.iloc[0]["seeds"] == 3
+
+
+def _make_run_dir(args):
+    folder, stamp = args
+    return create_run_dir(Path(folder), datetime.fromisoformat(stamp)).name
+
+
+def test_runs_started_at_the_same_moment_get_distinct_folders(tmp_path):
+    import multiprocessing
+
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with multiprocessing.get_context(method).Pool(4) as pool:
+        names = pool.map(_make_run_dir, [(str(tmp_path), "2026-01-02T03:04:05")] * 8)
+    assert len(set(names)) == 8
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
