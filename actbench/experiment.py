@@ -249,6 +249,33 @@ def _show(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
 
 
+def _align(units: tuple[Unit, ...], states: dict[Unit, Any], store: CheckpointStore) -> None:
+    """Put models that trained in lockstep back at one epoch, in place in `states`.
+
+    A group's checkpoints are saved one file after another; a run killed outright half-way
+    through leaves some models one epoch ahead. Those go back to their previous generation,
+    so the group trains on together and the resumed numbers stay exactly those of an
+    uninterrupted run (the epoch they lose is computed again, identically).
+    """
+    epochs = {u: states[u].epoch if states[u] is not None else 0 for u in units}
+    latest = max(epochs.values())
+    # models the last save should have reached: one epoch behind, and not diverged before
+    behind = [
+        u
+        for u in units
+        if epochs[u] == latest - 1 and not (states[u] is not None and states[u].diverged)
+    ]
+    if not behind:
+        return
+    for unit in units:
+        if epochs[unit] == latest:
+            previous = store.load(unit.index, unit.label, unit.seed, previous=True)
+            if latest == 1:
+                states[unit] = None  # back to the start, with the others
+            elif previous is not None and previous.epoch == latest - 1:
+                states[unit] = previous
+
+
 def resume_experiment(
     run_dir: Path | str, overrides: dict[str, Any] | None = None, hooks: Hooks | None = None
 ) -> RunResult:
@@ -274,6 +301,9 @@ def resume_experiment(
             )
         store = CheckpointStore(run_dir)
         states = {u: store.load(u.index, u.label, u.seed) for u in units}
+        for jobs in plan_jobs(units, {}, set(), workers):
+            for job in jobs:
+                _align(job.units, states, store)
         finished = {u: s.epoch for u, s in states.items() if s is not None}
         most = max(finished.values(), default=0)
         if config.epochs < most:

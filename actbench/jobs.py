@@ -92,13 +92,10 @@ def run_jobs(
     """Train the jobs one after the other, saving every model's checkpoint after each epoch."""
     for job in jobs:
         start: list[ModelState] | None = None
-        if job.start_epoch:
+        if job.start_epoch:  # each model's checkpoint after that epoch
             if store is None:
                 raise ValueError("resuming needs the run's checkpoints")
-            loaded = [store.load(u.index, u.label, u.seed) for u in job.units]
-            start = [state for state in loaded if state is not None]
-            if len(start) != len(loaded):
-                raise ValueError("a checkpoint disappeared while resuming")
+            start = [store.load_at(u.index, u.label, u.seed, job.start_epoch) for u in job.units]
         train_lockstep(
             resolve_all([u.label for u in job.units]),
             data,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import signal
 
 import pandas as pd
@@ -149,3 +150,29 @@ def test_resume_needs_a_run_folder_the_same_data_and_no_other_user(mnist_dir, tm
     with RunLock(run.run_dir):  # as if another process were still writing it
         result = runner.invoke(app, ["run", "--resume", str(run.run_dir), "--epochs", "2"])
     assert result.exit_code == 2 and "in use by another actbench process" in result.output
+
+
+def test_a_group_cut_in_the_middle_of_its_save_resumes_exactly(mnist_dir, tmp_path):
+    """As a run killed outright (power cut, SIGKILL) between two models' checkpoint files
+    leaves it: relu saved epoch 3, tanh and sigmoid still at epoch 2."""
+    run = run_experiment(settings(mnist_dir, tmp_path / "a", epochs=3, workers=1))
+    store = CheckpointStore(run.run_dir)
+    for index, label in ((1, "tanh"), (2, "sigmoid")):
+        os.replace(store.path(index, label, 0, previous=True), store.path(index, label, 0))
+    assert [store.load(i, a, 0).epoch for i, a in enumerate(ACTS.split(","))] == [3, 2, 2]
+    resume_experiment(run.run_dir, {"epochs": 5})
+    whole = run_experiment(settings(mnist_dir, tmp_path / "b", epochs=5, workers=1))
+    pd.testing.assert_frame_equal(metrics(run.run_dir), metrics(whole.run_dir), check_exact=True)
+
+
+def test_killed_outright_then_resumed_equals_uninterrupted(mnist_dir, tmp_path):
+    proc = start_run(mnist_dir, tmp_path / "a", 1, epochs=40, extra=["--threads", "1",
+                     "--batch-size", "16"])  # fmt: skip
+    run_dir = wait_for_epochs(tmp_path / "a", 9, proc).parent
+    proc.kill()  # SIGKILL: no handler runs, nothing is tidied up
+    proc.communicate(timeout=30)
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "running"
+    result = runner.invoke(app, ["run", "--resume", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    whole = run_experiment(settings(mnist_dir, tmp_path / "b", epochs=40, workers=1))
+    pd.testing.assert_frame_equal(metrics(run_dir), metrics(whole.run_dir), check_exact=True)
