@@ -8,9 +8,7 @@ import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
-import pandas as pd
 import typer
-from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -20,16 +18,14 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 from typer.core import TyperGroup
 
 from actbench import __version__
-from actbench.activations import REGISTRY
 from actbench.config import RunConfig, load_config, read_toml
 from actbench.errors import ActbenchError
 from actbench.experiment import Hooks, baseline_label, resume_experiment, run_experiment
 from actbench.results import load_runs
-from actbench.summary import compare, percent_interval, summarize
+from actbench.tables import activations_table, comparison_table, epoch_line, summary_table
 from actbench.train import EpochResult
 
 out = Console(highlight=False)
@@ -98,79 +94,6 @@ def root(
 ) -> None:
     """Compare neural-network activation functions on MNIST, fast and honestly."""
     _state["debug"] = debug
-
-
-def _epoch_line(rows: list[EpochResult], epochs: int, seeded: bool) -> str:
-    accuracies = "  ".join(f"{r.activation} {100 * r.test_accuracy:.2f}%" for r in rows)
-    seconds = max(r.epoch_seconds for r in rows)
-    where = f"seed {rows[0].seed} " if seeded else ""
-    return f"{where}epoch {rows[0].epoch}/{epochs} ({seconds:.1f} s)  test accuracy: {accuracies}"
-
-
-def _loss(value: float) -> str:
-    return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.3g}"
-
-
-def _summary_table(run_dir: Path, frame: pd.DataFrame) -> Table:
-    summary = summarize(frame)
-    seeds = int(summary["seeds"].max())
-    over = f", mean ± 95% interval over {_count(seeds, 'seed')}" if seeds > 1 else ""
-    wall = frame["epoch_seconds"].mean()
-    table = Table(
-        title=f"Results in {run_dir}{over}",
-        caption=f"f(x) ms: milliseconds per epoch spent in the activation itself; an epoch took "
-        f"{wall:.2f} s (shared by the models trained together)",
-        box=box.SIMPLE_HEAVY,
-    )
-    for column in ("activation", "test acc", "best (ep)", "train loss", "test loss", "f(x) ms"):
-        table.add_column(
-            column, justify="left" if column == "activation" else "right", no_wrap=True
-        )
-    for row in summary.itertuples(index=False):
-        accuracy = percent_interval(
-            row.final_test_accuracy, row.final_test_accuracy_low, row.final_test_accuracy_high
-        )
-        if row.diverged_seeds:
-            where = f"ep {int(row.diverged_epoch)}"
-            accuracy = (
-                f"diverged {where}"
-                if row.diverged_seeds == row.seeds
-                else f"{accuracy} ({row.diverged_seeds} diverged)"
-            )
-        table.add_row(
-            row.activation,
-            accuracy,
-            f"{100 * row.best_test_accuracy:.2f}% ({row.best_epoch})",
-            _loss(row.final_train_loss),
-            _loss(row.final_test_loss),
-            "n/a" if pd.isna(row.activation_seconds) else f"{1000 * row.activation_seconds:.0f}",
-        )
-    return table
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def _comparison_table(frame: pd.DataFrame, baseline: str) -> Table | None:
-    pairs = compare(frame, baseline)
-    if pairs.empty:
-        return None
-    seeds = int(pairs["seeds"].max())
-    table = Table(
-        title=f"Final test accuracy minus {baseline}'s, paired by seed ({_count(seeds, 'seed')})",
-        caption=None if seeds > 1 else "one seed gives no interval: use --seeds 5",
-        box=box.SIMPLE_HEAVY,
-    )
-    for column in ("activation", "difference (points)", "95% interval", "real?"):
-        table.add_column(
-            column, justify="left" if column == "activation" else "right", no_wrap=True
-        )
-    for row in pairs.itertuples(index=False):
-        interval = "n/a" if seeds < 2 else f"{100 * row.low:+.2f} to {100 * row.high:+.2f}"
-        verdict = "n/a" if seeds < 2 else "yes" if row.significant else "no (noise)"
-        table.add_row(row.activation, f"{100 * row.difference:+.2f}", interval, verdict)
-    return table
 
 
 @app.command()
@@ -297,7 +220,7 @@ def run(
         progress.start()
 
     def on_epoch(rows: list[EpochResult]) -> None:
-        line = _epoch_line(rows, task["epochs"], task["seeded"])
+        line = epoch_line(rows, task["epochs"], task["seeded"])
         progress.console.print(line, soft_wrap=True)
 
     hooks = Hooks(
@@ -329,8 +252,8 @@ def run(
     finally:
         progress.stop()
     signal.signal(signal.SIGTERM, previous)
-    out.print(_summary_table(result.run_dir, result.metrics))
-    comparison = _comparison_table(result.metrics, task["baseline"])
+    out.print(summary_table(result.run_dir, result.metrics))
+    comparison = comparison_table(result.metrics, task["baseline"])
     if comparison is not None:
         out.print(comparison)
     out.print(f"Metrics: {result.run_dir / 'metrics.csv'}", soft_wrap=True)
@@ -374,17 +297,7 @@ def list_activations() -> None:
 
     Example: actbench activations
     """
-    table = Table(title="Built-in activations (names are case-insensitive)")
-    for column in ("name", "formula", "range", "note"):
-        table.add_column(column, overflow="fold")
-    for info in REGISTRY:
-        name = info.name
-        if info.aliases:
-            name += f" ({', '.join(info.aliases)})"
-        if info.parameter:
-            name += f"\n{info.name}:X sets {info.parameter}"
-        table.add_row(name, info.formula, info.output_range, info.note)
-    out.print(table)
+    out.print(activations_table())
     out.print("Your own: package.module:attribute (an nn.Module class or a tensor function).")
 
 

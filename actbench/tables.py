@@ -1,0 +1,104 @@
+"""The terminal's tables and lines: what a run and `actbench activations` print."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from rich import box
+from rich.table import Table
+
+from actbench.activations import REGISTRY
+from actbench.summary import compare, percent_interval, summarize
+from actbench.train import EpochResult
+
+
+def epoch_line(rows: list[EpochResult], epochs: int, seeded: bool) -> str:
+    """One line per finished epoch: every activation's test accuracy."""
+    accuracies = "  ".join(f"{r.activation} {100 * r.test_accuracy:.2f}%" for r in rows)
+    seconds = max(r.epoch_seconds for r in rows)
+    where = f"seed {rows[0].seed} " if seeded else ""
+    return f"{where}epoch {rows[0].epoch}/{epochs} ({seconds:.1f} s)  test accuracy: {accuracies}"
+
+
+def _loss(value: float) -> str:
+    return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.3g}"
+
+
+def summary_table(run_dir: Path, frame: pd.DataFrame) -> Table:
+    """The end-of-run table: accuracy (with its interval over seeds), losses, time."""
+    summary = summarize(frame)
+    seeds = int(summary["seeds"].max())
+    over = f", mean ± 95% interval over {_count(seeds, 'seed')}" if seeds > 1 else ""
+    wall = frame["epoch_seconds"].mean()
+    table = Table(
+        title=f"Results in {run_dir}{over}",
+        caption=f"f(x) ms: milliseconds per epoch spent in the activation itself; an epoch took "
+        f"{wall:.2f} s (shared by the models trained together)",
+        box=box.SIMPLE_HEAVY,
+    )
+    for column in ("activation", "test acc", "best (ep)", "train loss", "test loss", "f(x) ms"):
+        table.add_column(
+            column, justify="left" if column == "activation" else "right", no_wrap=True
+        )
+    for row in summary.itertuples(index=False):
+        accuracy = percent_interval(
+            row.final_test_accuracy, row.final_test_accuracy_low, row.final_test_accuracy_high
+        )
+        if row.diverged_seeds:
+            where = f"ep {int(row.diverged_epoch)}"
+            accuracy = (
+                f"diverged {where}"
+                if row.diverged_seeds == row.seeds
+                else f"{accuracy} ({row.diverged_seeds} diverged)"
+            )
+        table.add_row(
+            row.activation,
+            accuracy,
+            f"{100 * row.best_test_accuracy:.2f}% ({row.best_epoch})",
+            _loss(row.final_train_loss),
+            _loss(row.final_test_loss),
+            "n/a" if pd.isna(row.activation_seconds) else f"{1000 * row.activation_seconds:.0f}",
+        )
+    return table
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def comparison_table(frame: pd.DataFrame, baseline: str) -> Table | None:
+    """Each activation's paired difference from the baseline, and whether it is real."""
+    pairs = compare(frame, baseline)
+    if pairs.empty:
+        return None
+    seeds = int(pairs["seeds"].max())
+    table = Table(
+        title=f"Final test accuracy minus {baseline}'s, paired by seed ({_count(seeds, 'seed')})",
+        caption=None if seeds > 1 else "one seed gives no interval: use --seeds 5",
+        box=box.SIMPLE_HEAVY,
+    )
+    for column in ("activation", "difference (points)", "95% interval", "real?"):
+        table.add_column(
+            column, justify="left" if column == "activation" else "right", no_wrap=True
+        )
+    for row in pairs.itertuples(index=False):
+        interval = "n/a" if seeds < 2 else f"{100 * row.low:+.2f} to {100 * row.high:+.2f}"
+        verdict = "n/a" if seeds < 2 else "yes" if row.significant else "no (noise)"
+        table.add_row(row.activation, f"{100 * row.difference:+.2f}", interval, verdict)
+    return table
+
+
+def activations_table() -> Table:
+    """The built-in activations with formula, output range and a note."""
+    table = Table(title="Built-in activations (names are case-insensitive)")
+    for column in ("name", "formula", "range", "note"):
+        table.add_column(column, overflow="fold")
+    for info in REGISTRY:
+        name = info.name
+        if info.aliases:
+            name += f" ({', '.join(info.aliases)})"
+        if info.parameter:
+            name += f"\n{info.name}:X sets {info.parameter}"
+        table.add_row(name, info.formula, info.output_range, info.note)
+    return table
