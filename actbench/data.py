@@ -125,9 +125,15 @@ def _download(data_dir: Path) -> None:
 def load_mnist(data_dir: Path | str, download: bool = True) -> MNIST:
     """Read MNIST from `data_dir`, downloading it with torchvision first when it is absent."""
     data_dir = Path(data_dir)
-    if data_dir.exists() and not data_dir.is_dir():
-        raise UsageError(f"data folder {data_dir} is a file; point --data-dir at a folder")
-    files = find_files(data_dir) if data_dir.is_dir() else None
+    try:
+        if data_dir.exists() and not data_dir.is_dir():
+            raise UsageError(f"data folder {data_dir} is a file; point --data-dir at a folder")
+        files = find_files(data_dir) if data_dir.is_dir() else None
+    except PermissionError as err:
+        raise DataError(
+            f"cannot read data folder {data_dir} ({err.strerror}); check its permissions "
+            "or point --data-dir at another folder"
+        ) from None
     if files is None:
         if not download:
             raise DataError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,27 @@ def test_unreadable_file_is_named(mnist_dir, monkeypatch):
     monkeypatch.setattr("gzip.open", refuse)
     with pytest.raises(DataError, match=r"cannot read .*t10k-labels.*Permission denied.*perm"):
         load_mnist(mnist_dir, download=False)
+
+
+def test_unreadable_folder_is_named(mnist_dir, monkeypatch):
+    """As for files: the refusal a non-root user would get is injected."""
+    real_is_file = Path.is_file
+
+    def refuse(self):
+        if self.parent == mnist_dir:
+            raise PermissionError(13, "Permission denied")
+        return real_is_file(self)
+
+    monkeypatch.setattr(Path, "is_file", refuse)
+    with pytest.raises(DataError, match=r"cannot read data folder .*Permission denied.*--data-dir"):
+        load_mnist(mnist_dir, download=False)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="file permissions do not bind the root user")
+def test_unreadable_folder_for_real(mnist_dir):
+    mnist_dir.chmod(0o000)
+    try:
+        with pytest.raises(DataError, match="cannot read"):
+            load_mnist(mnist_dir, download=False)
+    finally:
+        mnist_dir.chmod(0o700)
