@@ -135,16 +135,17 @@ def unit_health(
     h1, h2 = net.hidden_layers(x)  # (K, B, H) each
     stats = [grads[0].abs().mean((0, 2)), grads[2].abs().mean((1, 2)), grads[4].abs().mean((1, 2))]
     for h in (h1, h2):
-        stats.append((h.amax(1) <= 0).double().mean(1))  # dead: never positive on the probe
+        stats.append((h.amax(1) <= 0).float().mean(1))  # dead: never positive on the probe
     for h in (h1, h2):
-        near = torch.zeros(h.shape[0], dtype=torch.float64, device=h.device)
+        near = torch.zeros(h.shape[0], device=h.device)
         for k, activation in enumerate(activations):
             if activation.bounds is not None:
                 low, high = activation.bounds
                 margin = SATURATION_MARGIN * (high - low)
-                near[k] = ((h[k] <= low + margin) | (h[k] >= high - margin)).double().mean()
+                near[k] = ((h[k] <= low + margin) | (h[k] >= high - margin)).float().mean()
         stats.append(near)
-    values = torch.stack([t.double() for t in stats]).cpu().tolist()  # one transfer
+    # float32 on the device (some have no float64), one transfer
+    values = torch.stack([t.float() for t in stats]).cpu().tolist()
     rows = []
     for k, activation in enumerate(activations):
         dead = activation.dies
