@@ -8,7 +8,7 @@ import torch
 from actbench.activations import resolve_all
 from actbench.config import make_config
 from actbench.data import load_mnist, prepare
-from actbench.jobs import Job, Unit, plan_jobs, split
+from actbench.jobs import Job, Unit, plan_jobs, split, total_steps
 from actbench.parallel import train_in_workers
 from actbench.runtime import plan_workers
 from actbench.train import train_lockstep
@@ -78,3 +78,14 @@ def test_a_failing_worker_is_reported(mnist_dir, monkeypatch):
     plans = plan_jobs([Unit(0, 0, "relu"), Unit(0, 1, "tanh")], {}, set(), 2)
     with pytest.raises(RuntimeError, match="broken on purpose"):
         train_in_workers(plans, data, config, None, threads=1)
+
+
+def test_progress_counts_every_step_of_the_plan(mnist_dir):
+    config = make_config({"epochs": 2, "hidden": 8, "batch_size": 32})
+    data = prepare(load_mnist(mnist_dir, download=False), None, 0, torch.device("cpu"))
+    units = [Unit(seed, i, name) for seed in (0, 1) for i, name in enumerate(["relu", "tanh"])]
+    plans = plan_jobs(units, {}, set(), 2)
+    steps = []
+    train_in_workers(plans, data, config, None, threads=1, on_steps=steps.append)
+    # each worker runs one job per seed it holds: 2 epochs x 256/32 steps each
+    assert sum(steps) == total_steps(plans, config, len(data.train_x)) == 2 * 2 * 8
