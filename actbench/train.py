@@ -41,7 +41,7 @@ class EpochResult:
     grad_layer3: float = math.nan
     dead_layer1: float = math.nan  # share of hidden units with no positive output (ReLU-like)
     dead_layer2: float = math.nan
-    saturated_layer1: float = math.nan  # share of outputs near a bound (bounded functions)
+    saturated_layer1: float = math.nan  # share of units near a bound, per sample (bounded ones)
     saturated_layer2: float = math.nan
 
 
