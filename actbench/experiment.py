@@ -30,9 +30,9 @@ from actbench.results import (
     RunWriter,
     create_run_dir,
     read_manifest,
-    signals_held,
 )
 from actbench.runtime import choose_device, cpu_cores, plan_workers, versions
+from actbench.signals import signals_held
 from actbench.train import EpochResult
 
 # Settings that change what the models learn: a resumed run must keep every one of them.

@@ -11,7 +11,6 @@ from actbench.activations import resolve_all
 from actbench.checkpoint import CheckpointStore
 from actbench.config import RunConfig
 from actbench.data import Tensors
-from actbench.results import signals_held
 from actbench.train import EpochResult, ModelState, steps_per_epoch, train_lockstep
 
 
@@ -73,10 +72,9 @@ def _saver(store: CheckpointStore, job: Job) -> Callable[[list[ModelState]], Non
     index = {u.label: u.index for u in job.units}
 
     def save(states: list[ModelState]) -> None:
-        # all or none: a resumed run regroups the models exactly as they trained
-        with signals_held():
-            for state in states:
-                store.save(index[state.activation], state)
+        # the training loop holds interrupts meanwhile: the group is saved whole
+        for state in states:
+            store.save(index[state.activation], state)
 
     return save
 

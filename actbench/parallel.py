@@ -25,6 +25,7 @@ from actbench.config import RunConfig
 from actbench.data import Tensors
 from actbench.errors import ActbenchError
 from actbench.jobs import Job, run_jobs
+from actbench.signals import signals_held
 from actbench.train import EpochResult
 
 
@@ -72,6 +73,15 @@ def _worker(
         messages.put(("error", index, f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
 
 
+def _check_alive(processes: list[Any], running: set[int]) -> None:
+    dead = [i for i in running if not processes[i].is_alive()]
+    if dead:
+        code = processes[dead[0]].exitcode
+        raise ActbenchError(
+            f"a training worker stopped unexpectedly (exit code {code}); try again with --workers 1"
+        )
+
+
 def _drain(
     messages: Any,
     running: set[int],
@@ -82,15 +92,18 @@ def _drain(
     """After a stop request: take the epochs the workers still report, until they have all ended."""
     deadline = time.monotonic() + patience
     while running and time.monotonic() < deadline:
-        try:
-            kind, index, payload = messages.get(timeout=0.2)
-        except (queue.Empty, OSError, EOFError):
-            running.difference_update(i for i in list(running) if not processes[i].is_alive())
-            continue
-        if kind == "epoch" and on_epoch is not None:
-            on_epoch(payload)
-        elif kind in ("done", "stopped", "failed", "error"):
-            running.discard(index)
+        with signals_held():  # a second interrupt ends the wait, but not half-way through
+            try:
+                kind, index, payload = messages.get(timeout=0.2)
+            except (queue.Empty, OSError, EOFError):
+                running.difference_update(i for i in list(running) if not processes[i].is_alive())
+                continue
+            except Exception:  # a message cut short earlier: the rest of the stream is unreadable
+                break  # what it held is in the checkpoints, and a resume brings it back
+            if kind == "epoch" and on_epoch is not None:
+                on_epoch(payload)
+            elif kind in ("done", "stopped", "failed", "error"):
+                running.discard(index)
 
 
 def _context() -> Any:
@@ -129,28 +142,22 @@ def train_in_workers(
     running = set(range(len(processes)))
     try:
         while running:
-            try:
-                kind, index, payload = messages.get(timeout=0.5)
-            except queue.Empty:
-                dead = [i for i in running if not processes[i].is_alive()]
-                if dead:
-                    code = processes[dead[0]].exitcode
-                    raise ActbenchError(
-                        f"a training worker stopped unexpectedly (exit code {code}); "
-                        "try again with --workers 1"
-                    ) from None
-                continue
-            if kind == "steps" and on_steps is not None:
-                on_steps(payload)
-            elif kind == "epoch" and on_epoch is not None:
-                on_epoch(payload)
-            elif kind == "done":
-                running.discard(index)
-            elif kind == "failed":
-                running.discard(index)
+            # a message is taken and recorded whole: an interrupt waits for the end of it
+            with signals_held():
+                try:
+                    kind, index, payload = messages.get(timeout=0.2)
+                except queue.Empty:
+                    _check_alive(processes, running)
+                    continue
+                if kind == "steps" and on_steps is not None:
+                    on_steps(payload)
+                elif kind == "epoch" and on_epoch is not None:
+                    on_epoch(payload)
+                elif kind in ("done", "failed", "error"):
+                    running.discard(index)
+            if kind == "failed":
                 raise ActbenchError(payload)
-            elif kind == "error":
-                running.discard(index)
+            if kind == "error":
                 raise RuntimeError(f"training worker {index} failed: {payload}")
     except BaseException:  # interrupted, or a worker failed: stop the others
         stop.set()  # a second Ctrl-C while waiting here ends the wait at once

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import tempfile
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, fields
 from datetime import datetime
 from pathlib import Path
@@ -17,40 +13,12 @@ from typing import Any
 import pandas as pd
 
 from actbench.errors import ActbenchError, UsageError
+from actbench.signals import signals_held
 from actbench.train import EpochResult
 
 METRICS = "metrics.csv"
 MANIFEST = "manifest.json"
 COLUMNS = [f.name for f in fields(EpochResult)]
-
-
-@contextmanager
-def signals_held() -> Iterator[None]:
-    """Delay SIGINT and SIGTERM until the block ends, so that what it writes is never cut short.
-
-    A signal that arrives meanwhile is handed to the previous handler on the way out (Python
-    runs signal handlers in the main thread only, so only there can a write be cut short).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        handler = signal.getsignal(signum)
-        if handler is not None:  # None: set outside Python, and could not be put back
-            previous[signum] = signal.signal(signum, lambda n, _: caught.append(n))
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        for signum in caught[:1]:
-            handler = previous[signum]
-            if callable(handler):
-                handler(signum, None)
-            elif handler == signal.SIG_DFL:
-                os.kill(os.getpid(), signum)
 
 
 def atomic_write(path: Path, content: str | bytes) -> None:

@@ -17,6 +17,7 @@ from actbench.data import Tensors
 from actbench.lockstep import LockstepMLP
 from actbench.model import MLP
 from actbench.optim import SGD, Adam, make_optimizer
+from actbench.signals import signals_held
 
 
 @dataclass(frozen=True)
@@ -295,10 +296,11 @@ def train_lockstep(
         ]
         for own, row in zip(history, rows, strict=True):
             own.append(row)
-        if on_checkpoint is not None:
-            on_checkpoint(_snapshot(net, optimizer, order, history, diverged))
-        if on_epoch is not None:
-            on_epoch(rows)
+        with signals_held():  # an interrupt waits until the epoch is saved and reported
+            if on_checkpoint is not None:
+                on_checkpoint(_snapshot(net, optimizer, order, history, diverged))
+            if on_epoch is not None:
+                on_epoch(rows)
         if any(diverged):
             keep = [i for i in range(net.k) if not diverged[i]]
             if not keep:
