@@ -77,6 +77,7 @@ class LockstepMLP(nn.Module):
         self.act_params2 = [p for act in self.acts2 for p in act.parameters()]
         self.timing = False  # when on, each model's activation time adds up in act_seconds
         self.act_seconds = [0.0] * self.k
+        self._turn = -1  # which model's activation runs first in the next `_each`
 
     def act_counts(self) -> tuple[list[int], list[int]]:
         """How many learned tensors each model's two activation modules hold."""
@@ -144,7 +145,7 @@ class LockstepMLP(nn.Module):
         (the results do not depend on the order).
         """
         results: list[Any] = [None] * count
-        self._turn = (getattr(self, "_turn", -1) + 1) % count
+        self._turn = (self._turn + 1) % count
         for j in range(count):
             k = (self._turn + j) % count
             if self.timing:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from actbench.errors import UsageError
-from actbench.plots import label_series, time_per_activation
+from actbench.plots import label_series
 from actbench.results import write_or_explain
 from actbench.summary import compare, percent_interval, summarize
 
@@ -73,7 +73,6 @@ def write_report(
         "## Summary",
         "",
     ]
-    times = time_per_activation(frame).set_index("label")["seconds"]
     rows = []
     for row in summary.itertuples(index=False):
         accuracy = percent_interval(
@@ -81,7 +80,7 @@ def write_report(
         )
         if row.diverged_seeds:
             accuracy += f" ({row.diverged_seeds} of {row.seeds} seeds diverged, first at epoch {row.diverged_epoch})"
-        own = times.get(row.label, math.nan)
+        own = row.activation_seconds
         rows.append([row.label, accuracy, f"{_percent(row.best_test_accuracy)} (epoch {row.best_epoch})",
                      f"{row.final_train_loss:.4f}", f"{row.final_test_loss:.4f}",
                      "n/a" if math.isnan(own) else f"{1000 * own:.0f}"])  # fmt: skip

@@ -296,9 +296,12 @@ def train_lockstep(
         ]
         for own, row in zip(history, rows, strict=True):
             own.append(row)
+        states = None
+        if on_checkpoint is not None or any(diverged):
+            states = _snapshot(net, optimizer, order, history, diverged)
         with signals_held():  # an interrupt waits until the epoch is saved and reported
             if on_checkpoint is not None:
-                on_checkpoint(_snapshot(net, optimizer, order, history, diverged))
+                on_checkpoint(states)
             if on_epoch is not None:
                 on_epoch(rows)
         if any(diverged):
@@ -307,7 +310,6 @@ def train_lockstep(
                 if on_steps is not None:  # the steps this group will not take
                     on_steps((config.epochs - epoch) * per_epoch)
                 return None
-            states = _snapshot(net, optimizer, order, history, diverged)
             activations = [activations[i] for i in keep]
             history = [history[i] for i in keep]
             rng = torch.get_rng_state()
