@@ -114,6 +114,17 @@ def _diverged(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def _record_interrupt(writer: RunWriter) -> None:
+    """Mark the manifest interrupted, even if more interrupts arrive meanwhile."""
+    while True:
+        try:
+            with signals_held():
+                writer.update(status="interrupted", finished=_now())
+            return
+        except KeyboardInterrupt:  # the run is stopping already: record how it ended first
+            continue
+
+
 def _execute(
     config: RunConfig,
     run_dir: Path,
@@ -148,8 +159,7 @@ def _execute(
         elif plans:
             train_in_workers(plans, data, config, store, threads, on_epoch, hooks.on_steps)
     except KeyboardInterrupt:
-        with signals_held():  # a second interrupt must not keep the run marked as running
-            writer.update(status="interrupted", finished=_now())
+        _record_interrupt(writer)
         raise
     except BaseException as err:
         # the disk that failed the run may refuse this too; the error says so already
@@ -268,12 +278,14 @@ def _align(units: tuple[Unit, ...], states: dict[Unit, Any], store: CheckpointSt
     if not behind:
         return
     for unit in units:
-        if epochs[unit] == latest:
-            previous = store.load(unit.index, unit.label, unit.seed, previous=True)
-            if latest == 1:
-                states[unit] = None  # back to the start, with the others
-            elif previous is not None and previous.epoch == latest - 1:
-                states[unit] = previous
+        if epochs[unit] != latest:
+            continue
+        if latest == 1:
+            states[unit] = None  # back to the start, with the others
+            continue
+        previous = store.load(unit.index, unit.label, unit.seed, previous=True)
+        if previous is not None and previous.epoch == latest - 1:
+            states[unit] = previous
 
 
 def resume_experiment(
