@@ -47,18 +47,24 @@ def flops(hidden: int, train: int, test: int, models: int, epochs: int) -> float
     return models * epochs * (train * (forward + backward) + test * forward)
 
 
-def matmul_rate(threads: int, size: int = 2048, repeats: int = 7) -> float:
-    """Median GFLOP/s of a large float32 matrix product with `threads` threads."""
+def matmul_rate(threads: int, device: str = "cpu", size: int = 2048, repeats: int = 7) -> float:
+    """Median GFLOP/s of a large float32 matrix product with `threads` threads (or on a GPU)."""
     import torch
 
     torch.set_num_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    if device != "cpu":
+        size *= 4  # a GPU needs a larger product to reach its rate
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    sync = torch.cuda.synchronize if device == "cuda" else lambda: None
     for _ in range(3):
         a @ b
     times = []
     for _ in range(repeats):
+        sync()
         start = time.perf_counter()
         a @ b
+        sync()
         times.append(time.perf_counter() - start)
     return 2 * size**3 / statistics.median(times) / 1e9
 
@@ -109,13 +115,15 @@ def run_tutorial(args) -> dict:
     test = TutorialMNIST(mnist.test_images[:test_n], mnist.test_labels[:test_n])
     train_loader = DataLoader(train, batch_size=64, shuffle=True)
     test_loader = DataLoader(test, batch_size=1000)
+    device = torch.device(args.device)
     accuracy = {}
     for activation in resolve_all(args.activations.split(",")):
-        model = _mlp(activation, args.hidden)
+        model = _mlp(activation, args.hidden).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         for _ in range(args.epochs):
             model.train()
             for x, y in train_loader:
+                x, y = x.to(device), y.to(device)
                 optimizer.zero_grad()
                 F.cross_entropy(model(x), y).backward()
                 optimizer.step()
@@ -123,6 +131,7 @@ def run_tutorial(args) -> dict:
             correct = 0
             with torch.no_grad():
                 for x, y in test_loader:
+                    x, y = x.to(device), y.to(device)
                     correct += (model(x).argmax(1) == y).sum().item()
         accuracy[activation.label] = correct / len(test)
     return accuracy
@@ -135,14 +144,15 @@ def run_handwritten(args) -> dict:
     from actbench.activations import resolve_all
     from actbench.data import load_mnist, prepare
 
-    data = prepare(load_mnist(args.data_dir, download=False), args.subset, 0, torch.device("cpu"))
+    device = torch.device(args.device)
+    data = prepare(load_mnist(args.data_dir, download=False), args.subset, 0, device)
     accuracy = {}
     for activation in resolve_all(args.activations.split(",")):
-        model = _mlp(activation, args.hidden)
+        model = _mlp(activation, args.hidden).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         order = torch.Generator().manual_seed(0)
         for _ in range(args.epochs):
-            perm = torch.randperm(len(data.train_x), generator=order)
+            perm = torch.randperm(len(data.train_x), generator=order).to(device)
             for start in range(0, len(perm), 64):
                 idx = perm[start : start + 64]
                 optimizer.zero_grad()
@@ -162,7 +172,7 @@ def run_actbench(args) -> dict:
     with tempfile.TemporaryDirectory() as results:
         command = ["run", "--activations", args.activations, "--epochs", str(args.epochs)]
         command += ["--hidden", str(args.hidden), "--data-dir", str(args.data_dir)]
-        command += ["--no-download", "--results-dir", results]
+        command += ["--no-download", "--results-dir", results, "--device", args.device]
         if args.subset:
             command += ["--subset", str(args.subset)]
         with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the JSON line
@@ -226,6 +236,7 @@ def one_run(approach: str, args) -> dict:
 def _shared_flags(args) -> list[str]:
     flags = ["--data-dir", str(args.data_dir), "--epochs", str(args.epochs)]
     flags += ["--activations", args.activations, "--hidden", str(args.hidden)]
+    flags += ["--device", args.device]
     if args.subset:
         flags += ["--subset", str(args.subset)]
     return flags
@@ -240,6 +251,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--activations", default="relu,sigmoid,tanh,leaky")
     parser.add_argument("--skip", default="", help="comma-separated approaches not to run")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"))
     parser.add_argument("--approach", choices=APPROACHES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.data_dir is None:
@@ -260,7 +272,8 @@ def main() -> None:
     models = len(args.activations.split(","))
     work = flops(args.hidden, train_n, test_n, models, args.epochs)
     cores = os.cpu_count() or 1
-    print(f"machine: {platform.machine()}, {cores} CPU cores, torch {torch.__version__}")
+    gpu = f", {torch.cuda.get_device_name()}" if args.device == "cuda" else ""
+    print(f"machine: {platform.machine()}, {cores} CPU cores{gpu}, torch {torch.__version__}")
     print(
         f"work: {models} activations x {args.epochs} epoch(s) x {train_n} training samples "
         f"+ test pass on {test_n}; batch 64, hidden {args.hidden}; {args.repeats} repeat(s)"
@@ -273,7 +286,7 @@ def main() -> None:
             result = one_run(approach, args)
             runs[approach].append(result)
             print(f"  repeat {repeat + 1}: {approach:<12} {result['seconds']:8.2f} s", flush=True)
-    rate = matmul_rate(cores)
+    rate = matmul_rate(cores, args.device)
 
     print()
     print(f"{'approach':<14}{'median s':>10}{'peak MB':>10}  final test accuracy")
@@ -287,7 +300,8 @@ def main() -> None:
         print(f"{approach:<14}{medians[approach]:>10.2f}{peak:>10.0f}  {shown}")
     floor = work / (rate * 1e9)
     print()
-    print(f"matrix-multiply rate: {rate:.1f} GFLOP/s (2048x2048 float32, {cores} threads, median)")
+    where = f"{cores} threads" if args.device == "cpu" else args.device
+    print(f"matrix-multiply rate: {rate:.1f} GFLOP/s (float32, {where}, median)")
     print(f"floating-point work: {work / 1e9:.1f} GFLOP -> floor {floor:.2f} s")
     if "actbench" in medians:
         ours = medians["actbench"]

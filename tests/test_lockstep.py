@@ -18,6 +18,7 @@ def train_alone(activation, data, config, seed):
     """The textbook loop, one model, same seed and batch order: the reference."""
     torch.manual_seed(seed)
     model = MLP(activation, hidden=config.hidden, in_features=data.train_x.shape[1])
+    model = model.to(data.train_x.device)
     if config.optimizer == "sgd":
         optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
     else:
@@ -25,7 +26,7 @@ def train_alone(activation, data, config, seed):
     order = torch.Generator().manual_seed(seed)
     history = []
     for _ in range(config.epochs):
-        perm = torch.randperm(len(data.train_x), generator=order)
+        perm = torch.randperm(len(data.train_x), generator=order).to(data.train_x.device)
         total, correct = 0.0, 0
         for start in range(0, len(perm), config.batch_size):
             idx = perm[start : start + config.batch_size]
@@ -50,7 +51,14 @@ KNOWN = ["relu", "sigmoid", "tanh", "leaky:0.2", "elu", "selu", "gelu", "silu", 
          "softplus", "identity"]  # fmt: skip
 MIXED = ["relu", "tanh", "prelu", "softmax", "leaky:0.2"]
 
+# Every device this machine has: the CPU always, a GPU where there is one.
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")),
+]
 
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(
     ("settings", "names"),
     [
@@ -59,11 +67,11 @@ MIXED = ["relu", "tanh", "prelu", "softmax", "leaky:0.2"]
         ({"optimizer": "sgd", "lr": 0.05, "momentum": 0.9}, MIXED),
     ],
 )
-def test_lockstep_equals_one_model_at_a_time(mnist_dir, settings, names):
+def test_lockstep_equals_one_model_at_a_time(mnist_dir, settings, names, device):
     config = make_config(
         {"epochs": 3, "batch_size": 32, "hidden": 16, "data_dir": str(mnist_dir), **settings}
     )
-    data = prepare(load_mnist(mnist_dir, download=False), None, 0, torch.device("cpu"))
+    data = prepare(load_mnist(mnist_dir, download=False), None, 0, torch.device(device))
     activations = resolve_all(names)
     rows = []
     net = train_lockstep(activations, data, config, seed=5, on_epoch=rows.extend)

@@ -1,0 +1,46 @@
+"""The speed benchmark runs end to end on tiny data and compares the same work three ways.
+
+No timing is asserted here (timings belong to the benchmark's own output); what is checked is
+that the script runs, prints every ratio it promises, and that the hand-written loop and
+`actbench run` really do the same work: same seed, same batches, same final accuracy.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "speed.py"
+
+
+def _accuracies(output: str, approach: str) -> str:
+    (line,) = [line for line in output.splitlines() if re.match(rf"{approach}\s+\d", line)]
+    return re.sub(r"^\S+\s+\S+\s+\S+\s+", "", line)  # drop the name, seconds and memory
+
+
+def test_speed_benchmark_prints_the_three_ratios(mnist_dir):
+    command = [sys.executable, str(SCRIPT), "--data-dir", str(mnist_dir), "--repeats", "1"]
+    command += ["--activations", "relu,tanh", "--hidden", "16"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for approach in ("tutorial", "hand-written", "actbench"):
+        assert re.search(rf"repeat 1: {approach}\s+\d+\.\d+ s", out)
+    assert re.search(r"tutorial / actbench:\s+\d+\.\d+x faster\s+\(goal >= 30x\)", out)
+    assert re.search(r"hand-written / actbench:\s+\d+\.\d+x faster\s+\(goal >= 3x\)", out)
+    assert re.search(r"actbench / floor:\s+\d+\.\d+x\s+\(goal <= 2.5x\)", out)
+    assert re.search(r"matrix-multiply rate: \d+\.\d GFLOP/s", out)
+    assert "work: 2 activations x 1 epoch(s) x 256 training samples + test pass on 64" in out
+    mine, theirs = _accuracies(out, "actbench"), _accuracies(out, "hand-written")
+    assert re.fullmatch(r"relu \d+\.\d\d% tanh \d+\.\d\d%", mine)
+    assert mine == theirs
+
+
+def test_speed_benchmark_needs_a_data_folder():
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    assert "give --data-dir" in done.stderr
