@@ -17,7 +17,9 @@ Each one runs in a fresh process, end to end (start, imports, reading the data f
 training, testing), and the three alternate within each repeat so that a noisy machine
 slows them alike. The script also measures the machine's matrix-multiply rate and turns the
 run's floating-point work into a floor: the time the run would take if it did nothing but
-multiply matrices at that rate. Peak memory is the highest proportional set size (PSS) of each
+multiply matrices at that rate. The rate is measured in every repeat, and each ratio is taken
+within one repeat before the median over the repeats is printed (with their range), so that a
+machine whose speed drifts over the minutes of a benchmark is only compared with itself. Peak memory is the highest proportional set size (PSS) of each
 run's process tree, sampled every 0.1 s (Linux): pages that processes share count once.
 """
 
@@ -281,35 +283,44 @@ def main() -> None:
     skip = set(filter(None, args.skip.split(",")))
     approaches = [a for a in APPROACHES if a not in skip]
     runs: dict[str, list[dict]] = {a: [] for a in approaches}
+    rates = []
     for repeat in range(args.repeats):
         for approach in approaches:
             result = one_run(approach, args)
             runs[approach].append(result)
             print(f"  repeat {repeat + 1}: {approach:<12} {result['seconds']:8.2f} s", flush=True)
-    rate = matmul_rate(cores, args.device)
+        rates.append(matmul_rate(cores, args.device))  # in each repeat: it drifts with the rest
+        print(f"  repeat {repeat + 1}: matrix-multiply {rates[-1]:8.1f} GFLOP/s", flush=True)
 
     print()
     print(f"{'approach':<14}{'median s':>10}{'peak MB':>10}  final test accuracy")
-    medians = {}
     for approach in approaches:
-        seconds = [r["seconds"] for r in runs[approach]]
-        medians[approach] = statistics.median(seconds)
+        seconds = statistics.median(r["seconds"] for r in runs[approach])
         accuracy = runs[approach][-1]["accuracy"]
         shown = " ".join(f"{k} {100 * v:.2f}%" for k, v in accuracy.items())
         peak = max(r["peak_mb"] for r in runs[approach])
-        print(f"{approach:<14}{medians[approach]:>10.2f}{peak:>10.0f}  {shown}")
-    floor = work / (rate * 1e9)
+        print(f"{approach:<14}{seconds:>10.2f}{peak:>10.0f}  {shown}")
+    rate = statistics.median(rates)
     print()
     where = f"{cores} threads" if args.device == "cpu" else args.device
     print(f"matrix-multiply rate: {rate:.1f} GFLOP/s (float32, {where}, median)")
-    print(f"floating-point work: {work / 1e9:.1f} GFLOP -> floor {floor:.2f} s")
-    if "actbench" in medians:
-        ours = medians["actbench"]
+    print(f"floating-point work: {work / 1e9:.1f} GFLOP -> floor {work / (rate * 1e9):.2f} s")
+    if "actbench" in runs:
+        # Ratios are taken within each repeat (runs next to each other see the same machine),
+        # then the median over repeats, with the range.
+        ours = [r["seconds"] for r in runs["actbench"]]
         for other, goal in GOALS.items():
-            if other in medians:
-                ratio = medians[other] / ours
-                print(f"{other} / actbench: {ratio:6.1f}x faster  (goal >= {goal:g}x)")
-        print(f"actbench / floor:   {ours / floor:6.2f}x         (goal <= {FLOOR_GOAL:g}x)")
+            if other in runs:
+                ratios = [r["seconds"] / o for r, o in zip(runs[other], ours, strict=True)]
+                print(f"{other} / actbench: {statistics.median(ratios):6.1f}x faster  "
+                      f"(goal >= {goal:g}x; repeats {_span(ratios, '.1f')})")  # fmt: skip
+        ratios = [o / (work / (r * 1e9)) for o, r in zip(ours, rates, strict=True)]
+        print(f"actbench / floor:   {statistics.median(ratios):6.2f}x         "
+              f"(goal <= {FLOOR_GOAL:g}x; repeats {_span(ratios, '.2f')})")  # fmt: skip
+
+
+def _span(values: list[float], spec: str) -> str:
+    return f"{min(values):{spec}} to {max(values):{spec}}"
 
 
 if __name__ == "__main__":

@@ -28,9 +28,11 @@ def test_speed_benchmark_prints_the_three_ratios(mnist_dir):
     out = done.stdout
     for approach in ("tutorial", "hand-written", "actbench"):
         assert re.search(rf"repeat 1: {approach}\s+\d+\.\d+ s", out)
-    assert re.search(r"tutorial / actbench:\s+\d+\.\d+x faster\s+\(goal >= 30x\)", out)
-    assert re.search(r"hand-written / actbench:\s+\d+\.\d+x faster\s+\(goal >= 3x\)", out)
-    assert re.search(r"actbench / floor:\s+\d+\.\d+x\s+\(goal <= 2.5x\)", out)
+    spread = r"; repeats \d+\.\d+ to \d+\.\d+\)"
+    assert re.search(r"tutorial / actbench:\s+\d+\.\d+x faster\s+\(goal >= 30x" + spread, out)
+    assert re.search(r"hand-written / actbench:\s+\d+\.\d+x faster\s+\(goal >= 3x" + spread, out)
+    assert re.search(r"actbench / floor:\s+\d+\.\d+x\s+\(goal <= 2.5x" + spread, out)
+    assert re.search(r"repeat 1: matrix-multiply\s+\d+\.\d GFLOP/s", out)
     assert re.search(r"matrix-multiply rate: \d+\.\d GFLOP/s", out)
     assert "work: 2 activations x 1 epoch(s) x 256 training samples + test pass on 64" in out
     mine, theirs = _accuracies(out, "actbench"), _accuracies(out, "hand-written")
