@@ -19,8 +19,9 @@ slows them alike. The script also measures the machine's matrix-multiply rate an
 run's floating-point work into a floor: the time the run would take if it did nothing but
 multiply matrices at that rate. The rate is measured in every repeat, and each ratio is taken
 within one repeat before the median over the repeats is printed (with their range), so that a
-machine whose speed drifts over the minutes of a benchmark is only compared with itself. Peak memory is the highest proportional set size (PSS) of each
-run's process tree, sampled every 0.1 s (Linux): pages that processes share count once.
+machine whose speed drifts over the minutes of a benchmark is only compared with itself. Peak
+memory is the highest proportional set size (PSS) of each run's process tree, sampled every
+0.1 s (Linux): pages that processes share count once.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def matmul_rate(threads: int, device: str = "cpu", size: int = 2048, repeats: in
         size *= 4  # a GPU needs a larger product to reach its rate
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)
-    sync = torch.cuda.synchronize if device == "cuda" else lambda: None
+    sync = {"cuda": torch.cuda.synchronize, "mps": torch.mps.synchronize}.get(device, lambda: None)
     for _ in range(3):
         a @ b
     times = []
@@ -300,26 +301,28 @@ def main() -> None:
         shown = " ".join(f"{k} {100 * v:.2f}%" for k, v in accuracy.items())
         peak = max(r["peak_mb"] for r in runs[approach])
         print(f"{approach:<14}{seconds:>10.2f}{peak:>10.0f}  {shown}")
-    rate = statistics.median(rates)
+    floors = [work / (rate * 1e9) for rate in rates]  # seconds, one per repeat
     print()
     where = f"{cores} threads" if args.device == "cpu" else args.device
-    print(f"matrix-multiply rate: {rate:.1f} GFLOP/s (float32, {where}, median)")
-    print(f"floating-point work: {work / 1e9:.1f} GFLOP -> floor {work / (rate * 1e9):.2f} s")
+    print(
+        f"matrix-multiply rate: {statistics.median(rates):.1f} GFLOP/s (float32, {where}, median)"
+    )
+    print(f"floating-point work: {work / 1e9:.1f} GFLOP -> floor {statistics.median(floors):.2f} s")
     if "actbench" in runs:
-        # Ratios are taken within each repeat (runs next to each other see the same machine),
-        # then the median over repeats, with the range.
+        # Each ratio is taken within a repeat (runs next to each other see the same machine).
         ours = [r["seconds"] for r in runs["actbench"]]
         for other, goal in GOALS.items():
             if other in runs:
                 ratios = [r["seconds"] / o for r, o in zip(runs[other], ours, strict=True)]
-                print(f"{other} / actbench: {statistics.median(ratios):6.1f}x faster  "
-                      f"(goal >= {goal:g}x; repeats {_span(ratios, '.1f')})")  # fmt: skip
-        ratios = [o / (work / (r * 1e9)) for o, r in zip(ours, rates, strict=True)]
-        print(f"actbench / floor:   {statistics.median(ratios):6.2f}x         "
-              f"(goal <= {FLOOR_GOAL:g}x; repeats {_span(ratios, '.2f')})")  # fmt: skip
+                text = f"{other} / actbench: {statistics.median(ratios):6.1f}x faster  "
+                print(text + f"(goal >= {goal:g}x; repeats {_span(ratios, '.1f')})")
+        ratios = [o / floor for o, floor in zip(ours, floors, strict=True)]
+        text = f"actbench / floor:   {statistics.median(ratios):6.2f}x         "
+        print(text + f"(goal <= {FLOOR_GOAL:g}x; repeats {_span(ratios, '.2f')})")
 
 
 def _span(values: list[float], spec: str) -> str:
+    """The range of per-repeat values, as 'low to high'."""
     return f"{min(values):{spec}} to {max(values):{spec}}"
 
 
