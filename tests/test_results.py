@@ -237,8 +237,9 @@ def _make_run_dir(args):
 def test_runs_started_at_the_same_moment_get_distinct_folders(tmp_path):
     import multiprocessing
 
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with multiprocessing.get_context(method).Pool(4) as pool:
+    # spawn, not fork: a child forked from this many-threaded test process can inherit a lock
+    # that another thread held at that moment, and wait on it forever
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
         names = pool.map(_make_run_dir, [(str(tmp_path), "2026-01-02T03:04:05")] * 8)
     assert len(set(names)) == 8
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
