@@ -26,25 +26,51 @@ GradFn = Callable[[torch.Tensor], tuple[torch.Tensor, list[torch.Tensor]]]
 
 aten = torch.ops.aten
 
-# Gradient with respect to the input z, from the output's gradient g, the input z and the output
-# h, for common activations without learned parameters: the same kernels torch's autograd
-# runs for them. A layer whose activations are all listed here skips autograd.
-BACKWARDS: dict[
-    type, Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-] = {
-    nn.ReLU: lambda m, g, z, h: aten.threshold_backward(g, h, 0),
-    nn.LeakyReLU: lambda m, g, z, h: aten.leaky_relu_backward(g, z, m.negative_slope, False),
-    nn.Sigmoid: lambda m, g, z, h: aten.sigmoid_backward(g, h),
-    nn.Tanh: lambda m, g, z, h: aten.tanh_backward(g, h),
-    nn.ELU: lambda m, g, z, h: aten.elu_backward(g, m.alpha, 1.0, 1.0, False, z),
-    nn.SELU: lambda m, g, z, h: aten.elu_backward(
-        g, 1.6732632423543772, 1.0507009873554805, 1.0, False, z
+# Kernels that write into a given tensor `out`, for common activations without learned
+# parameters: the forward pass, and the gradient with respect to the input z from the output's
+# gradient g, the input z and the output h. They are the kernels torch's own modules and
+# autograd run; a layer whose activations are all listed here skips autograd.
+Forward = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+Backward = Callable[
+    [nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor
+]
+_SELU = (1.6732632423543772, 1.0507009873554805)  # alpha and scale, as torch.selu has them
+
+FORWARDS: dict[type, Forward] = {
+    nn.ReLU: lambda m, z, out: aten.relu.out(z, out=out),
+    nn.LeakyReLU: lambda m, z, out: aten.leaky_relu.out(z, m.negative_slope, out=out),
+    nn.Sigmoid: lambda m, z, out: aten.sigmoid.out(z, out=out),
+    nn.Tanh: lambda m, z, out: aten.tanh.out(z, out=out),
+    nn.ELU: lambda m, z, out: aten.elu.out(z, m.alpha, 1.0, 1.0, out=out),
+    nn.SELU: lambda m, z, out: aten.elu.out(z, *_SELU, 1.0, out=out),
+    nn.GELU: lambda m, z, out: aten.gelu.out(z, approximate=m.approximate, out=out),
+    nn.SiLU: lambda m, z, out: aten.silu.out(z, out=out),
+    nn.Mish: lambda m, z, out: aten.mish.out(z, out=out),
+    nn.Softplus: lambda m, z, out: aten.softplus.out(z, m.beta, m.threshold, out=out),
+    nn.Identity: lambda m, z, out: out.copy_(z),
+}
+BACKWARDS: dict[type, Backward] = {
+    nn.ReLU: lambda m, g, z, h, out: aten.threshold_backward.grad_input(g, h, 0, grad_input=out),
+    nn.LeakyReLU: lambda m, g, z, h, out: aten.leaky_relu_backward.grad_input(
+        g, z, m.negative_slope, False, grad_input=out
     ),
-    nn.GELU: lambda m, g, z, h: aten.gelu_backward(g, z, approximate=m.approximate),
-    nn.SiLU: lambda m, g, z, h: aten.silu_backward(g, z),
-    nn.Mish: lambda m, g, z, h: aten.mish_backward(g, z),
-    nn.Softplus: lambda m, g, z, h: aten.softplus_backward(g, z, m.beta, m.threshold),
-    nn.Identity: lambda m, g, z, h: g,
+    nn.Sigmoid: lambda m, g, z, h, out: aten.sigmoid_backward.grad_input(g, h, grad_input=out),
+    nn.Tanh: lambda m, g, z, h, out: aten.tanh_backward.grad_input(g, h, grad_input=out),
+    nn.ELU: lambda m, g, z, h, out: aten.elu_backward.grad_input(
+        g, m.alpha, 1.0, 1.0, False, z, grad_input=out
+    ),
+    nn.SELU: lambda m, g, z, h, out: aten.elu_backward.grad_input(
+        g, *_SELU, 1.0, False, z, grad_input=out
+    ),
+    nn.GELU: lambda m, g, z, h, out: aten.gelu_backward.grad_input(
+        g, z, approximate=m.approximate, grad_input=out
+    ),
+    nn.SiLU: lambda m, g, z, h, out: aten.silu_backward.grad_input(g, z, grad_input=out),
+    nn.Mish: lambda m, g, z, h, out: out.copy_(aten.mish_backward(g, z)),  # no out= kernel
+    nn.Softplus: lambda m, g, z, h, out: aten.softplus_backward.grad_input(
+        g, z, m.beta, m.threshold, grad_input=out
+    ),
+    nn.Identity: lambda m, g, z, h, out: out.copy_(g),
 }
 
 
@@ -157,11 +183,11 @@ class LockstepMLP(nn.Module):
         return results
 
     def _activate_with_grad(
-        self, acts: nn.ModuleList, z: torch.Tensor, dim: int
+        self, acts: nn.ModuleList, z: torch.Tensor, dim: int, scratch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, GradFn]:
         """Activations of z (output (K, B, H)) and a function from their gradient to z's."""
         if all(type(act) in BACKWARDS for act in acts):
-            return self._activate_known(acts, z, dim)
+            return self._activate_known(acts, z, dim, scratch)
         slices = [z.select(dim, k).detach().requires_grad_() for k in range(len(acts))]
         with torch.enable_grad():
             outputs = self._each(len(acts), lambda k: acts[k](slices[k]))
@@ -183,40 +209,75 @@ class LockstepMLP(nn.Module):
         return torch.stack([h.detach() for h in outputs]), backward
 
     def _activate_known(
-        self, acts: nn.ModuleList, z: torch.Tensor, dim: int
+        self, acts: nn.ModuleList, z: torch.Tensor, dim: int, scratch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, GradFn]:
-        # contiguous copies, made before any timing: each model then reads only its own memory
-        slices = [z.select(dim, k).contiguous() for k in range(len(acts))]
-        outputs = self._each(len(acts), lambda k: acts[k](slices[k]))
+        # Each model's kernels read its own slice of z and write their results straight into
+        # the step's buffers: no copies, no stacking.
+        slices = [z.select(dim, k) for k in range(len(acts))]
+        out, grad_z = scratch["out"], scratch["grad"]
+        self._each(len(acts), lambda k: FORWARDS[type(acts[k])](acts[k], slices[k], out[k]))
 
         def backward(grad_h: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-            grads = self._each(
+            self._each(
                 len(acts),
-                lambda k: BACKWARDS[type(acts[k])](acts[k], grad_h[k], slices[k], outputs[k]),
+                lambda k: BACKWARDS[type(acts[k])](
+                    acts[k], grad_h[k], slices[k], out[k], grad_z.select(dim, k)
+                ),
             )
-            return torch.stack(grads, dim=dim), []
+            return grad_z, []
 
-        return torch.stack(outputs), backward
+        return out, backward
+
+    def _scratch(self, batch: int, like: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
+        """Buffers a training step on `batch` samples writes into, made once per batch size."""
+        cache = self.__dict__.setdefault("_scratch_cache", {})
+        key = (batch, like.device, like.dtype)
+        if key not in cache:
+            shape = (self.k, batch, self.hidden)
+
+            def empty(*size: int) -> torch.Tensor:
+                return torch.empty(size, dtype=like.dtype, device=like.device)
+
+            cache[key] = {
+                # layer 1's input gradient is laid out like its output, (B, K, H)
+                "layer1": {"out": empty(*shape), "grad": empty(batch, self.k, self.hidden)},
+                "layer2": {"out": empty(*shape), "grad": empty(*shape)},
+                "loss": {"minus_ones": torch.full((self.k, batch, 1), -1.0, dtype=like.dtype,
+                                                  device=like.device)},
+            }  # fmt: skip
+        return cache[key]
 
     @torch.no_grad()
     def train_step(
-        self, x: torch.Tensor, y: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-        """Per-model summed cross-entropy (K,), correct counts (K,) and gradients of `weights()`."""
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        scores: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> list[torch.Tensor]:
+        """Gradients of `weights()` for every model's mean cross-entropy on the batch (x, y).
+
+        `scores`, if given, are two (K, B) tensors that receive, per model and sample, the
+        log-probability of the true label (float) and the predicted class (int64): the epoch's
+        loss and accuracy are summed from them.
+        """
         k, batch, hidden = self.k, x.shape[0], self.hidden
+        scratch = self._scratch(batch, x)
         z1 = torch.addmm(self.b1.view(-1), x, self.w1.view(self.in_features, -1))
-        h1, back1 = self._activate_with_grad(self.acts1, z1.view(batch, k, hidden), dim=1)
+        h1, back1 = self._activate_with_grad(
+            self.acts1, z1.view(batch, k, hidden), 1, scratch["layer1"]
+        )
         z2 = torch.baddbmm(self.b2.unsqueeze(1), h1, self.w2)
-        h2, back2 = self._activate_with_grad(self.acts2, z2, dim=0)
+        h2, back2 = self._activate_with_grad(self.acts2, z2, 0, scratch["layer2"])
         logits = torch.baddbmm(self.b3.unsqueeze(1), h2, self.w3)
 
         # Softmax cross-entropy and its gradient, (softmax - onehot) / B, per model.
         log_probs = torch.log_softmax(logits, dim=-1)
         target = y.view(1, batch, 1).expand(k, batch, 1)
-        loss_sums = log_probs.gather(2, target).sum((1, 2)).neg_()
-        correct = (logits.argmax(-1) == y).sum(1)
+        if scores is not None:
+            torch.gather(log_probs, 2, target, out=scores[0].unsqueeze(-1))
+            torch.argmax(logits, -1, out=scores[1])
         grad = log_probs.exp_()
-        grad.scatter_add_(2, target, self._minus_ones(target.shape, grad))
+        grad.scatter_add_(2, target, scratch["loss"]["minus_ones"])
         grad.div_(batch)
 
         grad_w3 = torch.bmm(h2.transpose(1, 2), grad)
@@ -227,15 +288,7 @@ class LockstepMLP(nn.Module):
         grad_z1, grad_act1 = back1(torch.bmm(grad_z2, self.w2.transpose(1, 2)))  # (B, K, H)
         grad_w1 = torch.mm(x.t(), grad_z1.reshape(batch, k * hidden)).view_as(self.w1)
         grad_b1 = grad_z1.sum(0)
-        grads = [grad_w1, grad_b1, grad_w2, grad_b2, grad_w3, grad_b3, *grad_act1, *grad_act2]
-        return loss_sums, correct, grads
-
-    def _minus_ones(self, shape: torch.Size, like: torch.Tensor) -> torch.Tensor:
-        cached = getattr(self, "_minus_ones_cache", None)
-        if cached is None or cached.shape != shape or cached.device != like.device:
-            cached = torch.full(shape, -1.0, dtype=like.dtype, device=like.device)
-            self._minus_ones_cache = cached
-        return cached
+        return [grad_w1, grad_b1, grad_w2, grad_b2, grad_w3, grad_b3, *grad_act1, *grad_act2]
 
     def model_state(self, k: int) -> dict[str, torch.Tensor]:
         """Model k's weights as an `MLP` state dict (e.g. to load into a stand-alone MLP)."""

@@ -36,7 +36,9 @@ class Adam:
         self.lr, self.betas, self.eps = lr, betas, eps
         self.exp_avg = [torch.zeros_like(p) for p in params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in params]
-        self.steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in params]
+        # one step counter, shared: the tensors are always updated together
+        step = torch.zeros((), dtype=torch.float32, device=params[0].device if params else None)
+        self.steps = [step] * len(params)
         self.fused = hasattr(torch, "_fused_adam_")
 
     def buffers(self) -> dict[str, list[torch.Tensor]]:
@@ -51,12 +53,13 @@ class Adam:
         """Continue from saved state (the inverse of `buffers` and `step_count`)."""
         self.exp_avg = _copies(buffers["exp_avg"], self.params)
         self.exp_avg_sq = _copies(buffers["exp_avg_sq"], self.params)
-        for step in self.steps:
-            step.fill_(step_count)
+        if self.steps:
+            self.steps[0].fill_(step_count)
 
     @torch.no_grad()
     def step(self, grads: list[torch.Tensor]) -> None:
-        torch._foreach_add_(self.steps, 1)
+        if self.steps:
+            self.steps[0].add_(1)
         if self.fused:
             try:
                 self._fused(grads)

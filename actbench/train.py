@@ -131,7 +131,7 @@ def unit_health(
     The gradient is the one a training step on the probe would take, without taking it.
     """
     timing, net.timing = net.timing, False
-    _, _, grads = net.train_step(x, y)
+    grads = net.train_step(x, y)
     net.timing = timing
     h1, h2 = net.hidden_layers(x)  # (K, B, H) each
     stats = [grads[0].abs().mean((0, 2)), grads[2].abs().mean((1, 2)), grads[4].abs().mean((1, 2))]
@@ -255,22 +255,23 @@ def train_lockstep(
         net.timing, net.act_seconds = timed, [0.0] * net.k
         perm = torch.randperm(n, generator=order).to(device)
         labels_in_order = data.train_y.index_select(0, perm)
-        batch_losses, batch_hits = [], []
+        # per model and sample: log-probability of the true label, predicted class
+        label_log_probs = torch.empty(net.k, n, device=device)
+        predictions = torch.empty(net.k, n, dtype=torch.long, device=device)
         steps = 0
         for begin in range(0, n, config.batch_size):
-            xb = data.train_x.index_select(0, perm[begin : begin + config.batch_size])
-            batch_loss, hits, grads = net.train_step(xb, labels_in_order[begin : begin + len(xb)])
-            optimizer.step(grads)
-            batch_losses.append(batch_loss)
-            batch_hits.append(hits)
+            end = min(begin + config.batch_size, n)
+            xb = data.train_x.index_select(0, perm[begin:end])
+            scores = (label_log_probs[:, begin:end], predictions[:, begin:end])
+            optimizer.step(net.train_step(xb, labels_in_order[begin:end], scores))
             steps += 1
             if on_steps is not None and steps % report_every == 0:
                 on_steps(report_every)
         if on_steps is not None and steps % report_every:
             on_steps(steps % report_every)
-        loss_sum, correct = _totals(batch_losses, batch_hits)
-        train_loss = (loss_sum / n).tolist()
-        train_acc = (correct.double() / n).tolist()
+        # sums in float64 on the CPU (some devices have no float64)
+        train_loss = (label_log_probs.cpu().double().sum(1).neg() / n).tolist()
+        train_acc = ((predictions == labels_in_order).sum(1).cpu().double() / n).tolist()
         net.timing = False
         test_loss, test_acc = evaluate(net, data.test_x, data.test_y, config.eval_batch_size)
         seconds = time.perf_counter() - started
