@@ -37,10 +37,10 @@ Backward = Callable[
 _SELU = (1.6732632423543772, 1.0507009873554805)  # alpha and scale, as torch.selu has them
 
 FORWARDS: dict[type, Forward] = {
-    nn.ReLU: lambda m, z, out: aten.relu.out(z, out=out),
+    nn.ReLU: lambda m, z, out: torch.clamp_min(z, 0, out=out),  # relu's own kernel
     nn.LeakyReLU: lambda m, z, out: aten.leaky_relu.out(z, m.negative_slope, out=out),
-    nn.Sigmoid: lambda m, z, out: aten.sigmoid.out(z, out=out),
-    nn.Tanh: lambda m, z, out: aten.tanh.out(z, out=out),
+    nn.Sigmoid: lambda m, z, out: torch.sigmoid(z, out=out),
+    nn.Tanh: lambda m, z, out: torch.tanh(z, out=out),
     nn.ELU: lambda m, z, out: aten.elu.out(z, m.alpha, 1.0, 1.0, out=out),
     nn.SELU: lambda m, z, out: aten.elu.out(z, *_SELU, 1.0, out=out),
     nn.GELU: lambda m, z, out: aten.gelu.out(z, approximate=m.approximate, out=out),
