@@ -274,8 +274,9 @@ def plot(
         typer.Option(help="The line the report compares the others with (default: the first)."),
     ] = None,
 ) -> None:
-    """Draw the curves (with seed bands), gradient flow, dead and saturated units, time per
-    activation and the functions themselves, and write a Markdown report of it all.
+    """Draw the comparison figures of one run or of every run in a folder, with a report.
+
+    Curves with seed bands, gradient flow, unit health, time per activation, the functions.
 
     Example: actbench plot results/
     """
