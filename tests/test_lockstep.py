@@ -69,7 +69,7 @@ DEVICES = [
 )
 def test_lockstep_equals_one_model_at_a_time(mnist_dir, settings, names, device):
     config = make_config(
-        {"epochs": 3, "batch_size": 32, "hidden": 16, "data_dir": str(mnist_dir), **settings}
+        {"epochs": 3, "batch_size": 48, "hidden": 16, "data_dir": str(mnist_dir), **settings}
     )
     data = prepare(load_mnist(mnist_dir, download=False), None, 0, torch.device(device))
     activations = resolve_all(names)
@@ -140,3 +140,27 @@ def test_out_kernels_match_the_module_and_autograd(module):
     (reference,) = torch.autograd.grad(expected, leaf, g)
     torch.testing.assert_close(grad_wide[:, 1], reference, rtol=1e-12, atol=1e-12)
     assert grad_wide[:, [0, 2]].isnan().all()  # the other models' slices are untouched
+
+
+def test_step_gradients_match_autograd_whatever_the_buffers_held_before():
+    """A step reuses its buffers: its gradients depend on its own batch only, at any size."""
+    torch.manual_seed(0)
+    activations = resolve_all(["relu", "prelu", "tanh"])  # torch's kernels, and autograd
+    models = build_models(activations, 6, 11, seed=2)
+    net = LockstepMLP(models)
+    # sizes repeat and exceed the two kept sets of buffers, so some are reused, some remade
+    for size in [5, 7, 5, 9, 5, 7]:
+        x, y = torch.randn(size, 11), torch.randint(0, 10, (size,))
+        scores = torch.empty(3, size), torch.empty(3, size, dtype=torch.long)
+        grads = [g.clone() for g in net.train_step(x, y, scores)]
+        per_model = net.split_models(grads)
+        for k, model in enumerate(models):
+            model.zero_grad()
+            logits = model(x)
+            F.cross_entropy(logits, y).backward()
+            for got, param in zip(per_model[k], model.parameters(), strict=True):
+                expected = param.grad.t() if param.dim() == 2 else param.grad
+                torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+            log_probs = torch.log_softmax(logits.detach(), 1)
+            torch.testing.assert_close(scores[0][k], log_probs[torch.arange(size), y])
+            assert torch.equal(scores[1][k], logits.argmax(1))
