@@ -46,3 +46,20 @@ def test_speed_benchmark_needs_a_data_folder():
     )
     assert done.returncode == 2
     assert "give --data-dir" in done.stderr
+
+
+STEP_SCRIPT = SCRIPT.parent / "step.py"
+
+
+def test_step_benchmark_prints_both_ratios():
+    command = [sys.executable, str(STEP_SCRIPT), "--activations", "relu,prelu", "--hidden", "8"]
+    command += ["--rounds", "2", "--steps", "3"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "step: 2 model(s) (relu,prelu), batch 64, hidden 8" in out
+    for way in ("one at a time", "actbench", "products only"):
+        assert re.search(rf"  {way}\s+\d+\.\d{{3}} ms per step \(median\)", out)
+    spread = r"x  \(rounds \d+\.\d\d to \d+\.\d\d\)"
+    assert re.search(r"one at a time / actbench: \d+\.\d\d" + spread, out)
+    assert re.search(r"actbench / its matrix products: \d+\.\d\d" + spread, out)

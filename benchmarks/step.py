@@ -1,0 +1,142 @@
+"""Time one training step three ways in one process, side by side, and print where time goes.
+
+    python benchmarks/step.py                       # relu,sigmoid: one CPU worker's share
+    python benchmarks/step.py --activations relu,sigmoid,tanh,leaky --rounds 40
+
+The step is one optimiser step of every given activation's model on one mini-batch (batch 64,
+784-128-128-10, Adam), on one CPU thread as in each of actbench's workers:
+
+  one at a time   the textbook step, model after model: forward, cross-entropy, autograd
+                  backward, torch.optim.Adam (what the hand-written loop of speed.py does);
+  actbench        actbench's lockstep step (`LockstepMLP.train_step` and its Adam), as
+                  `actbench run` takes it, recording per-sample scores and activation time;
+  products only   the lockstep step's batch gather and matrix products alone, on the same
+                  shapes, writing into buffers made once: the arithmetic any step has to do,
+                  at this machine's rate for these small products.
+
+The three alternate within each round (--steps steps each, CPU time of this thread), each
+round gives the ratios, and the script prints the medians over the rounds with their range.
+The data is random, of MNIST's size: a step's speed does not depend on the pixel values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from actbench.activations import resolve_all
+from actbench.lockstep import LockstepMLP
+from actbench.optim import Adam
+from actbench.train import build_models
+
+Step = Callable[[torch.Tensor], None]
+
+
+def one_at_a_time(activations, data, hidden: int) -> Step:
+    models = build_models(activations, hidden, data[0].shape[1], seed=0)
+    optimizers = [torch.optim.Adam(m.parameters(), lr=1e-3) for m in models]
+
+    def step(index: torch.Tensor) -> None:
+        x, y = data[0][index], data[1][index]
+        for model, optimizer in zip(models, optimizers, strict=True):
+            optimizer.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            optimizer.step()
+
+    return step
+
+
+def lockstep(activations, data, hidden: int) -> Step:
+    net = LockstepMLP(build_models(activations, hidden, data[0].shape[1], seed=0))
+    net.timing = True
+    optimizer = Adam(net.weights(), lr=1e-3)
+    batch = 64
+    log_probs = torch.empty(net.k, batch)
+    predictions = torch.empty(net.k, batch, dtype=torch.long)
+
+    def step(index: torch.Tensor) -> None:
+        x, y = data[0].index_select(0, index), data[1].index_select(0, index)
+        optimizer.step(net.train_step(x, y, (log_probs, predictions)))
+
+    return step
+
+
+def products_only(activations, data, hidden: int) -> Step:
+    k, features, classes, batch = len(activations), data[0].shape[1], 10, 64
+    w1, b1 = torch.randn(features, k * hidden) * 0.03, torch.zeros(k * hidden)
+    w2, b2 = torch.randn(k, hidden, hidden) * 0.08, torch.zeros(k, 1, hidden)
+    w3, b3 = torch.randn(k, hidden, classes) * 0.08, torch.zeros(k, 1, classes)
+    z1, g1 = torch.empty(batch, k * hidden), torch.randn(batch, k * hidden)
+    h1, h2, g2 = (torch.randn(k, batch, hidden) for _ in range(3))
+    z2, gh1, gh2 = (torch.empty(k, batch, hidden) for _ in range(3))
+    logits, g3 = torch.empty(k, batch, classes), torch.randn(k, batch, classes)
+    gw1, gw2, gw3 = torch.empty_like(w1), torch.empty_like(w2), torch.empty_like(w3)
+
+    def step(index: torch.Tensor) -> None:
+        x = data[0].index_select(0, index)
+        torch.addmm(b1, x, w1, out=z1)
+        torch.baddbmm(b2, h1, w2, out=z2)
+        torch.baddbmm(b3, h2, w3, out=logits)
+        torch.bmm(h2.transpose(1, 2), g3, out=gw3)
+        torch.bmm(g3, w3.transpose(1, 2), out=gh2)
+        torch.bmm(h1.transpose(1, 2), g2, out=gw2)
+        torch.bmm(g2, w2.transpose(1, 2), out=gh1)
+        torch.mm(x.t(), g1, out=gw1)
+
+    return step
+
+
+WAYS = {"one at a time": one_at_a_time, "actbench": lockstep, "products only": products_only}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--activations", default="relu,sigmoid")
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=100)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.set_grad_enabled(True)
+    activations = resolve_all(args.activations.split(","))
+    generator = torch.Generator().manual_seed(0)
+    data = torch.randn(60000, 784, generator=generator), torch.randint(0, 10, (60000,))
+    steps = {name: make(activations, data, args.hidden) for name, make in WAYS.items()}
+    order = torch.randperm(len(data[0]), generator=generator)
+    batches = [order[i : i + 64] for i in range(0, len(order) - 63, 64)]
+    for step in steps.values():  # warm up
+        for index in batches[:20]:
+            step(index)
+
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    position = 0
+    for _ in range(args.rounds):
+        for name, step in steps.items():
+            chunk = [batches[(position + i) % len(batches)] for i in range(args.steps)]
+            started = time.thread_time()
+            for index in chunk:
+                step(index)
+            times[name].append((time.thread_time() - started) / args.steps * 1e3)
+        position += args.steps
+
+    print(f"step: {len(activations)} model(s) ({args.activations}), batch 64, hidden {args.hidden}")
+    print(f"{args.rounds} rounds of {args.steps} steps each, one thread, torch {torch.__version__}")
+    for name, values in times.items():
+        print(f"  {name:15s} {statistics.median(values):7.3f} ms per step (median)")
+
+    def ratio(top: str, bottom: str, label: str) -> None:
+        values = [a / b for a, b in zip(times[top], times[bottom], strict=True)]
+        low, high = min(values), max(values)
+        print(f"{label}: {statistics.median(values):.2f}x  (rounds {low:.2f} to {high:.2f})")
+
+    ratio("one at a time", "actbench", "one at a time / actbench")
+    ratio("actbench", "products only", "actbench / its matrix products")
+
+
+if __name__ == "__main__":
+    main()
