@@ -288,10 +288,11 @@ class LockstepMLP(nn.Module):
         return autograd_backward
 
     def _step_buffers(self, batch: int, like: torch.Tensor) -> _StepBuffers:
-        """The buffers of a step on `batch` samples: made once, kept for the last two sizes.
+        """The buffers of a step on `batch` samples: made once, kept for two sizes at a time.
 
         Training needs two sizes (the batch and a shorter last one); a third, such as the
-        unit-health probe, replaces the one used longest ago.
+        unit-health probe, replaces the one made longest ago (so a few sets are remade once
+        per epoch, and memory stays small).
         """
         cache = self.__dict__.setdefault("_buffer_cache", {})
         key = (batch, like.device, like.dtype)
