@@ -35,6 +35,7 @@ from actbench.optim import Adam
 from actbench.train import build_models
 
 Step = Callable[[torch.Tensor], None]
+BATCH = 64  # the classic run's mini-batch
 
 
 def one_at_a_time(activations, data, hidden: int) -> Step:
@@ -55,9 +56,8 @@ def lockstep(activations, data, hidden: int) -> Step:
     net = LockstepMLP(build_models(activations, hidden, data[0].shape[1], seed=0))
     net.timing = True
     optimizer = Adam(net.weights(), lr=1e-3)
-    batch = 64
-    log_probs = torch.empty(net.k, batch)
-    predictions = torch.empty(net.k, batch, dtype=torch.long)
+    log_probs = torch.empty(net.k, BATCH)
+    predictions = torch.empty(net.k, BATCH, dtype=torch.long)
 
     def step(index: torch.Tensor) -> None:
         x, y = data[0].index_select(0, index), data[1].index_select(0, index)
@@ -67,7 +67,7 @@ def lockstep(activations, data, hidden: int) -> Step:
 
 
 def products_only(activations, data, hidden: int) -> Step:
-    k, features, classes, batch = len(activations), data[0].shape[1], 10, 64
+    k, features, classes, batch = len(activations), data[0].shape[1], 10, BATCH
     w1, b1 = torch.randn(features, k * hidden) * 0.03, torch.zeros(k * hidden)
     w2, b2 = torch.randn(k, hidden, hidden) * 0.08, torch.zeros(k, 1, hidden)
     w3, b3 = torch.randn(k, hidden, classes) * 0.08, torch.zeros(k, 1, classes)
@@ -102,13 +102,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    torch.set_grad_enabled(True)
     activations = resolve_all(args.activations.split(","))
     generator = torch.Generator().manual_seed(0)
     data = torch.randn(60000, 784, generator=generator), torch.randint(0, 10, (60000,))
     steps = {name: make(activations, data, args.hidden) for name, make in WAYS.items()}
     order = torch.randperm(len(data[0]), generator=generator)
-    batches = [order[i : i + 64] for i in range(0, len(order) - 63, 64)]
+    batches = [order[i : i + BATCH] for i in range(0, len(order) - BATCH + 1, BATCH)]
     for step in steps.values():  # warm up
         for index in batches[:20]:
             step(index)
@@ -124,7 +123,9 @@ def main() -> None:
             times[name].append((time.thread_time() - started) / args.steps * 1e3)
         position += args.steps
 
-    print(f"step: {len(activations)} model(s) ({args.activations}), batch 64, hidden {args.hidden}")
+    print(
+        f"step: {len(activations)} model(s) ({args.activations}), batch {BATCH}, hidden {args.hidden}"
+    )
     print(f"{args.rounds} rounds of {args.steps} steps each, one thread, torch {torch.__version__}")
     for name, values in times.items():
         print(f"  {name:15s} {statistics.median(values):7.3f} ms per step (median)")
