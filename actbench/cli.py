@@ -136,7 +136,7 @@ def run(
         int | None, typer.Option(help="Train on this many samples (and test on the same share).")
     ] = None,
     eval_batch_size: Annotated[
-        int | None, typer.Option(help="Batch size of the test pass (default 10000).")
+        int | None, typer.Option(help="Batch size of the test pass (default 1000).")
     ] = None,
     data_dir: Annotated[
         Path | None,

@@ -30,7 +30,7 @@ class RunConfig:
     seeds: int = 1  # how many seeds from `seed` on: seed, seed+1, ... (one model each)
     baseline: str | None = None  # the activation others are compared with; None = the first
     subset: int | None = None  # train on this many samples (test on the same fraction); None = all
-    eval_batch_size: int = 10_000  # batch size of the test pass (does not change results)
+    eval_batch_size: int = 1000  # batch size of the test pass (does not change results)
     data_dir: str = "data"  # folder holding (or receiving) the four MNIST IDX files
     download: bool = True  # let torchvision download MNIST when the files are missing
     results_dir: str = "results"  # each run writes a new folder under this one

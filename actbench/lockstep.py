@@ -88,30 +88,38 @@ class _LayerViews:
 
     z: list[torch.Tensor]  # the activation's input
     h: list[torch.Tensor]  # its output
-    grad_h: list[torch.Tensor]  # the loss's gradient at h
+    grad_h: list[torch.Tensor]  # the loss's gradient at h (empty in a test pass)
     grad_z: list[torch.Tensor]  # and at z
 
 
 class _StepBuffers:
-    """Everything a training step on `batch` samples writes, made once with its views.
+    """Everything a step on `batch` samples writes, made once with its views.
 
-    A step then allocates nothing and reuses the same memory, which stays in cache.
+    A step then allocates nothing and reuses the same memory, which stays in cache. A test
+    pass (`train=False`) writes only the forward pass's buffers; the gradients' are not made.
     """
 
-    def __init__(self, net: LockstepMLP, batch: int, like: torch.Tensor) -> None:
+    def __init__(self, net: LockstepMLP, batch: int, like: torch.Tensor, train: bool) -> None:
         k, hidden = net.k, net.hidden
 
         def empty(*size: int) -> torch.Tensor:
             return torch.empty(size, dtype=like.dtype, device=like.device)
 
+        def per_model(t: torch.Tensor) -> list[torch.Tensor]:
+            return list(t.view(batch, k, hidden).unbind(1) if t.dim() == 2 else t.unbind(0))
+
         # layer 1 is one product for all models, so its input and gradient are (B, K*H);
         # the others are batched per model, (K, B, H)
-        self.z1, self.grad_z1 = empty(batch, k * hidden), empty(batch, k * hidden)
-        self.h1, self.grad_h1 = empty(k, batch, hidden), empty(k, batch, hidden)
-        self.z2, self.grad_z2 = empty(k, batch, hidden), empty(k, batch, hidden)
-        self.h2, self.grad_h2 = empty(k, batch, hidden), empty(k, batch, hidden)
+        self.z1, self.h1 = empty(batch, k * hidden), empty(k, batch, hidden)
+        self.z2, self.h2 = empty(k, batch, hidden), empty(k, batch, hidden)
         self.logits = empty(k, batch, net.classes)
         self.log_probs = empty(k, batch, net.classes)
+        self.layer1 = _LayerViews(per_model(self.z1), per_model(self.h1), [], [])
+        self.layer2 = _LayerViews(per_model(self.z2), per_model(self.h2), [], [])
+        if not train:
+            return
+        self.grad_z1, self.grad_h1 = empty(batch, k * hidden), empty(k, batch, hidden)
+        self.grad_z2, self.grad_h2 = empty(k, batch, hidden), empty(k, batch, hidden)
         self.minus_ones = torch.full((k, batch, 1), -1.0, dtype=like.dtype, device=like.device)
         weights = (net.w1, net.b1, net.w2, net.b2, net.w3, net.b3)
         self.grads = [torch.empty_like(w) for w in weights]
@@ -119,12 +127,10 @@ class _StepBuffers:
         self.h1_t, self.h2_t = self.h1.transpose(1, 2), self.h2.transpose(1, 2)
         self.grad_w1_flat = self.grads[0].view(net.in_features, k * hidden)
         self.grad_b1_flat = self.grads[1].view(k * hidden)
-
-        def per_model(t: torch.Tensor) -> list[torch.Tensor]:
-            return list(t.view(batch, k, hidden).unbind(1) if t.dim() == 2 else t.unbind(0))
-
-        self.layer1 = _LayerViews(*map(per_model, (self.z1, self.h1, self.grad_h1, self.grad_z1)))
-        self.layer2 = _LayerViews(*map(per_model, (self.z2, self.h2, self.grad_h2, self.grad_z2)))
+        self.layer1.grad_h.extend(per_model(self.grad_h1))
+        self.layer1.grad_z.extend(per_model(self.grad_z1))
+        self.layer2.grad_h.extend(per_model(self.grad_h2))
+        self.layer2.grad_z.extend(per_model(self.grad_z2))
 
 
 class LockstepMLP(nn.Module):
@@ -287,20 +293,60 @@ class LockstepMLP(nn.Module):
 
         return autograd_backward
 
-    def _step_buffers(self, batch: int, like: torch.Tensor) -> _StepBuffers:
-        """The buffers of a step on `batch` samples: made once, kept for two sizes at a time.
+    def _activate_only(self, layer: int, views: _LayerViews) -> None:
+        """Write every model's activation of `views.z` into `views.h`, with no backward pass."""
+        acts, kernels = self._layers[layer], self._kernels[layer]
+        if kernels is not None:
+            forward = kernels[0]
+            self._each(len(acts), lambda k: forward[k](acts[k], views.z[k], views.h[k]))
+        else:
+            self._each(len(acts), lambda k: views.h[k].copy_(acts[k](views.z[k])))
 
-        Training needs two sizes (the batch and a shorter last one); a third, such as the
-        unit-health probe, replaces the one made longest ago (so a few sets are remade once
-        per epoch, and memory stays small).
+    def _step_buffers(self, batch: int, like: torch.Tensor, train: bool) -> _StepBuffers:
+        """The buffers of a step (or test pass) on `batch` samples: made once, then reused.
+
+        A run needs four sets: its batch, the shorter last batch, the unit-health probe and
+        the test batch. A fifth replaces the one made longest ago, so memory stays bounded.
         """
         cache = self.__dict__.setdefault("_buffer_cache", {})
-        key = (batch, like.device, like.dtype)
+        key = (batch, like.device, like.dtype, train)
         if key not in cache:
-            while len(cache) >= 2:
+            while len(cache) >= 4:
                 del cache[next(iter(cache))]
-            cache[key] = _StepBuffers(self, batch, like)
+            cache[key] = _StepBuffers(self, batch, like, train)
         return cache[key]
+
+    def _logits(self, x: torch.Tensor, buf: _StepBuffers, train: bool) -> tuple[Any, Any]:
+        """Every model's logits for the batch x, written into `buf.logits`.
+
+        When training, returns each hidden layer's backward pass (see `_activation_layer`).
+        """
+        layer = self._activation_layer if train else self._activate_only
+        torch.addmm(self.b1.view(-1), x, self.w1.view(self.in_features, -1), out=buf.z1)
+        back1 = layer(0, buf.layer1)
+        torch.baddbmm(self.b2.unsqueeze(1), buf.h1, self.w2, out=buf.z2)
+        back2 = layer(1, buf.layer2)
+        torch.baddbmm(self.b3.unsqueeze(1), buf.h2, self.w3, out=buf.logits)
+        return back1, back2
+
+    @staticmethod
+    def _score(
+        buf: _StepBuffers, target: torch.Tensor, scores: tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
+        """Log-softmax of the logits into `buf.log_probs`, and the per-sample `scores` from it."""
+        log_probs = torch.log_softmax(buf.logits, dim=-1, out=buf.log_probs)
+        torch.gather(log_probs, 2, target, out=scores[0].unsqueeze(-1))
+        torch.argmax(buf.logits, -1, out=scores[1])
+        return log_probs
+
+    @torch.no_grad()
+    def test_scores(
+        self, x: torch.Tensor, y: torch.Tensor, scores: tuple[torch.Tensor, torch.Tensor]
+    ) -> None:
+        """A test pass on the batch (x, y): `scores` as `train_step` fills them, and no step."""
+        buf = self._step_buffers(x.shape[0], x, train=False)
+        self._logits(x, buf, train=False)
+        self._score(buf, y.view(1, -1, 1).expand(self.k, -1, 1), scores)
 
     @torch.no_grad()
     def train_step(
@@ -317,19 +363,15 @@ class LockstepMLP(nn.Module):
         that the next step on as many samples overwrites: use them (or copy them) before that.
         """
         k, batch = self.k, x.shape[0]
-        buf = self._step_buffers(batch, x)
-        torch.addmm(self.b1.view(-1), x, self.w1.view(self.in_features, -1), out=buf.z1)
-        back1 = self._activation_layer(0, buf.layer1)
-        torch.baddbmm(self.b2.unsqueeze(1), buf.h1, self.w2, out=buf.z2)
-        back2 = self._activation_layer(1, buf.layer2)
-        torch.baddbmm(self.b3.unsqueeze(1), buf.h2, self.w3, out=buf.logits)
+        buf = self._step_buffers(batch, x, train=True)
+        back1, back2 = self._logits(x, buf, train=True)
 
         # Softmax cross-entropy and its gradient, (softmax - onehot) / B, per model.
-        log_probs = torch.log_softmax(buf.logits, dim=-1, out=buf.log_probs)
         target = y.view(1, batch, 1).expand(k, batch, 1)
         if scores is not None:
-            torch.gather(log_probs, 2, target, out=scores[0].unsqueeze(-1))
-            torch.argmax(buf.logits, -1, out=scores[1])
+            log_probs = self._score(buf, target, scores)
+        else:
+            log_probs = torch.log_softmax(buf.logits, dim=-1, out=buf.log_probs)
         grad = log_probs.exp_()
         grad.scatter_add_(2, target, buf.minus_ones)
         grad.div_(batch)

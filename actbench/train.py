@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from actbench.activations import Activation
 from actbench.config import RunConfig
@@ -85,20 +84,22 @@ def build_models(
     return models
 
 
-def _losses(logits: torch.Tensor, labels: torch.Tensor, reduction: str) -> torch.Tensor:
-    """Per-model cross-entropy: logits (K, B, C), labels (B,) -> (K,) mean or sum over the batch."""
-    k, batch, classes = logits.shape
-    per_sample = F.cross_entropy(
-        logits.reshape(k * batch, classes), labels.repeat(k), reduction="none"
-    ).view(k, batch)
-    return per_sample.mean(1) if reduction == "mean" else per_sample.sum(1)
+def _scores(k: int, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Room for per-model, per-sample scores: log-probability of the true label, prediction."""
+    return torch.empty(k, n, device=device), torch.empty(k, n, dtype=torch.long, device=device)
 
 
-def _totals(
-    losses: list[torch.Tensor], hits: list[torch.Tensor]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-model sums over batches, in float64 on the CPU (some devices have no float64)."""
-    return torch.stack(losses).cpu().double().sum(0), torch.stack(hits).cpu().sum(0)
+def _means(
+    label_log_probs: torch.Tensor, predictions: torch.Tensor, labels: torch.Tensor
+) -> tuple[list[float], list[float]]:
+    """Every model's mean cross-entropy and accuracy from its per-sample scores.
+
+    Sums are taken in float64 on the CPU (some devices have no float64).
+    """
+    n = labels.shape[0]
+    loss = (label_log_probs.cpu().double().sum(1).neg() / n).tolist()
+    accuracy = ((predictions == labels).sum(1).cpu().double() / n).tolist()
+    return loss, accuracy
 
 
 @torch.no_grad()
@@ -107,15 +108,13 @@ def evaluate(
 ) -> tuple[list[float], list[float]]:
     """Mean loss and accuracy of every model on (x, y)."""
     net.eval()
-    losses, hits = [], []
-    for start in range(0, len(x), batch_size):
-        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-        logits = net(xb)
-        losses.append(_losses(logits, yb, "sum"))
-        hits.append((logits.argmax(-1) == yb).sum(1))
     n = len(x)
-    loss_sum, correct = _totals(losses, hits)
-    return (loss_sum / n).tolist(), (correct.double() / n).tolist()
+    log_probs, predictions = _scores(net.k, n, x.device)
+    for start in range(0, n, batch_size):
+        end = min(start + batch_size, n)
+        scores = (log_probs[:, start:end], predictions[:, start:end])
+        net.test_scores(x[start:end], y[start:end], scores)
+    return _means(log_probs, predictions, y)
 
 
 PROBE_SIZE = 1000  # training samples (the first ones) on which unit health is measured
@@ -256,8 +255,7 @@ def train_lockstep(
         perm = torch.randperm(n, generator=order).to(device)
         labels_in_order = data.train_y.index_select(0, perm)
         # per model and sample: log-probability of the true label, predicted class
-        label_log_probs = torch.empty(net.k, n, device=device)
-        predictions = torch.empty(net.k, n, dtype=torch.long, device=device)
+        label_log_probs, predictions = _scores(net.k, n, device)
         steps = 0
         for begin in range(0, n, config.batch_size):
             end = min(begin + config.batch_size, n)
@@ -269,9 +267,7 @@ def train_lockstep(
                 on_steps(report_every)
         if on_steps is not None and steps % report_every:
             on_steps(steps % report_every)
-        # sums in float64 on the CPU (some devices have no float64)
-        train_loss = (label_log_probs.cpu().double().sum(1).neg() / n).tolist()
-        train_acc = ((predictions == labels_in_order).sum(1).cpu().double() / n).tolist()
+        train_loss, train_acc = _means(label_log_probs, predictions, labels_in_order)
         net.timing = False
         test_loss, test_acc = evaluate(net, data.test_x, data.test_y, config.eval_batch_size)
         seconds = time.perf_counter() - started

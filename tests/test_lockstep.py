@@ -11,7 +11,7 @@ from actbench.config import make_config
 from actbench.data import load_mnist, prepare
 from actbench.lockstep import BACKWARDS, FORWARDS, LockstepMLP
 from actbench.model import MLP
-from actbench.train import build_models, train_lockstep
+from actbench.train import build_models, evaluate, train_lockstep
 
 
 def train_alone(activation, data, config, seed):
@@ -143,24 +143,46 @@ def test_out_kernels_match_the_module_and_autograd(module):
 
 
 def test_step_gradients_match_autograd_whatever_the_buffers_held_before():
-    """A step reuses its buffers: its gradients depend on its own batch only, at any size."""
+    """Steps and test passes reuse buffers: each result depends on its own batch only."""
     torch.manual_seed(0)
     activations = resolve_all(["relu", "prelu", "tanh"])  # torch's kernels, and autograd
     models = build_models(activations, 6, 11, seed=2)
     net = LockstepMLP(models)
-    # sizes repeat and exceed the two kept sets of buffers, so some are reused, some remade
-    for size in [5, 7, 5, 9, 5, 7]:
+    # sizes repeat and exceed the four kept sets of buffers (steps and test passes apart),
+    # so some are reused and some remade
+    for size, train in [(5, True), (7, True), (5, False), (9, True), (5, True), (4, False),
+                        (6, True), (7, False), (5, False), (8, True), (7, True), (5, True)]:  # fmt: skip
         x, y = torch.randn(size, 11), torch.randint(0, 10, (size,))
         scores = torch.empty(3, size), torch.empty(3, size, dtype=torch.long)
-        grads = [g.clone() for g in net.train_step(x, y, scores)]
-        per_model = net.split_models(grads)
+        if train:
+            per_model = net.split_models([g.clone() for g in net.train_step(x, y, scores)])
+        else:
+            net.test_scores(x, y, scores)
         for k, model in enumerate(models):
             model.zero_grad()
             logits = model(x)
-            F.cross_entropy(logits, y).backward()
-            for got, param in zip(per_model[k], model.parameters(), strict=True):
-                expected = param.grad.t() if param.dim() == 2 else param.grad
-                torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+            if train:
+                F.cross_entropy(logits, y).backward()
+                for got, param in zip(per_model[k], model.parameters(), strict=True):
+                    expected = param.grad.t() if param.dim() == 2 else param.grad
+                    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
             log_probs = torch.log_softmax(logits.detach(), 1)
             torch.testing.assert_close(scores[0][k], log_probs[torch.arange(size), y])
             assert torch.equal(scores[1][k], logits.argmax(1))
+
+
+@pytest.mark.parametrize("names", [["sigmoid", "relu", "leaky"], ["sigmoid", "prelu", "leaky"]])
+@pytest.mark.parametrize("batch_size", [1000, 64, 7])
+def test_test_pass_matches_each_model_at_any_batch_size(names, batch_size):
+    """The test pass in chunks (a short last one included) gives each model's own loss and hits,
+    through torch's kernels and through the modules alike."""
+    torch.manual_seed(1)
+    models = build_models(resolve_all(names), 9, 13, seed=3)
+    net = LockstepMLP(models)
+    x, y = torch.randn(150, 13), torch.randint(0, 10, (150,))
+    losses, accuracies = evaluate(net, x, y, batch_size)
+    for k, model in enumerate(models):
+        with torch.no_grad():
+            logits = model(x)
+        assert losses[k] == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-6)
+        assert accuracies[k] == (logits.argmax(1) == y).double().mean().item()
