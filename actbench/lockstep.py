@@ -114,23 +114,25 @@ class _StepBuffers:
         self.z2, self.h2 = empty(k, batch, hidden), empty(k, batch, hidden)
         self.logits = empty(k, batch, net.classes)
         self.log_probs = empty(k, batch, net.classes)
-        self.layer1 = _LayerViews(per_model(self.z1), per_model(self.h1), [], [])
-        self.layer2 = _LayerViews(per_model(self.z2), per_model(self.h2), [], [])
-        if not train:
-            return
-        self.grad_z1, self.grad_h1 = empty(batch, k * hidden), empty(k, batch, hidden)
-        self.grad_z2, self.grad_h2 = empty(k, batch, hidden), empty(k, batch, hidden)
-        self.minus_ones = torch.full((k, batch, 1), -1.0, dtype=like.dtype, device=like.device)
-        weights = (net.w1, net.b1, net.w2, net.b2, net.w3, net.b3)
-        self.grads = [torch.empty_like(w) for w in weights]
-        # views the step multiplies with or writes into, made once too
-        self.h1_t, self.h2_t = self.h1.transpose(1, 2), self.h2.transpose(1, 2)
-        self.grad_w1_flat = self.grads[0].view(net.in_features, k * hidden)
-        self.grad_b1_flat = self.grads[1].view(k * hidden)
-        self.layer1.grad_h.extend(per_model(self.grad_h1))
-        self.layer1.grad_z.extend(per_model(self.grad_z1))
-        self.layer2.grad_h.extend(per_model(self.grad_h2))
-        self.layer2.grad_z.extend(per_model(self.grad_z2))
+        if train:
+            self.grad_z1, self.grad_h1 = empty(batch, k * hidden), empty(k, batch, hidden)
+            self.grad_z2, self.grad_h2 = empty(k, batch, hidden), empty(k, batch, hidden)
+            self.minus_ones = torch.full((k, batch, 1), -1.0, dtype=like.dtype, device=like.device)
+            weights = (net.w1, net.b1, net.w2, net.b2, net.w3, net.b3)
+            self.grads = [torch.empty_like(w) for w in weights]
+            # views the step multiplies with or writes into, made once too
+            self.h1_t, self.h2_t = self.h1.transpose(1, 2), self.h2.transpose(1, 2)
+            self.grad_w1_flat = self.grads[0].view(net.in_features, k * hidden)
+            self.grad_b1_flat = self.grads[1].view(k * hidden)
+            self.layer1 = _LayerViews(
+                *map(per_model, (self.z1, self.h1, self.grad_h1, self.grad_z1))
+            )
+            self.layer2 = _LayerViews(
+                *map(per_model, (self.z2, self.h2, self.grad_h2, self.grad_z2))
+            )
+        else:
+            self.layer1 = _LayerViews(per_model(self.z1), per_model(self.h1), [], [])
+            self.layer2 = _LayerViews(per_model(self.z2), per_model(self.h2), [], [])
 
 
 class LockstepMLP(nn.Module):
@@ -209,23 +211,19 @@ class LockstepMLP(nn.Module):
         stacked = [self.w1, self.b1, self.w2, self.b2, self.w3, self.b3]
         return [p.data for p in stacked + self.act_params1 + self.act_params2]
 
-    @staticmethod
-    def _activate(acts: nn.ModuleList, h: torch.Tensor, dim: int) -> torch.Tensor:
-        """Apply model k's activation to its slice along `dim`; the result is (K, B, H)."""
-        return torch.stack([act(h.select(dim, k)) for k, act in enumerate(acts)])
-
+    @torch.no_grad()
     def hidden_layers(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Both hidden layers' outputs, each (K, B, H), for a batch x of shape (B, in)."""
-        batch = x.shape[0]
-        z1 = torch.addmm(self.b1.view(-1), x, self.w1.view(self.in_features, -1))
-        h1 = self._activate(self.acts1, z1.view(batch, self.k, self.hidden), dim=1)
-        h2 = self._activate(self.acts2, torch.baddbmm(self.b2.unsqueeze(1), h1, self.w2), dim=0)
-        return h1, h2
+        buf = self._step_buffers(x.shape[0], x, train=False)
+        self._logits(x, buf, train=False)
+        return buf.h1.clone(), buf.h2.clone()
 
+    @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (K, B, classes) of every model for one shared batch x of shape (B, in)."""
-        _, h2 = self.hidden_layers(x)
-        return torch.baddbmm(self.b3.unsqueeze(1), h2, self.w3)
+        buf = self._step_buffers(x.shape[0], x, train=False)
+        self._logits(x, buf, train=False)
+        return buf.logits.clone()
 
     def _each(self, count: int, fn: Callable[[int], Any]) -> list[Any]:
         """[fn(0), ..., fn(count - 1)], each call's time added to model k's when timing is on.
@@ -260,8 +258,8 @@ class LockstepMLP(nn.Module):
         if kernels is not None:
             # torch's own kernels, reading each model's slice in place and writing into the
             # step's buffers: nothing is copied or allocated
-            forward, backward = kernels
-            self._each(count, lambda k: forward[k](acts[k], z[k], h[k]))
+            self._activate_only(layer, views)
+            backward = kernels[1]
 
             def known_backward() -> list[torch.Tensor]:
                 self._each(count, lambda k: backward[k](acts[k], grad_h[k], z[k], h[k], grad_z[k]))
@@ -305,8 +303,9 @@ class LockstepMLP(nn.Module):
     def _step_buffers(self, batch: int, like: torch.Tensor, train: bool) -> _StepBuffers:
         """The buffers of a step (or test pass) on `batch` samples: made once, then reused.
 
-        A run needs four sets: its batch, the shorter last batch, the unit-health probe and
-        the test batch. A fifth replaces the one made longest ago, so memory stays bounded.
+        A run needs four sets: its batch, the shorter last batch, the unit-health probe's step
+        and the test passes (of the test set and the probe, at the default test batch size).
+        Another replaces the one made longest ago, so memory stays bounded.
         """
         cache = self.__dict__.setdefault("_buffer_cache", {})
         key = (batch, like.device, like.dtype, train)
