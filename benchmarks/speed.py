@@ -19,9 +19,13 @@ slows them alike. The script also measures the machine's matrix-multiply rate an
 run's floating-point work into a floor: the time the run would take if it did nothing but
 multiply matrices at that rate. The rate is measured in every repeat, and each ratio is taken
 within one repeat before the median over the repeats is printed (with their range), so that a
-machine whose speed drifts over the minutes of a benchmark is only compared with itself. Peak
-memory is the highest proportional set size (PSS) of each run's process tree, sampled every
-0.1 s (Linux): pages that processes share count once.
+machine whose speed drifts over the minutes of a benchmark is only compared with itself.
+
+Peak memory is the highest proportional set size (PSS) of each approach's process tree,
+sampled every 0.1 s (Linux): pages that processes share count once. Reading it is not free
+(tens of milliseconds of a core per sample for processes that map torch's libraries), so it
+is measured in separate runs after the timed ones (as many epochs, or --memory-epochs), and
+no timed run is observed while it works.
 """
 
 from __future__ import annotations
@@ -217,17 +221,21 @@ def tree_pss_mb(pid: int) -> float:
 # --- the driver ------------------------------------------------------------------------------
 
 
-def one_run(approach: str, args) -> dict:
-    """Run one approach in a fresh process; time it and sample its memory every 0.1 s."""
+def one_run(approach: str, args, watch_memory: bool = False) -> dict:
+    """Run one approach in a fresh process and time it, or sample its memory every 0.1 s.
+
+    Sampling slows what it watches, so a run is either timed or watched, never both.
+    """
     command = [sys.executable, __file__, "--approach", approach, *_shared_flags(args)]
     start = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0.0
-    while proc.poll() is None:
-        peak = max(peak, tree_pss_mb(proc.pid))
-        time.sleep(0.1)
-    seconds = time.perf_counter() - start
+    if watch_memory:
+        while proc.poll() is None:
+            peak = max(peak, tree_pss_mb(proc.pid))
+            time.sleep(0.1)
     stdout, stderr = proc.communicate()
+    seconds = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"{approach} failed:\n{stderr[-2000:]}")
     result = json.loads(stdout.strip().splitlines()[-1])
@@ -250,6 +258,9 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=os.environ.get("ACTBENCH_DATA_DIR"))
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--memory-epochs", type=int, help="epochs of the untimed memory runs (default: --epochs)"
+    )
     parser.add_argument("--subset", type=int, default=None)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--activations", default="relu,sigmoid,tanh,leaky")
@@ -260,7 +271,7 @@ def main() -> None:
     if args.data_dir is None:
         parser.error("give --data-dir (or set ACTBENCH_DATA_DIR) to a folder holding MNIST")
 
-    if args.approach:  # a child: do the work once, report accuracy and memory as JSON
+    if args.approach:  # a child: do the work once, report its final accuracies as JSON
         accuracy = RUNNERS[args.approach](args)
         print(json.dumps({"accuracy": accuracy}))
         return
@@ -292,6 +303,16 @@ def main() -> None:
             print(f"  repeat {repeat + 1}: {approach:<12} {result['seconds']:8.2f} s", flush=True)
         rates.append(matmul_rate(cores, args.device))  # in each repeat: it drifts with the rest
         print(f"  repeat {repeat + 1}: matrix-multiply {rates[-1]:8.1f} GFLOP/s", flush=True)
+    memory_epochs = args.memory_epochs or args.epochs
+    memory_args = argparse.Namespace(**{**vars(args), "epochs": memory_epochs})
+    peaks = {}
+    for approach in approaches:
+        peaks[approach] = one_run(approach, memory_args, watch_memory=True)["peak_mb"]
+        print(
+            f"  memory ({memory_epochs} epoch(s), untimed): {approach:<12} "
+            f"{peaks[approach]:6.0f} MB",
+            flush=True,
+        )
 
     print()
     print(f"{'approach':<14}{'median s':>10}{'peak MB':>10}  final test accuracy")
@@ -299,8 +320,7 @@ def main() -> None:
         seconds = statistics.median(r["seconds"] for r in runs[approach])
         accuracy = runs[approach][-1]["accuracy"]
         shown = " ".join(f"{k} {100 * v:.2f}%" for k, v in accuracy.items())
-        peak = max(r["peak_mb"] for r in runs[approach])
-        print(f"{approach:<14}{seconds:>10.2f}{peak:>10.0f}  {shown}")
+        print(f"{approach:<14}{seconds:>10.2f}{peaks[approach]:>10.0f}  {shown}")
     floors = [work / (rate * 1e9) for rate in rates]  # seconds, one per repeat
     print()
     where = f"{cores} threads" if args.device == "cpu" else args.device

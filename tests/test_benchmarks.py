@@ -28,6 +28,10 @@ def test_speed_benchmark_prints_the_three_ratios(mnist_dir):
     out = done.stdout
     for approach in ("tutorial", "hand-written", "actbench"):
         assert re.search(rf"repeat 1: {approach}\s+\d+\.\d+ s", out)
+        # memory is watched in a separate run after the timed ones, never while timing
+        memory = re.search(rf"memory \(1 epoch\(s\), untimed\): {approach}\s+(\d+) MB", out)
+        assert memory and int(memory.group(1)) > 0
+        assert out.index("repeat 1: matrix-multiply") < memory.start()
     spread = r"; repeats \d+\.\d+ to \d+\.\d+\)"
     assert re.search(r"tutorial / actbench:\s+\d+\.\d+x faster\s+\(goal >= 30x" + spread, out)
     assert re.search(r"hand-written / actbench:\s+\d+\.\d+x faster\s+\(goal >= 3x" + spread, out)
