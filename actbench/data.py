@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from actbench.errors import ActbenchError, UsageError
+from actbench.datafiles import FILES, DataError, find_files, read_bytes
+from actbench.errors import UsageError
 
-FILES = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
 MEAN, STD = 0.1307, 0.3081  # MNIST training-pixel mean and std on a 0-1 scale
 _UBYTE = 0x08  # the IDX type code of unsigned bytes, the only one MNIST uses
-
-
-class DataError(ActbenchError):
-    """Missing, unreadable or corrupt data files."""
 
 
 @dataclass(frozen=True)
@@ -48,44 +36,9 @@ class Tensors:
     test_y: torch.Tensor
 
 
-def _candidates(data_dir: Path, name: str) -> list[Path]:
-    folders = (data_dir, data_dir / "MNIST" / "raw")
-    return [folder / (name + suffix) for folder in folders for suffix in ("", ".gz")]
-
-
-def find_files(data_dir: Path) -> dict[str, Path] | None:
-    """The four IDX files under `data_dir`, or None when there are none at all."""
-    found: dict[str, Path] = {}
-    for key, name in FILES.items():
-        for path in _candidates(data_dir, name):
-            if path.is_file():
-                found[key] = path
-                break
-    if not found:
-        return None
-    missing = [FILES[key] for key in FILES if key not in found]
-    if missing:
-        raise DataError(
-            f"{data_dir} holds only part of MNIST: missing {', '.join(missing)} (plain or .gz); "
-            "add the missing files"
-        )
-    return found
-
-
 def read_idx(path: Path) -> tuple[torch.Tensor, str]:
     """Decode one IDX file of unsigned bytes; return the tensor and the md5 of its content."""
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as handle:
-                raw = handle.read()
-        else:
-            raw = path.read_bytes()
-    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
-        raise DataError(f"{path} is corrupt ({err}); replace it with a fresh copy") from None
-    except OSError as err:
-        raise DataError(
-            f"cannot read {path} ({err.strerror or err}); check the file and its permissions"
-        ) from None
+    raw, md5 = read_bytes(path)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != _UBYTE or not 1 <= raw[3] <= 3:
         raise DataError(
             f"{path} is not an MNIST IDX file (bad header); replace it with a fresh copy"
@@ -103,7 +56,7 @@ def read_idx(path: Path) -> tuple[torch.Tensor, str]:
             f"found {len(raw)}; replace it with a fresh copy"
         )
     tensor = torch.frombuffer(bytearray(raw), dtype=torch.uint8, offset=header).reshape(shape)
-    return tensor, hashlib.md5(raw).hexdigest()
+    return tensor, md5
 
 
 def _download(data_dir: Path) -> None:

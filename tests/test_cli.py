@@ -390,3 +390,19 @@ def test_a_run_writes_nothing_outside_its_folder(mnist_dir, tmp_path):
     (run_dir,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir()]
     outside = {p: v for p, v in after.items() if run_dir not in p.parents}
     assert outside == before
+
+
+def test_help_and_usage_errors_answer_without_loading_torch():
+    """torch, pandas and matplotlib take seconds to import: a typo must not wait for them."""
+    code = (
+        "import sys\n"
+        "from actbench.cli import app\n"
+        "for args in (['--help'], ['run', '--help'], ['run', '--epochs', 'x']):\n"
+        "    print('exit', app(args, standalone_mode=False))\n"
+        "print('loaded', sorted(m for m in ('torch', 'pandas', 'matplotlib') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    marked = [line for line in proc.stdout.splitlines() if line.startswith(("exit", "loaded"))]
+    assert marked == ["exit 0", "exit 0", "exit 2", "loaded []"]
+    assert "Invalid value for '--epochs'" in proc.stderr

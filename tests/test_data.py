@@ -11,6 +11,7 @@ import torch
 from conftest import TEST, TRAIN, idx_bytes, make_split, write_mnist
 
 from actbench.data import FILES, MEAN, STD, DataError, load_mnist, prepare, subset_indices
+from actbench.datafiles import prefetch
 from actbench.errors import UsageError
 
 
@@ -126,14 +127,14 @@ def test_subset_larger_than_data_is_refused():
 
 def test_unreadable_file_is_named(mnist_dir, monkeypatch):
     """Permission bits do not stop root, so the refusal the OS would give is injected."""
-    real_open = gzip.open
+    real_read = Path.read_bytes
 
-    def refuse(path, *args, **kwargs):
-        if Path(path).name.startswith("t10k-labels"):
+    def refuse(self):
+        if self.name.startswith("t10k-labels"):
             raise PermissionError(13, "Permission denied")
-        return real_open(path, *args, **kwargs)
+        return real_read(self)
 
-    monkeypatch.setattr("gzip.open", refuse)
+    monkeypatch.setattr(Path, "read_bytes", refuse)
     with pytest.raises(DataError, match=r"cannot read .*t10k-labels.*Permission denied.*perm"):
         load_mnist(mnist_dir, download=False)
 
@@ -160,3 +161,50 @@ def test_unreadable_folder_for_real(mnist_dir):
             load_mnist(mnist_dir, download=False)
     finally:
         mnist_dir.chmod(0o700)
+
+
+def _prefetched(folder: Path) -> None:
+    thread = prefetch(folder)
+    assert thread is not None
+    thread.join(timeout=30)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_prefetched_files_are_the_ones_loaded(tmp_path, gz, monkeypatch):
+    folder = write_mnist(tmp_path / "d", gz=gz)
+    expected = load_mnist(folder, download=False)
+    _prefetched(folder)
+
+    def no_reading(self):
+        raise AssertionError(f"{self} was read again")
+
+    monkeypatch.setattr(Path, "read_bytes", no_reading)  # the loader must use the prefetch
+    mnist = load_mnist(folder, download=False)
+    assert torch.equal(mnist.train_images, expected.train_images)
+    assert torch.equal(mnist.test_labels, expected.test_labels)
+    assert mnist.md5 == expected.md5
+    with pytest.raises(AssertionError, match="read again"):  # each prefetch is used once
+        load_mnist(folder, download=False)
+
+
+def test_a_file_changed_after_prefetch_is_read_again(mnist_dir):
+    _prefetched(mnist_dir)
+    labels = torch.full((TEST,), 7, dtype=torch.uint8)
+    path = mnist_dir / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(idx_bytes(labels)))
+    assert torch.equal(load_mnist(mnist_dir, download=False).test_labels, labels.long())
+
+
+def test_prefetch_errors_are_reported_by_the_loader(mnist_dir):
+    (mnist_dir / "t10k-images-idx3-ubyte.gz").write_bytes(b"this is not gzip at all")
+    _prefetched(mnist_dir)
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte.gz is corrupt"):
+        load_mnist(mnist_dir, download=False)
+
+
+def test_prefetch_of_a_missing_or_partial_folder_does_nothing(tmp_path, mnist_dir):
+    assert prefetch(tmp_path / "absent") is None
+    (mnist_dir / "t10k-labels-idx1-ubyte.gz").unlink()
+    assert prefetch(mnist_dir) is None
+    with pytest.raises(DataError, match="missing t10k-labels-idx1-ubyte"):
+        load_mnist(mnist_dir, download=False)
