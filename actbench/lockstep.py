@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -35,6 +36,8 @@ Forward = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 Backward = Callable[
     [nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor
 ]
+Call = Callable[[], Any]  # a kernel bound to its tensors
+ParamGrads = Callable[[], list[torch.Tensor]]  # an autograd backward pass (see `_activate`)
 _SELU = (1.6732632423543772, 1.0507009873554805)  # alpha and scale, as torch.selu has them
 
 FORWARDS: dict[type, Forward] = {
@@ -108,6 +111,13 @@ class _StepBuffers:
         def per_model(t: torch.Tensor) -> list[torch.Tensor]:
             return list(t.view(batch, k, hidden).unbind(1) if t.dim() == 2 else t.unbind(0))
 
+        # The weights as the products read them. The optimiser updates the weights in place, so
+        # these views stay current; moving the network makes new buffers (see `_apply`).
+        self.w1 = net.w1.detach().view(net.in_features, k * hidden)
+        self.b1 = net.b1.detach().view(k * hidden)
+        self.w2, self.b2 = net.w2.detach(), net.b2.detach().unsqueeze(1)
+        self.w3, self.b3 = net.w3.detach(), net.b3.detach().unsqueeze(1)
+        self.w3_t = self.w3.transpose(1, 2)
         # layer 1 is one product for all models, so its input and gradient are (B, K*H);
         # the others are batched per model, (K, B, H)
         self.z1, self.h1 = empty(batch, k * hidden), empty(k, batch, hidden)
@@ -121,18 +131,29 @@ class _StepBuffers:
             weights = (net.w1, net.b1, net.w2, net.b2, net.w3, net.b3)
             self.grads = [torch.empty_like(w) for w in weights]
             # views the step multiplies with or writes into, made once too
-            self.h1_t, self.h2_t = self.h1.transpose(1, 2), self.h2.transpose(1, 2)
+            self.h1_t = self.h1.transpose(1, 2)
+            self.w2_t = self.w2.transpose(1, 2)
+            self.log_probs_t = self.log_probs.transpose(1, 2)
             self.grad_w1_flat = self.grads[0].view(net.in_features, k * hidden)
             self.grad_b1_flat = self.grads[1].view(k * hidden)
-            self.layer1 = _LayerViews(
-                *map(per_model, (self.z1, self.h1, self.grad_h1, self.grad_z1))
-            )
-            self.layer2 = _LayerViews(
-                *map(per_model, (self.z2, self.h2, self.grad_h2, self.grad_z2))
+            self.layers = (
+                _LayerViews(*map(per_model, (self.z1, self.h1, self.grad_h1, self.grad_z1))),
+                _LayerViews(*map(per_model, (self.z2, self.h2, self.grad_h2, self.grad_z2))),
             )
         else:
-            self.layer1 = _LayerViews(per_model(self.z1), per_model(self.h1), [], [])
-            self.layer2 = _LayerViews(per_model(self.z2), per_model(self.h2), [], [])
+            self.layers = (
+                _LayerViews(per_model(self.z1), per_model(self.h1), [], []),
+                _LayerViews(per_model(self.z2), per_model(self.h2), [], []),
+            )
+        # Each layer's activation calls bound to these buffers, where torch has kernels for all
+        # of its activations (None where any goes through autograd): a step runs them as they are.
+        self.forward_calls = [
+            net._bind(layer, views, backward=False) for layer, views in enumerate(self.layers)
+        ]
+        self.backward_calls = [
+            net._bind(layer, views, backward=True) if train else None
+            for layer, views in enumerate(self.layers)
+        ]
 
 
 class LockstepMLP(nn.Module):
@@ -150,13 +171,15 @@ class LockstepMLP(nn.Module):
         def stack(tensors: list[torch.Tensor], dim: int = 0) -> nn.Parameter:
             return nn.Parameter(torch.stack([t.detach() for t in tensors], dim=dim).contiguous())
 
-        # Weights are stored (in, out) so each layer is x @ W; layer 1 is (in, K, H) so that
-        # its view (in, K*H) multiplies the shared batch once for all models.
+        # The hidden layers' weights are stored (in, out) so each is x @ W; layer 1 is
+        # (in, K, H) so that its view (in, K*H) multiplies the shared batch once for all models.
+        # Layer 3 is stored (out, in), as nn.Linear has it: products with only 10 output
+        # columns are two to three times slower than the same work with 10 rows.
         self.w1 = stack([m.fc1.weight.t() for m in models], dim=1)
         self.b1 = stack([m.fc1.bias for m in models])
         self.w2 = stack([m.fc2.weight.t() for m in models])
         self.b2 = stack([m.fc2.bias for m in models])
-        self.w3 = stack([m.fc3.weight.t() for m in models])
+        self.w3 = stack([m.fc3.weight for m in models])
         self.b3 = stack([m.fc3.bias for m in models])
         self.acts1 = nn.ModuleList([m.act1 for m in models])
         self.acts2 = nn.ModuleList([m.act2 for m in models])
@@ -181,8 +204,9 @@ class LockstepMLP(nn.Module):
     def split_models(self, tensors: list[torch.Tensor]) -> list[list[torch.Tensor]]:
         """A list laid out like `weights()` (weights, gradients, optimiser moments) cut per model.
 
-        Model k's list holds its layer-1 to layer-3 weights and biases, then its activations'
-        tensors: the layout `join_models` stacks back.
+        Model k's list holds its layer-1 to layer-3 weights (each laid out (in, out)) and biases,
+        then its activations' tensors: the layout `join_models` stacks back. Checkpoints hold
+        optimiser state in this layout.
         """
         w1, b1, w2, b2, w3, b3, *rest = tensors
         counts1, counts2 = self.act_counts()
@@ -191,8 +215,13 @@ class LockstepMLP(nn.Module):
         for k in range(self.k):
             own1 = acts1[sum(counts1[:k]) : sum(counts1[: k + 1])]
             own2 = acts2[sum(counts2[:k]) : sum(counts2[: k + 1])]
-            layers = [w1[:, k], b1[k], w2[k], b2[k], w3[k], b3[k]]
-            per_model.append([t.detach().clone() for t in layers + own1 + own2])
+            layers = [w1[:, k], b1[k], w2[k], b2[k], w3[k].t(), b3[k]]
+            per_model.append(
+                [
+                    t.detach().clone(memory_format=torch.contiguous_format)
+                    for t in layers + own1 + own2
+                ]
+            )
         return per_model
 
     def join_models(self, per_model: list[list[torch.Tensor]]) -> list[torch.Tensor]:
@@ -200,6 +229,7 @@ class LockstepMLP(nn.Module):
         if len(per_model) != self.k:
             raise ValueError(f"expected {self.k} models, got {len(per_model)}")
         layers = [torch.stack([m[i] for m in per_model], dim=1 if i == 0 else 0) for i in range(6)]
+        layers[4] = layers[4].transpose(1, 2)  # layer 3 is stored (out, in)
         counts1, _ = self.act_counts()
         acts1 = [t for k, m in enumerate(per_model) for t in m[6 : 6 + counts1[k]]]
         acts2 = [t for k, m in enumerate(per_model) for t in m[6 + counts1[k] :]]
@@ -225,49 +255,70 @@ class LockstepMLP(nn.Module):
         self._logits(x, buf, train=False)
         return buf.logits.clone()
 
-    def _each(self, count: int, fn: Callable[[int], Any]) -> list[Any]:
-        """[fn(0), ..., fn(count - 1)], each call's time added to model k's when timing is on.
+    def _run(self, calls: list[Call]) -> list[Any]:
+        """Every call's result, in order; each call's time added to model k's when timing is on.
 
         The calls start at a different model each time: the first elementwise kernel after a
         matrix product runs slower, and rotating spreads that cost evenly over the models
         (the results do not depend on the order).
         """
+        count = len(calls)
         results: list[Any] = [None] * count
         first = self._turn[0] = (self._turn[0] + 1) % count
-        order = [(first + j) % count for j in range(count)]
+        order = (*range(first, count), *range(first))
         if self.timing:
             clock, seconds = time.perf_counter, self.act_seconds
             for k in order:
                 started = clock()
-                results[k] = fn(k)
+                results[k] = calls[k]()
                 seconds[k] += clock() - started
         else:
             for k in order:
-                results[k] = fn(k)
+                results[k] = calls[k]()
         return results
 
-    def _activation_layer(self, layer: int, views: _LayerViews) -> Callable[[], list[torch.Tensor]]:
-        """Write every model's activation of `views.z` into `views.h` (layer 0 or 1).
+    def _each(self, count: int, fn: Callable[[int], Any]) -> list[Any]:
+        """[fn(0), ..., fn(count - 1)], run and timed as `_run` runs calls."""
+        return self._run([partial(fn, k) for k in range(count)])
 
-        Returns the backward pass: it writes the gradient at z (from the one at h) into
-        `views.grad_z` and returns the gradients of the activations' own parameters.
+    def _bind(self, layer: int, views: _LayerViews, backward: bool) -> list[Call] | None:
+        """Layer `layer`'s activation kernels, forward or backward, bound to `views`.
+
+        None where any of the layer's activations has no such kernel (it needs autograd).
         """
-        acts, kernels = self._layers[layer], self._kernels[layer]
+        kernels = self._kernels[layer]
+        if kernels is None:
+            return None
+        acts = self._layers[layer]
+        if backward:
+            return [
+                partial(kernel, act, views.grad_h[k], views.z[k], views.h[k], views.grad_z[k])
+                for k, (act, kernel) in enumerate(zip(acts, kernels[1], strict=True))
+            ]
+        return [
+            partial(kernel, act, views.z[k], views.h[k])
+            for k, (act, kernel) in enumerate(zip(acts, kernels[0], strict=True))
+        ]
+
+    def _activate(self, layer: int, buf: _StepBuffers, train: bool) -> ParamGrads | None:
+        """Write every model's activation of layer `layer` (0 or 1) from z into h.
+
+        Built-in activations run torch's own kernels, bound to the buffers (nothing is copied
+        or allocated) and return None: their backward pass is `buf.backward_calls`. Any other
+        (learned, coupled, your own) goes through autograd; when training, its backward pass is
+        returned: it writes the gradient at z (from the one at h) into the buffers and returns
+        the gradients of the activations' own parameters.
+        """
+        calls = buf.forward_calls[layer]
+        if calls is not None:
+            self._run(calls)
+            return None
+        acts, views = self._layers[layer], buf.layers[layer]
         count = len(acts)
         z, h, grad_h, grad_z = views.z, views.h, views.grad_h, views.grad_z
-        if kernels is not None:
-            # torch's own kernels, reading each model's slice in place and writing into the
-            # step's buffers: nothing is copied or allocated
-            self._activate_only(layer, views)
-            backward = kernels[1]
-
-            def known_backward() -> list[torch.Tensor]:
-                self._each(count, lambda k: backward[k](acts[k], grad_h[k], z[k], h[k], grad_z[k]))
-                return []
-
-            return known_backward
-
-        # anything else (learned, coupled, your own) goes through autograd
+        if not train:
+            self._each(count, lambda k: h[k].copy_(acts[k](z[k])))
+            return None
         inputs = [z[k].detach().requires_grad_() for k in range(count)]
         with torch.enable_grad():
             outputs = self._each(count, lambda k: acts[k](inputs[k]))
@@ -291,14 +342,12 @@ class LockstepMLP(nn.Module):
 
         return autograd_backward
 
-    def _activate_only(self, layer: int, views: _LayerViews) -> None:
-        """Write every model's activation of `views.z` into `views.h`, with no backward pass."""
-        acts, kernels = self._layers[layer], self._kernels[layer]
-        if kernels is not None:
-            forward = kernels[0]
-            self._each(len(acts), lambda k: forward[k](acts[k], views.z[k], views.h[k]))
-        else:
-            self._each(len(acts), lambda k: views.h[k].copy_(acts[k](views.z[k])))
+    def _deactivate(self, layer: int, buf: _StepBuffers, backward: ParamGrads | None) -> list[Any]:
+        """The backward pass of `_activate`: the gradients of the activations' own parameters."""
+        if backward is None:
+            self._run(buf.backward_calls[layer])
+            return []
+        return backward()
 
     def _step_buffers(self, batch: int, like: torch.Tensor, train: bool) -> _StepBuffers:
         """The buffers of a step (or test pass) on `batch` samples: made once, then reused.
@@ -315,17 +364,23 @@ class LockstepMLP(nn.Module):
             cache[key] = _StepBuffers(self, batch, like, train)
         return cache[key]
 
-    def _logits(self, x: torch.Tensor, buf: _StepBuffers, train: bool) -> tuple[Any, Any]:
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> Any:
+        # moving or converting the weights replaces them: buffers made for the old ones go
+        self.__dict__.pop("_buffer_cache", None)
+        return super()._apply(fn, recurse)
+
+    def _logits(
+        self, x: torch.Tensor, buf: _StepBuffers, train: bool
+    ) -> tuple[ParamGrads | None, ParamGrads | None]:
         """Every model's logits for the batch x, written into `buf.logits`.
 
-        When training, returns each hidden layer's backward pass (see `_activation_layer`).
+        Returns what `_activate` returns for each hidden layer.
         """
-        layer = self._activation_layer if train else self._activate_only
-        torch.addmm(self.b1.view(-1), x, self.w1.view(self.in_features, -1), out=buf.z1)
-        back1 = layer(0, buf.layer1)
-        torch.baddbmm(self.b2.unsqueeze(1), buf.h1, self.w2, out=buf.z2)
-        back2 = layer(1, buf.layer2)
-        torch.baddbmm(self.b3.unsqueeze(1), buf.h2, self.w3, out=buf.logits)
+        torch.addmm(buf.b1, x, buf.w1, out=buf.z1)
+        back1 = self._activate(0, buf, train)
+        torch.baddbmm(buf.b2, buf.h1, buf.w2, out=buf.z2)
+        back2 = self._activate(1, buf, train)
+        torch.baddbmm(buf.b3, buf.h2, buf.w3_t, out=buf.logits)
         return back1, back2
 
     @staticmethod
@@ -376,14 +431,14 @@ class LockstepMLP(nn.Module):
         grad.div_(batch)
 
         _, _, grad_w2, grad_b2, grad_w3, grad_b3 = buf.grads
-        torch.bmm(buf.h2_t, grad, out=grad_w3)
+        torch.bmm(buf.log_probs_t, buf.h2, out=grad_w3)  # grad^T h2: grad is log_probs now
         torch.sum(grad, 1, out=grad_b3)
-        torch.bmm(grad, self.w3.transpose(1, 2), out=buf.grad_h2)
-        grad_act2 = back2()
+        torch.bmm(grad, buf.w3, out=buf.grad_h2)
+        grad_act2 = self._deactivate(1, buf, back2)
         torch.bmm(buf.h1_t, buf.grad_z2, out=grad_w2)
         torch.sum(buf.grad_z2, 1, out=grad_b2)
-        torch.bmm(buf.grad_z2, self.w2.transpose(1, 2), out=buf.grad_h1)
-        grad_act1 = back1()
+        torch.bmm(buf.grad_z2, buf.w2_t, out=buf.grad_h1)
+        grad_act1 = self._deactivate(0, buf, back1)
         torch.mm(x.t(), buf.grad_z1, out=buf.grad_w1_flat)
         torch.sum(buf.grad_z1, 0, out=buf.grad_b1_flat)
         return [*buf.grads, *grad_act1, *grad_act2]
@@ -395,7 +450,7 @@ class LockstepMLP(nn.Module):
             "fc1.bias": self.b1[k],
             "fc2.weight": self.w2[k].t(),
             "fc2.bias": self.b2[k],
-            "fc3.weight": self.w3[k].t(),
+            "fc3.weight": self.w3[k],
             "fc3.bias": self.b3[k],
         }
         for layer, acts in (("act1", self.acts1), ("act2", self.acts2)):

@@ -186,3 +186,19 @@ def test_test_pass_matches_each_model_at_any_batch_size(names, batch_size):
             logits = model(x)
         assert losses[k] == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-6)
         assert accuracies[k] == (logits.argmax(1) == y).double().mean().item()
+
+
+def test_per_model_tensors_are_each_models_own_and_join_back_exactly():
+    """split_models gives every model its own tensors, 2-d ones laid out (in, out) whatever the
+    stacked layout (checkpoints hold optimiser state that way); join_models undoes it."""
+    models = build_models(resolve_all(["relu", "prelu", "tanh"]), 6, 11, seed=4)
+    net = LockstepMLP(models)
+    per_model = net.split_models(net.weights())
+    for own, model in zip(per_model, models, strict=True):
+        expected = [p.detach().t() if p.dim() == 2 else p.detach() for p in model.parameters()]
+        assert len(own) == len(expected)
+        for got, want in zip(own, expected, strict=True):
+            assert torch.equal(got, want) and got.is_contiguous()
+    joined = net.join_models(per_model)
+    for got, want in zip(joined, net.weights(), strict=True):
+        assert got.shape == want.shape and torch.equal(got, want) and got.is_contiguous()
