@@ -202,3 +202,20 @@ def test_per_model_tensors_are_each_models_own_and_join_back_exactly():
     joined = net.join_models(per_model)
     for got, want in zip(joined, net.weights(), strict=True):
         assert got.shape == want.shape and torch.equal(got, want) and got.is_contiguous()
+
+
+def test_converting_the_network_remakes_the_buffers_that_view_its_weights():
+    """Steps read the weights through views kept with their buffers; converting the network
+    (here float -> double -> float: new tensors, same shapes) must not leave them stale."""
+    models = build_models(resolve_all(["relu", "tanh"]), 6, 11, seed=5)
+    net = LockstepMLP(models)
+    x, y = torch.randn(4, 11), torch.randint(0, 10, (4,))
+    net.train_step(x, y)
+    net(x)  # buffers of a step and of a test pass, made for the first weights
+    net.double().float()
+    with torch.no_grad():
+        net.w3.mul_(2.0)  # a change only the new weight tensors hold
+    out = net(x)
+    for k, model in enumerate(models):
+        model.load_state_dict(net.model_state(k))
+        torch.testing.assert_close(out[k], model(x))
