@@ -342,7 +342,9 @@ class LockstepMLP(nn.Module):
 
         return autograd_backward
 
-    def _deactivate(self, layer: int, buf: _StepBuffers, backward: ParamGrads | None) -> list[Any]:
+    def _activation_backward(
+        self, layer: int, buf: _StepBuffers, backward: ParamGrads | None
+    ) -> list[Any]:
         """The backward pass of `_activate`: the gradients of the activations' own parameters."""
         if backward is None:
             self._run(buf.backward_calls[layer])
@@ -434,11 +436,11 @@ class LockstepMLP(nn.Module):
         torch.bmm(buf.log_probs_t, buf.h2, out=grad_w3)  # grad^T h2: grad is log_probs now
         torch.sum(grad, 1, out=grad_b3)
         torch.bmm(grad, buf.w3, out=buf.grad_h2)
-        grad_act2 = self._deactivate(1, buf, back2)
+        grad_act2 = self._activation_backward(1, buf, back2)
         torch.bmm(buf.h1_t, buf.grad_z2, out=grad_w2)
         torch.sum(buf.grad_z2, 1, out=grad_b2)
         torch.bmm(buf.grad_z2, buf.w2_t, out=buf.grad_h1)
-        grad_act1 = self._deactivate(0, buf, back1)
+        grad_act1 = self._activation_backward(0, buf, back1)
         torch.mm(x.t(), buf.grad_z1, out=buf.grad_w1_flat)
         torch.sum(buf.grad_z1, 0, out=buf.grad_b1_flat)
         return [*buf.grads, *grad_act1, *grad_act2]
