@@ -227,7 +227,14 @@ def run(
         task["seeded"], task["baseline"] = len(settings.seed_list) > 1, baseline_label(settings)
         err.print(f"{'Resuming run' if resume else 'Run folder'}: {run_dir}", soft_wrap=True)
         task["id"] = progress.add_task("train", total=total)
+        task["shown"] = True
         progress.start()
+
+    def stop_progress() -> None:
+        # once, and only if it was shown: stopping a progress display that never started
+        # still writes an empty line, which would come before a one-line error
+        if task.pop("shown", False):
+            progress.stop()
 
     def on_epoch(rows: list[EpochResult]) -> None:
         line = epoch_line(rows, task["epochs"], task["seeded"])
@@ -250,7 +257,7 @@ def run(
     except KeyboardInterrupt:
         for signum in (signal.SIGINT, signal.SIGTERM):  # exiting: more signals change nothing
             signal.signal(signum, signal.SIG_IGN)
-        progress.stop()
+        stop_progress()
         where = task.get("dir")
         kept = (
             f"; finished epochs are kept in {where}; continue with: actbench run --resume {where}"
@@ -260,7 +267,7 @@ def run(
         err.print(f"Interrupted{kept}", soft_wrap=True)
         raise typer.Exit(128 + (signals[0] if signals else signal.SIGINT)) from None
     finally:
-        progress.stop()
+        stop_progress()
     signal.signal(signal.SIGTERM, previous)
     out.print(summary_table(result.run_dir, result.metrics))
     comparison = comparison_table(result.metrics, task["baseline"])

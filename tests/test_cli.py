@@ -194,7 +194,7 @@ def test_every_mistake_is_one_line(mnist_dir, tmp_path, args, code, message):
     result = invoke(*filled)
     assert result.exit_code == code, result.output
     assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
+    lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("Error: ")
     assert message in lines[0]
@@ -285,7 +285,7 @@ def test_unwritable_results_folder(mnist_dir, tmp_path):
         locked.chmod(0o700)
     assert result.exit_code == 1
     assert "cannot write in results folder" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert len(result.stderr.splitlines()) == 1
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
@@ -306,7 +306,7 @@ def test_a_full_disk_mid_run_is_one_line_and_keeps_what_was_written(
         "--data-dir", mnist_dir, "--results-dir", tmp_path / "r",
     )  # fmt: skip
     assert result.exit_code == 1, result.output
-    lines = result.stderr.strip().splitlines()
+    lines = result.stderr.splitlines()
     assert lines[-1].startswith("Error: cannot write") and "No space left on device" in lines[-1]
     (run_dir,) = (tmp_path / "r").iterdir()
     assert f"actbench run --resume {run_dir}" in lines[-1] and "Traceback" not in result.output
@@ -327,7 +327,7 @@ def test_an_unexpected_fault_is_one_line(mnist_dir, tmp_path, monkeypatch):
             "--results-dir", tmp_path / "r"]  # fmt: skip
     result = invoke(*args)
     assert result.exit_code == 1
-    assert result.stderr.strip().splitlines()[-1] == (
+    assert result.stderr.splitlines()[-1] == (
         "Error: unexpected ZeroDivisionError: division by zero; "
         "rerun with --debug for the traceback and report it"
     )
@@ -373,7 +373,7 @@ def test_seed_and_baseline_mistakes(mnist_dir, tmp_path, args, message):
     result = invoke("run", "-a", "relu,tanh", *args, "--data-dir", mnist_dir,
                     "--results-dir", tmp_path / "r")  # fmt: skip
     assert result.exit_code == 2, result.output
-    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr and len(result.stderr.splitlines()) == 1
 
 
 def test_a_run_writes_nothing_outside_its_folder(mnist_dir, tmp_path):
