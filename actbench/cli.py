@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import signal
 import sys
 import traceback
@@ -198,6 +199,9 @@ def run(
     if resume is not None:
         preset = read_toml(config) if config is not None else {}
         overrides = {**preset, **{k: v for k, v in flags.items() if v is not None}}
+        folder = overrides.get("data_dir") or _data_dir_of(resume)
+        if folder:
+            prefetch(folder)  # as for a new run: decompress MNIST while torch is imported
     else:
         settings = load_config(config, **flags)
         prefetch(settings.data_dir)  # decompress MNIST while torch is imported
@@ -275,6 +279,19 @@ def run(
         out.print(comparison)
     out.print(f"Metrics: {result.run_dir / 'metrics.csv'}", soft_wrap=True)
     out.print(f"Plot them with: actbench plot {result.run_dir}", soft_wrap=True)
+
+
+def _data_dir_of(run_dir: Path) -> str | None:
+    """The data folder a run was trained on, from its manifest; None where that cannot be read.
+
+    Only a guess for `prefetch`: the resume itself reads and checks the manifest.
+    """
+    try:
+        manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+        folder = manifest["config"]["data_dir"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return str(folder) if folder else None
 
 
 @app.command()

@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import signal
+import threading
 
 import pandas as pd
 import pytest
@@ -14,6 +15,7 @@ from conftest import idx_bytes, make_split
 from test_interrupt import start_run, wait_for_epochs
 from typer.testing import CliRunner
 
+from actbench import cli, datafiles
 from actbench.activations import resolve
 from actbench.checkpoint import CheckpointStore
 from actbench.cli import app
@@ -73,6 +75,36 @@ def test_a_finished_run_extends_to_more_epochs(mnist_dir, tmp_path):
     pd.testing.assert_frame_equal(metrics(short.run_dir), metrics(long.run_dir), check_exact=True)
     manifest = json.loads((short.run_dir / "manifest.json").read_text())
     assert manifest["config"]["epochs"] == 4
+
+
+def test_resume_reads_the_data_in_the_background_like_a_new_run(mnist_dir, tmp_path, monkeypatch):
+    """MNIST is decompressed while torch loads: from the run's data folder, or --data-dir's."""
+    monkeypatch.delenv("ACTBENCH_DATA_DIR", raising=False)
+    run = run_experiment(settings(mnist_dir, tmp_path / "a", epochs=1))
+    asked, readers, real_prefetch, real_read = [], [], cli.prefetch, datafiles._read
+    monkeypatch.setattr(
+        cli, "prefetch", lambda folder: asked.append(folder) or real_prefetch(folder)
+    )
+
+    def read(path):
+        readers.append(threading.current_thread().name)
+        return real_read(path)
+
+    monkeypatch.setattr(datafiles, "_read", read)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for path in mnist_dir.iterdir():
+        (copy / path.name).write_bytes(path.read_bytes())
+    for extra, folder in (([], mnist_dir), (["--data-dir", str(copy)], copy)):
+        asked.clear()
+        readers.clear()
+        epochs = "2" if folder == mnist_dir else "3"
+        result = runner.invoke(
+            app, ["run", "--resume", str(run.run_dir), "--epochs", epochs, *extra]
+        )
+        assert result.exit_code == 0, result.output
+        assert [str(f) for f in asked] == [str(folder)]
+        assert len(readers) == 4 and set(readers) == {"actbench-prefetch"}  # none read twice
 
 
 def test_a_missing_last_row_comes_back_from_the_checkpoint(mnist_dir, tmp_path):
