@@ -16,6 +16,12 @@ The step is one optimiser step of every given activation's model on one mini-bat
 
 The three alternate within each round (--steps steps each, CPU time of this thread), each
 round gives the ratios, and the script prints the medians over the rounds with their range.
+
+    python benchmarks/step.py --activations relu,sigmoid,tanh,leaky --groups --rounds 40
+
+times actbench's step of the same models grouped three ways instead: all in one lockstep group,
+in groups of two, and one at a time (each group a step of its own), alternating as above.
+
 The data is random, of MNIST's size: a step's speed does not depend on the pixel values.
 """
 
@@ -91,7 +97,27 @@ def products_only(activations, data, hidden: int) -> Step:
     return step
 
 
+def in_groups(size: int) -> Callable[..., Step]:
+    """actbench's step of the models in lockstep groups of `size`, one group after the other."""
+
+    def make(activations, data, hidden: int) -> Step:
+        groups = [activations[i : i + size] for i in range(0, len(activations), size)]
+        steps = [lockstep(group, data, hidden) for group in groups]
+
+        def step(index: torch.Tensor) -> None:
+            for group_step in steps:
+                group_step(index)
+
+        return step
+
+    return make
+
+
 WAYS = {"one at a time": one_at_a_time, "actbench": lockstep, "products only": products_only}
+RATIOS = [
+    ("one at a time", "actbench", "one at a time / actbench"),
+    ("actbench", "products only", "actbench / its matrix products"),
+]
 
 
 def main() -> None:
@@ -100,12 +126,22 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument(
+        "--groups", action="store_true", help="compare lockstep groups of all, two and one model"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     activations = resolve_all(args.activations.split(","))
+    ways, ratios = WAYS, RATIOS
+    if args.groups:
+        sizes = sorted({len(activations), 2, 1}, reverse=True)
+        ways = {f"groups of {n}": in_groups(n) for n in sizes}
+        ratios = [
+            (name, next(iter(ways)), f"{name} / {next(iter(ways))}") for name in list(ways)[1:]
+        ]
     generator = torch.Generator().manual_seed(0)
     data = torch.randn(60000, 784, generator=generator), torch.randint(0, 10, (60000,))
-    steps = {name: make(activations, data, args.hidden) for name, make in WAYS.items()}
+    steps = {name: make(activations, data, args.hidden) for name, make in ways.items()}
     order = torch.randperm(len(data[0]), generator=generator)
     batches = [order[i : i + BATCH] for i in range(0, len(order) - BATCH + 1, BATCH)]
     for step in steps.values():  # warm up
@@ -135,8 +171,8 @@ def main() -> None:
         low, high = min(values), max(values)
         print(f"{label}: {statistics.median(values):.2f}x  (rounds {low:.2f} to {high:.2f})")
 
-    ratio("one at a time", "actbench", "one at a time / actbench")
-    ratio("actbench", "products only", "actbench / its matrix products")
+    for top, bottom, label in ratios:
+        ratio(top, bottom, label)
 
 
 if __name__ == "__main__":

@@ -67,3 +67,17 @@ def test_step_benchmark_prints_both_ratios():
     spread = r"x  \(rounds \d+\.\d\d to \d+\.\d\d\)"
     assert re.search(r"one at a time / actbench: \d+\.\d\d" + spread, out)
     assert re.search(r"actbench / its matrix products: \d+\.\d\d" + spread, out)
+
+
+def test_step_benchmark_compares_group_sizes():
+    command = [sys.executable, str(STEP_SCRIPT), "--activations", "relu,prelu,tanh", "--groups"]
+    command += ["--hidden", "8", "--rounds", "2", "--steps", "3"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for size in (3, 2, 1):
+        assert re.search(rf"  groups of {size}\s+\d+\.\d{{3}} ms per step \(median\)", out)
+    spread = r"x  \(rounds \d+\.\d\d to \d+\.\d\d\)"
+    assert re.search(r"groups of 2 / groups of 3: \d+\.\d\d" + spread, out)
+    assert re.search(r"groups of 1 / groups of 3: \d+\.\d\d" + spread, out)
+    assert "actbench" not in out.split("\n", 2)[2]  # only the grouped steps are timed
