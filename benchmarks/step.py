@@ -136,9 +136,8 @@ def main() -> None:
     if args.groups:
         sizes = sorted({len(activations), 2, 1}, reverse=True)
         ways = {f"groups of {n}": in_groups(n) for n in sizes}
-        ratios = [
-            (name, next(iter(ways)), f"{name} / {next(iter(ways))}") for name in list(ways)[1:]
-        ]
+        first, *rest = ways
+        ratios = [(name, first, f"{name} / {first}") for name in rest]
     generator = torch.Generator().manual_seed(0)
     data = torch.randn(60000, 784, generator=generator), torch.randint(0, 10, (60000,))
     steps = {name: make(activations, data, args.hidden) for name, make in ways.items()}

@@ -53,6 +53,7 @@ def test_speed_benchmark_needs_a_data_folder():
 
 
 STEP_SCRIPT = SCRIPT.parent / "step.py"
+ROUNDS_SPREAD = r"x  \(rounds \d+\.\d\d to \d+\.\d\d\)"
 
 
 def test_step_benchmark_prints_both_ratios():
@@ -64,9 +65,8 @@ def test_step_benchmark_prints_both_ratios():
     assert "step: 2 model(s) (relu,prelu), batch 64, hidden 8" in out
     for way in ("one at a time", "actbench", "products only"):
         assert re.search(rf"  {way}\s+\d+\.\d{{3}} ms per step \(median\)", out)
-    spread = r"x  \(rounds \d+\.\d\d to \d+\.\d\d\)"
-    assert re.search(r"one at a time / actbench: \d+\.\d\d" + spread, out)
-    assert re.search(r"actbench / its matrix products: \d+\.\d\d" + spread, out)
+    assert re.search(r"one at a time / actbench: \d+\.\d\d" + ROUNDS_SPREAD, out)
+    assert re.search(r"actbench / its matrix products: \d+\.\d\d" + ROUNDS_SPREAD, out)
 
 
 def test_step_benchmark_compares_group_sizes():
@@ -77,7 +77,6 @@ def test_step_benchmark_compares_group_sizes():
     out = done.stdout
     for size in (3, 2, 1):
         assert re.search(rf"  groups of {size}\s+\d+\.\d{{3}} ms per step \(median\)", out)
-    spread = r"x  \(rounds \d+\.\d\d to \d+\.\d\d\)"
-    assert re.search(r"groups of 2 / groups of 3: \d+\.\d\d" + spread, out)
-    assert re.search(r"groups of 1 / groups of 3: \d+\.\d\d" + spread, out)
+    assert re.search(r"groups of 2 / groups of 3: \d+\.\d\d" + ROUNDS_SPREAD, out)
+    assert re.search(r"groups of 1 / groups of 3: \d+\.\d\d" + ROUNDS_SPREAD, out)
     assert "actbench" not in out.split("\n", 2)[2]  # only the grouped steps are timed
