@@ -162,7 +162,11 @@ def run(
         typer.Option(help="Processes sharing the models on a CPU (default 0: one per core)."),
     ] = None,
     threads: Annotated[
-        int | None, typer.Option(help="CPU threads per process (default 0: cores / workers).")
+        int | None,
+        typer.Option(
+            help="CPU threads per process (default 0: one). More than one can change a "
+            "model's last digits with the models trained beside it."
+        ),
     ] = None,
     resume: Annotated[
         Path | None,

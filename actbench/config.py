@@ -36,17 +36,14 @@ class RunConfig:
     results_dir: str = "results"  # each run writes a new folder under this one
     device: str = "auto"  # "auto", "cpu", "cuda" or "mps"
     workers: int = 0  # processes that share the models of a CPU run; 0 = one per core
-    threads: int = 0  # CPU threads per process; 0 = cores / workers
+    threads: int = 0  # CPU threads per process; 0 = one (more gives up bit-identical models)
 
     def __post_init__(self) -> None:
         _check_values(self)
 
     @property
     def seed_list(self) -> list[int]:
-        """Every seed of the run: each seeds the weights and batch order of one model per activation.
-
-        The first also picks the `subset`, so every seed trains on the same data.
-        """
+        """Every seed of the run: each seeds the weights and batch order of one model per activation."""
         if isinstance(self.seed, tuple):
             return list(self.seed)
         return list(range(self.seed, self.seed + self.seeds))

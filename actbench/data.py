@@ -121,6 +121,11 @@ def load_mnist(data_dir: Path | str, download: bool = True) -> MNIST:
     )
 
 
+# The seed of the `--subset` draw: fixed, so the subset depends only on its size, never on the
+# seeds of the models trained on it (a model's numbers depend only on its own settings and seed).
+SUBSET_SEED = 0
+
+
 def subset_indices(total: int, size: int | None, seed: int) -> torch.Tensor | None:
     """A seeded random choice of `size` of `total` samples (None = all, kept in order)."""
     if size is None or size == total:

@@ -20,7 +20,7 @@ import torch
 from actbench.activations import resolve_all
 from actbench.checkpoint import CheckpointStore
 from actbench.config import RunConfig, make_config
-from actbench.data import load_mnist, prepare
+from actbench.data import SUBSET_SEED, load_mnist, prepare
 from actbench.errors import ActbenchError, UsageError
 from actbench.jobs import Unit, plan_jobs, run_jobs, total_steps
 from actbench.parallel import train_in_workers
@@ -184,7 +184,9 @@ def baseline_label(config: RunConfig) -> str:
     return baseline
 
 
-def _setup(config: RunConfig) -> tuple[list[Unit], Any, Any, int, int, torch.device]:
+def _setup(
+    config: RunConfig, subset_seed: int = SUBSET_SEED
+) -> tuple[list[Unit], Any, Any, int, int, torch.device]:
     """Everything a user can get wrong, checked before any file is written."""
     activations = resolve_all(config.activations)
     baseline_label(config)
@@ -193,7 +195,7 @@ def _setup(config: RunConfig) -> tuple[list[Unit], Any, Any, int, int, torch.dev
     workers, threads = plan_workers(models, device, config.workers, config.threads)
     torch.set_num_threads(threads if workers == 1 else cpu_cores())
     mnist = load_mnist(config.data_dir, download=config.download)
-    data = prepare(mnist, config.subset, config.seed_list[0], device)
+    data = prepare(mnist, config.subset, subset_seed, device)
     units = [Unit(seed, i, a.label) for seed in config.seed_list for i, a in enumerate(activations)]
     return units, data, mnist.md5, workers, threads, device
 
@@ -216,7 +218,7 @@ def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
             "workers": workers,
             "threads_per_worker": threads,
             "data": {"train_samples": len(data.train_x), "test_samples": len(data.test_x),
-                     "md5": md5},
+                     "md5": md5, "subset_seed": SUBSET_SEED},
             "versions": versions(),
             "command": ["actbench", *sys.argv[1:]],
             "started": _now(),
@@ -305,7 +307,9 @@ def resume_experiment(
         raise UsageError(f"{run_dir} is not a run folder (no {MANIFEST}); give a run folder")
     config = _resumed_config(run_dir, manifest["config"], overrides or {})
     with RunLock(run_dir):
-        units, data, md5, workers, threads, device = _setup(config)
+        # runs made before the subset had a seed of its own drew it with their first seed
+        subset_seed = manifest.get("data", {}).get("subset_seed", config.seed_list[0])
+        units, data, md5, workers, threads, device = _setup(config, subset_seed)
         if md5 != manifest.get("data", {}).get("md5", md5):
             raise UsageError(
                 f"the MNIST files in {config.data_dir} differ from those {run_dir} was trained "

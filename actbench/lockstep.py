@@ -1,10 +1,10 @@
 """K networks of one shape stacked into one module, so they train side by side on one batch.
 
-All K models see the same mini-batch, so the first layer is one matrix product over the K
-models' weights laid side by side; the next two layers are batched products. Each model's
-weights are its own slice of the stacked tensors, its loss is its own term of a sum, and Adam
-and SGD update elementwise, so every model gets exactly the gradients and optimiser state it
-would get if it were trained alone.
+All K models see the same mini-batch. Each layer's products are one batched product with one
+matrix per model; each model's weights, activations, loss and optimiser state are its own
+contiguous block of the stacked tensors, and every elementwise operation and sum runs on each
+model's block separately. So every model gets bit for bit the numbers it would get trained
+alone, whatever other models share its group (tests/test_identity.py checks it).
 
 `train_step` writes the backward pass out by hand (the layers are linear, the loss is
 softmax cross-entropy), so a step costs a dozen large kernels instead of a graph of small
@@ -15,7 +15,7 @@ into buffers made once per batch size.
 
 from __future__ import annotations
 
-import time
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -85,9 +85,34 @@ def _kernels_for(acts: list[nn.Module]) -> tuple[list[Forward], list[Backward]] 
     return [FORWARDS[type(act)] for act in acts], [BACKWARDS[type(act)] for act in acts]
 
 
+ALIGN_BYTES = (
+    64  # where each model's block starts, as a tensor of its own would (torch's CPU allocator)
+)
+
+
+def blocks(k: int, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised (k, *shape) tensor whose k blocks each start on an ALIGN_BYTES boundary.
+
+    Each block is contiguous and aligned as a tensor of that shape allocated alone would be.
+    This matters for the bit-identity of the models: on the CPU, a matrix product's rounding
+    can depend on where its operands start in memory.
+    """
+    numel = math.prod(shape)
+    unit = max(1, ALIGN_BYTES // like.element_size())
+    padded = -(-numel // unit) * unit
+    flat = torch.empty(k, padded, dtype=like.dtype, device=like.device)
+    return flat.narrow(1, 0, numel).view(k, *shape)
+
+
+def _blocked(t: torch.Tensor) -> torch.Tensor:
+    """A copy of the stacked tensor t (k, ...) laid out in aligned blocks (see `blocks`)."""
+    out = blocks(t.shape[0], tuple(t.shape[1:]), t)
+    return out.copy_(t)
+
+
 @dataclass(frozen=True)
 class _LayerViews:
-    """One hidden layer's per-model views into the step's buffers, each (B, H)."""
+    """One hidden layer's per-model views into the step's buffers, each (B, H) and contiguous."""
 
     z: list[torch.Tensor]  # the activation's input
     h: list[torch.Tensor]  # its output
@@ -100,50 +125,52 @@ class _StepBuffers:
 
     A step then allocates nothing and reuses the same memory, which stays in cache. A test
     pass (`train=False`) writes only the forward pass's buffers; the gradients' are not made.
+    Every buffer is stacked (K, ...) so that each model's part is one contiguous block laid
+    out as it would be for that model alone.
     """
 
     def __init__(self, net: LockstepMLP, batch: int, like: torch.Tensor, train: bool) -> None:
-        k, hidden = net.k, net.hidden
+        k, hidden, classes = net.k, net.hidden, net.classes
 
-        def empty(*size: int) -> torch.Tensor:
-            return torch.empty(size, dtype=like.dtype, device=like.device)
-
-        def per_model(t: torch.Tensor) -> list[torch.Tensor]:
-            return list(t.view(batch, k, hidden).unbind(1) if t.dim() == 2 else t.unbind(0))
+        def empty(*size: int) -> torch.Tensor:  # (K, ...), each model's block aligned
+            return blocks(size[0], size[1:], like)
 
         # The weights as the products read them. The optimiser updates the weights in place, so
         # these views stay current; moving the network makes new buffers (see `_apply`).
-        self.w1 = net.w1.detach().view(net.in_features, k * hidden)
-        self.b1 = net.b1.detach().view(k * hidden)
+        self.w1, self.b1 = net.w1.detach(), net.b1.detach().unsqueeze(1)
         self.w2, self.b2 = net.w2.detach(), net.b2.detach().unsqueeze(1)
         self.w3, self.b3 = net.w3.detach(), net.b3.detach().unsqueeze(1)
         self.w3_t = self.w3.transpose(1, 2)
-        # layer 1 is one product for all models, so its input and gradient are (B, K*H);
-        # the others are batched per model, (K, B, H)
-        self.z1, self.h1 = empty(batch, k * hidden), empty(k, batch, hidden)
+        self.z1, self.h1 = empty(k, batch, hidden), empty(k, batch, hidden)
         self.z2, self.h2 = empty(k, batch, hidden), empty(k, batch, hidden)
-        self.logits = empty(k, batch, net.classes)
-        self.log_probs = empty(k, batch, net.classes)
+        self.logits = empty(k, batch, classes)
+        self.log_probs = empty(k, batch, classes)
+        self.per_logits, self.per_log_probs = list(self.logits), list(self.log_probs)
         if train:
-            self.grad_z1, self.grad_h1 = empty(batch, k * hidden), empty(k, batch, hidden)
+            self.grad_z1, self.grad_h1 = empty(k, batch, hidden), empty(k, batch, hidden)
             self.grad_z2, self.grad_h2 = empty(k, batch, hidden), empty(k, batch, hidden)
-            self.minus_ones = torch.full((k, batch, 1), -1.0, dtype=like.dtype, device=like.device)
+            self.minus_one = torch.full((batch, 1), -1.0, dtype=like.dtype, device=like.device)
             weights = (net.w1, net.b1, net.w2, net.b2, net.w3, net.b3)
-            self.grads = [torch.empty_like(w) for w in weights]
+            self.grads = [blocks(k, tuple(w.shape[1:]), w) for w in weights]
+            self.grad_views = [[g[m] for g in self.grads] for m in range(k)]
             # views the step multiplies with or writes into, made once too
             self.h1_t = self.h1.transpose(1, 2)
             self.w2_t = self.w2.transpose(1, 2)
             self.log_probs_t = self.log_probs.transpose(1, 2)
-            self.grad_w1_flat = self.grads[0].view(net.in_features, k * hidden)
-            self.grad_b1_flat = self.grads[1].view(k * hidden)
             self.layers = (
-                _LayerViews(*map(per_model, (self.z1, self.h1, self.grad_h1, self.grad_z1))),
-                _LayerViews(*map(per_model, (self.z2, self.h2, self.grad_h2, self.grad_z2))),
+                _LayerViews(*map(list, (self.z1, self.h1, self.grad_h1, self.grad_z1))),
+                _LayerViews(*map(list, (self.z2, self.h2, self.grad_h2, self.grad_z2))),
             )
+            # each model's bias gradients are sums over its own block: (gradient, into)
+            self.bias_sums = [
+                (list(self.log_probs), list(self.grads[5])),
+                (list(self.grad_z2), list(self.grads[3])),
+                (list(self.grad_z1), list(self.grads[1])),
+            ]
         else:
             self.layers = (
-                _LayerViews(per_model(self.z1), per_model(self.h1), [], []),
-                _LayerViews(per_model(self.z2), per_model(self.h2), [], []),
+                _LayerViews(list(self.z1), list(self.h1), [], []),
+                _LayerViews(list(self.z2), list(self.h2), [], []),
             )
         # Each layer's activation calls bound to these buffers, where torch has kernels for all
         # of its activations (None where any goes through autograd): a step runs them as they are.
@@ -157,7 +184,14 @@ class _StepBuffers:
 
 
 class LockstepMLP(nn.Module):
-    """K copies of the MLP architecture, each with its own weights and activation modules."""
+    """K copies of the MLP architecture, each with its own weights and activation modules.
+
+    Every model's numbers are exactly those it would have alone, whatever other models share
+    the group and in whatever order: the matrix products are batched products, one matrix per
+    model, and every other operation (activations, softmax, sums, the optimiser's update)
+    runs on each model's own contiguous block, so no model's arithmetic depends on the
+    group's size or on where its block sits.
+    """
 
     def __init__(self, models: list[MLP]) -> None:
         super().__init__()
@@ -168,14 +202,13 @@ class LockstepMLP(nn.Module):
         self.hidden = models[0].fc1.out_features
         self.classes = models[0].fc3.out_features
 
-        def stack(tensors: list[torch.Tensor], dim: int = 0) -> nn.Parameter:
-            return nn.Parameter(torch.stack([t.detach() for t in tensors], dim=dim).contiguous())
+        def stack(tensors: list[torch.Tensor]) -> nn.Parameter:
+            return nn.Parameter(_blocked(torch.stack([t.detach() for t in tensors])))
 
-        # The hidden layers' weights are stored (in, out) so each is x @ W; layer 1 is
-        # (in, K, H) so that its view (in, K*H) multiplies the shared batch once for all models.
-        # Layer 3 is stored (out, in), as nn.Linear has it: products with only 10 output
-        # columns are two to three times slower than the same work with 10 rows.
-        self.w1 = stack([m.fc1.weight.t() for m in models], dim=1)
+        # The hidden layers' weights are stored (K, in, out) so each is x @ W. Layer 3 is
+        # stored (K, out, in), as nn.Linear has it: products with only 10 output columns are
+        # two to three times slower than the same work with 10 rows.
+        self.w1 = stack([m.fc1.weight.t() for m in models])
         self.b1 = stack([m.fc1.bias for m in models])
         self.w2 = stack([m.fc2.weight.t() for m in models])
         self.b2 = stack([m.fc2.bias for m in models])
@@ -183,16 +216,11 @@ class LockstepMLP(nn.Module):
         self.b3 = stack([m.fc3.bias for m in models])
         self.acts1 = nn.ModuleList([m.act1 for m in models])
         self.acts2 = nn.ModuleList([m.act2 for m in models])
-        self.act_params1 = [p for act in self.acts1 for p in act.parameters()]
-        self.act_params2 = [p for act in self.acts2 for p in act.parameters()]
-        self.timing = False  # when on, each model's activation time adds up in act_seconds
-        self.act_seconds = [0.0] * self.k
         # The step reads these plain lists (not the module's own attributes, which are slow
         # to look up): each layer's activation modules, and torch's kernels for them where
         # every one is built in (None where any needs autograd).
         self._layers = [list(self.acts1), list(self.acts2)]
         self._kernels = [_kernels_for(acts) for acts in self._layers]
-        self._turn = [-1]  # which model's activation runs first in the next `_each`
 
     def act_counts(self) -> tuple[list[int], list[int]]:
         """How many learned tensors each model's two activation modules hold."""
@@ -201,45 +229,60 @@ class LockstepMLP(nn.Module):
             [len(list(act.parameters())) for act in self.acts2],
         )
 
-    def split_models(self, tensors: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+    def per_model(self, tensors: list[torch.Tensor]) -> list[list[torch.Tensor]]:
         """A list laid out like `weights()` (weights, gradients, optimiser moments) cut per model.
 
-        Model k's list holds its layer-1 to layer-3 weights (each laid out (in, out)) and biases,
-        then its activations' tensors: the layout `join_models` stacks back. Checkpoints hold
-        optimiser state in this layout.
+        Model k's list holds its six layer tensors (w1, b1, w2, b2, w3, b3, as stored), then
+        its activations' tensors.
         """
-        w1, b1, w2, b2, w3, b3, *rest = tensors
         counts1, counts2 = self.act_counts()
-        acts1, acts2 = rest[: sum(counts1)], rest[sum(counts1) :]
-        per_model = []
+        out, start = [], 0
         for k in range(self.k):
-            own1 = acts1[sum(counts1[:k]) : sum(counts1[: k + 1])]
-            own2 = acts2[sum(counts2[:k]) : sum(counts2[: k + 1])]
-            layers = [w1[:, k], b1[k], w2[k], b2[k], w3[k].t(), b3[k]]
-            per_model.append(
-                [
-                    t.detach().clone(memory_format=torch.contiguous_format)
-                    for t in layers + own1 + own2
-                ]
-            )
+            end = start + 6 + counts1[k] + counts2[k]
+            out.append(list(tensors[start:end]))
+            start = end
+        if start != len(tensors):
+            raise ValueError(f"expected {start} tensors, got {len(tensors)}")
+        return out
+
+    def split_models(self, tensors: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+        """`per_model`'s lists as copies, each layer laid out (in, out): the checkpoint layout.
+
+        `join_models` turns them back into one list like `weights()`. Checkpoints hold optimiser
+        state in this layout.
+        """
+        per_model = []
+        for own in self.per_model(tensors):
+            own = list(own)
+            own[4] = own[4].t()  # layer 3 is stored (out, in)
+            per_model.append([t.detach().clone(memory_format=torch.contiguous_format) for t in own])
         return per_model
 
     def join_models(self, per_model: list[list[torch.Tensor]]) -> list[torch.Tensor]:
         """The inverse of `split_models` for this network's models: one list like `weights()`."""
         if len(per_model) != self.k:
             raise ValueError(f"expected {self.k} models, got {len(per_model)}")
-        layers = [torch.stack([m[i] for m in per_model], dim=1 if i == 0 else 0) for i in range(6)]
-        layers[4] = layers[4].transpose(1, 2)  # layer 3 is stored (out, in)
-        counts1, _ = self.act_counts()
-        acts1 = [t for k, m in enumerate(per_model) for t in m[6 : 6 + counts1[k]]]
-        acts2 = [t for k, m in enumerate(per_model) for t in m[6 + counts1[k] :]]
         device = self.w1.device
-        return [t.to(device).contiguous() for t in layers + acts1 + acts2]
+        joined = []
+        for own in per_model:
+            own = list(own)
+            own[4] = own[4].t()
+            joined += [t.to(device).contiguous() for t in own]
+        return joined
 
     def weights(self) -> list[torch.Tensor]:
-        """Every trained tensor, in the order `train_step` returns their gradients."""
-        stacked = [self.w1, self.b1, self.w2, self.b2, self.w3, self.b3]
-        return [p.data for p in stacked + self.act_params1 + self.act_params2]
+        """Every trained tensor, model by model, in the order `train_step` returns gradients.
+
+        Model k's six layer tensors are views of its block of the stacked weights (updating
+        them updates the network), followed by its activations' own parameters.
+        """
+        stacked = [p.data for p in (self.w1, self.b1, self.w2, self.b2, self.w3, self.b3)]
+        out = []
+        for k in range(self.k):
+            out += [t[k] for t in stacked]
+            out += [p.data for p in self.acts1[k].parameters()]
+            out += [p.data for p in self.acts2[k].parameters()]
+        return out
 
     @torch.no_grad()
     def hidden_layers(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -255,31 +298,10 @@ class LockstepMLP(nn.Module):
         self._logits(x, buf, train=False)
         return buf.logits.clone()
 
-    def _run(self, calls: list[Call]) -> list[Any]:
-        """Every call's result, in order; each call's time added to model k's when timing is on.
-
-        The calls start at a different model each time: the first elementwise kernel after a
-        matrix product runs slower, and rotating spreads that cost evenly over the models
-        (the results do not depend on the order).
-        """
-        count = len(calls)
-        results: list[Any] = [None] * count
-        first = self._turn[0] = (self._turn[0] + 1) % count
-        order = (*range(first, count), *range(first))
-        if self.timing:
-            clock, seconds = time.perf_counter, self.act_seconds
-            for k in order:
-                started = clock()
-                results[k] = calls[k]()
-                seconds[k] += clock() - started
-        else:
-            for k in order:
-                results[k] = calls[k]()
-        return results
-
-    def _each(self, count: int, fn: Callable[[int], Any]) -> list[Any]:
-        """[fn(0), ..., fn(count - 1)], run and timed as `_run` runs calls."""
-        return self._run([partial(fn, k) for k in range(count)])
+    @staticmethod
+    def _run(calls: list[Call]) -> list[Any]:
+        """Every call's result, in order."""
+        return [call() for call in calls]
 
     def _bind(self, layer: int, views: _LayerViews, backward: bool) -> list[Call] | None:
         """Layer `layer`'s activation kernels, forward or backward, bound to `views`.
@@ -307,7 +329,7 @@ class LockstepMLP(nn.Module):
         or allocated) and return None: their backward pass is `buf.backward_calls`. Any other
         (learned, coupled, your own) goes through autograd; when training, its backward pass is
         returned: it writes the gradient at z (from the one at h) into the buffers and returns
-        the gradients of the activations' own parameters.
+        the gradients of the activations' own parameters, one list per model.
         """
         calls = buf.forward_calls[layer]
         if calls is not None:
@@ -317,11 +339,12 @@ class LockstepMLP(nn.Module):
         count = len(acts)
         z, h, grad_h, grad_z = views.z, views.h, views.grad_h, views.grad_z
         if not train:
-            self._each(count, lambda k: h[k].copy_(acts[k](z[k])))
+            for k in range(count):
+                h[k].copy_(acts[k](z[k]))
             return None
         inputs = [z[k].detach().requires_grad_() for k in range(count)]
         with torch.enable_grad():
-            outputs = self._each(count, lambda k: acts[k](inputs[k]))
+            outputs = [acts[k](inputs[k]) for k in range(count)]
         for k in range(count):
             h[k].copy_(outputs[k])  # gradient recording is off here: h stays a plain buffer
         params = [list(act.parameters()) for act in acts]
@@ -334,21 +357,21 @@ class LockstepMLP(nn.Module):
             pairs = zip(grads, wanted, strict=True)
             return [torch.zeros_like(t) if g is None else g for g, t in pairs]
 
-        def autograd_backward() -> list[torch.Tensor]:
-            grads = self._each(count, grads_of)
+        def autograd_backward() -> list[list[torch.Tensor]]:
+            grads = [grads_of(k) for k in range(count)]
             for k in range(count):
                 grad_z[k].copy_(grads[k][0])
-            return [t for g in grads for t in g[1:]]
+            return [g[1:] for g in grads]
 
         return autograd_backward
 
     def _activation_backward(
         self, layer: int, buf: _StepBuffers, backward: ParamGrads | None
-    ) -> list[Any]:
-        """The backward pass of `_activate`: the gradients of the activations' own parameters."""
+    ) -> list[list[torch.Tensor]]:
+        """The backward pass of `_activate`: each model's activation-parameter gradients."""
         if backward is None:
             self._run(buf.backward_calls[layer])
-            return []
+            return [[] for _ in range(self.k)]
         return backward()
 
     def _step_buffers(self, batch: int, like: torch.Tensor, train: bool) -> _StepBuffers:
@@ -369,16 +392,20 @@ class LockstepMLP(nn.Module):
     def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> Any:
         # moving or converting the weights replaces them: buffers made for the old ones go
         self.__dict__.pop("_buffer_cache", None)
-        return super()._apply(fn, recurse)
+        result = super()._apply(fn, recurse)
+        for weight in (self.w1, self.b1, self.w2, self.b2, self.w3, self.b3):
+            weight.data = _blocked(weight.data)  # a converted copy is packed: align it again
+        return result
 
     def _logits(
         self, x: torch.Tensor, buf: _StepBuffers, train: bool
     ) -> tuple[ParamGrads | None, ParamGrads | None]:
         """Every model's logits for the batch x, written into `buf.logits`.
 
-        Returns what `_activate` returns for each hidden layer.
+        The shared batch is multiplied by each model's first layer in one batched product (x
+        is expanded, not copied). Returns what `_activate` returns for each hidden layer.
         """
-        torch.addmm(buf.b1, x, buf.w1, out=buf.z1)
+        torch.baddbmm(buf.b1, x.expand(self.k, *x.shape), buf.w1, out=buf.z1)
         back1 = self._activate(0, buf, train)
         torch.baddbmm(buf.b2, buf.h1, buf.w2, out=buf.z2)
         back2 = self._activate(1, buf, train)
@@ -387,13 +414,19 @@ class LockstepMLP(nn.Module):
 
     @staticmethod
     def _score(
-        buf: _StepBuffers, target: torch.Tensor, scores: tuple[torch.Tensor, torch.Tensor]
-    ) -> torch.Tensor:
-        """Log-softmax of the logits into `buf.log_probs`, and the per-sample `scores` from it."""
-        log_probs = torch.log_softmax(buf.logits, dim=-1, out=buf.log_probs)
-        torch.gather(log_probs, 2, target, out=scores[0].unsqueeze(-1))
-        torch.argmax(buf.logits, -1, out=scores[1])
-        return log_probs
+        buf: _StepBuffers, target: torch.Tensor, scores: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> None:
+        """Each model's log-softmax into `buf.log_probs`, and the per-sample `scores` from it.
+
+        `target` is (B, 1); `scores`, if given, are two (K, B) tensors.
+        """
+        for k, (logits, log_probs) in enumerate(
+            zip(buf.per_logits, buf.per_log_probs, strict=True)
+        ):
+            torch.log_softmax(logits, dim=-1, out=log_probs)
+            if scores is not None:
+                torch.gather(log_probs, 1, target, out=scores[0][k].unsqueeze(-1))
+                torch.argmax(logits, -1, out=scores[1][k])
 
     @torch.no_grad()
     def test_scores(
@@ -402,7 +435,7 @@ class LockstepMLP(nn.Module):
         """A test pass on the batch (x, y): `scores` as `train_step` fills them, and no step."""
         buf = self._step_buffers(x.shape[0], x, train=False)
         self._logits(x, buf, train=False)
-        self._score(buf, y.view(1, -1, 1).expand(self.k, -1, 1), scores)
+        self._score(buf, y.view(-1, 1), scores)
 
     @torch.no_grad()
     def train_step(
@@ -413,42 +446,43 @@ class LockstepMLP(nn.Module):
     ) -> list[torch.Tensor]:
         """Gradients of `weights()` for every model's mean cross-entropy on the batch (x, y).
 
-        `scores`, if given, are two (K, B) tensors that receive, per model and sample, the
-        log-probability of the true label (float) and the predicted class (int64): the epoch's
-        loss and accuracy are summed from them. The layers' gradients are returned in buffers
+        x is (B, in), y (B,) class indices. `scores`, if given, are two (K, B) tensors that
+        receive, per model and sample, the log-probability of the true label (float) and the
+        predicted class (int64): the epoch's loss and accuracy are summed from them. The
+        gradients are returned model by model, as `weights()` lists the tensors, in buffers
         that the next step on as many samples overwrites: use them (or copy them) before that.
         """
-        k, batch = self.k, x.shape[0]
+        batch = x.shape[0]
         buf = self._step_buffers(batch, x, train=True)
         back1, back2 = self._logits(x, buf, train=True)
 
         # Softmax cross-entropy and its gradient, (softmax - onehot) / B, per model.
-        target = y.view(1, batch, 1).expand(k, batch, 1)
-        if scores is not None:
-            log_probs = self._score(buf, target, scores)
-        else:
-            log_probs = torch.log_softmax(buf.logits, dim=-1, out=buf.log_probs)
-        grad = log_probs.exp_()
-        grad.scatter_add_(2, target, buf.minus_ones)
-        grad.div_(batch)
+        target = y.view(batch, 1)
+        self._score(buf, target, scores)
+        for grad in buf.per_log_probs:  # each becomes its model's gradient at the logits
+            grad.exp_().scatter_add_(1, target, buf.minus_one).div_(batch)
 
-        _, _, grad_w2, grad_b2, grad_w3, grad_b3 = buf.grads
-        torch.bmm(buf.log_probs_t, buf.h2, out=grad_w3)  # grad^T h2: grad is log_probs now
-        torch.sum(grad, 1, out=grad_b3)
+        grad = buf.log_probs
+        grad_w1, _, grad_w2, _, grad_w3, _ = buf.grads
+        torch.bmm(buf.log_probs_t, buf.h2, out=grad_w3)  # grad^T h2
         torch.bmm(grad, buf.w3, out=buf.grad_h2)
         grad_act2 = self._activation_backward(1, buf, back2)
         torch.bmm(buf.h1_t, buf.grad_z2, out=grad_w2)
-        torch.sum(buf.grad_z2, 1, out=grad_b2)
         torch.bmm(buf.grad_z2, buf.w2_t, out=buf.grad_h1)
         grad_act1 = self._activation_backward(0, buf, back1)
-        torch.mm(x.t(), buf.grad_z1, out=buf.grad_w1_flat)
-        torch.sum(buf.grad_z1, 0, out=buf.grad_b1_flat)
-        return [*buf.grads, *grad_act1, *grad_act2]
+        torch.bmm(x.t().expand(self.k, *x.t().shape), buf.grad_z1, out=grad_w1)
+        for blocks, into in buf.bias_sums:
+            for block, out in zip(blocks, into, strict=True):
+                torch.sum(block, 0, out=out)
+        grads = []
+        for k in range(self.k):
+            grads += [*buf.grad_views[k], *grad_act1[k], *grad_act2[k]]
+        return grads
 
     def model_state(self, k: int) -> dict[str, torch.Tensor]:
         """Model k's weights as an `MLP` state dict (e.g. to load into a stand-alone MLP)."""
         state = {
-            "fc1.weight": self.w1[:, k, :].t(),
+            "fc1.weight": self.w1[k].t(),
             "fc1.bias": self.b1[k],
             "fc2.weight": self.w2[k].t(),
             "fc2.bias": self.b2[k],

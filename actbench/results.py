@@ -158,6 +158,9 @@ class RunWriter:
 
 _TEXT = ("activation", "status")
 _INTEGERS = ("seed", "epoch")
+# Columns earlier versions wrote and this one ignores: the in-loop activation timer, whose
+# numbers depended on the order of the models (the cost benchmark replaces it).
+RETIRED = ("activation_seconds",)
 
 
 def read_metrics(path: Path) -> pd.DataFrame:
@@ -170,7 +173,7 @@ def read_metrics(path: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ActbenchError(f"{path} is not a readable metrics CSV ({err}); remove it") from None
     missing = [c for c in COLUMNS if c not in header]
-    extra = [c for c in header if c not in COLUMNS]
+    extra = [c for c in header if c not in COLUMNS and c not in RETIRED]
     if missing or extra:
         problem = f"missing columns {missing}" if missing else f"unexpected columns {extra}"
         raise ActbenchError(
@@ -178,13 +181,14 @@ def read_metrics(path: Path) -> pd.DataFrame:
         )
     floats = [c for c in COLUMNS if c not in _TEXT + _INTEGERS]
     try:
-        return pd.read_csv(
+        frame = pd.read_csv(
             path,
             dtype={**dict.fromkeys(_TEXT, str), **dict.fromkeys(_INTEGERS, "int64"),
                    **dict.fromkeys(floats, "float64")},
             keep_default_na=False,
             na_values={key: ["nan", "NaN", ""] for key in floats},
         )  # fmt: skip
+        return frame.drop(columns=[c for c in RETIRED if c in frame.columns])
     except (ValueError, pd.errors.ParserError) as err:
         reason = " ".join(str(err).split())[:100]
         raise ActbenchError(f"{path} has a malformed value ({reason}); remove it") from None

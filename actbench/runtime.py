@@ -38,14 +38,16 @@ def cpu_cores() -> int:
 def plan_workers(models: int, device: torch.device, workers: int, threads: int) -> tuple[int, int]:
     """How many processes train the models, and with how many CPU threads each.
 
-    The policy (0 = automatic): on a CPU, one single-threaded process per core, up to one per
-    model; a single process gets every core. On a GPU, one process trains every model.
+    The policy (0 = automatic): on a CPU, one process per core, up to one per model, each with
+    one thread. One thread is what keeps a model's numbers independent of the models trained
+    beside it: with more, torch splits a batched product's work by the number of models, and
+    the rounding of some sums changes with it. On a GPU, one process trains every model.
     """
     cores = cpu_cores()
     if device.type != "cpu":
         return 1, threads or min(cores, torch.get_num_threads())
     workers = min(workers or cores, models)
-    return workers, threads or max(1, cores // workers)
+    return workers, threads or 1
 
 
 def versions() -> dict[str, str]:

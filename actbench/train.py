@@ -32,9 +32,6 @@ class EpochResult:
     test_accuracy: float
     epoch_seconds: float
     status: str = "ok"  # "diverged": the loss became NaN or infinite in this epoch; it stops here
-    # Seconds this model's activation took (forward and backward) in the epoch's training steps;
-    # the rest of a step is shared by the models trained together. NaN off the CPU.
-    activation_seconds: float = math.nan
     # Unit health on a fixed probe batch after the epoch (NaN where it does not apply):
     grad_layer1: float = math.nan  # mean |gradient| of the loss at each layer's weights
     grad_layer2: float = math.nan
@@ -69,7 +66,10 @@ class ModelState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelState:
         values = dict(data)
-        values["rows"] = tuple(EpochResult(**row) for row in data["rows"])
+        known = {f.name for f in fields(EpochResult)}  # rows of earlier versions may hold more
+        values["rows"] = tuple(
+            EpochResult(**{k: v for k, v in row.items() if k in known}) for row in data["rows"]
+        )
         return cls(**values)
 
 
@@ -92,13 +92,16 @@ def _scores(k: int, n: int, device: torch.device) -> tuple[torch.Tensor, torch.T
 def _means(
     label_log_probs: torch.Tensor, predictions: torch.Tensor, labels: torch.Tensor
 ) -> tuple[list[float], list[float]]:
-    """Every model's mean cross-entropy and accuracy from its per-sample scores.
+    """Every model's mean cross-entropy and accuracy from its per-sample scores, each (K, n).
 
-    Sums are taken in float64 on the CPU (some devices have no float64).
+    Sums are taken in float64 on the CPU (some devices have no float64), one model at a time,
+    so a model's numbers do not depend on how many share the tensors.
     """
     n = labels.shape[0]
-    loss = (label_log_probs.cpu().double().sum(1).neg() / n).tolist()
-    accuracy = ((predictions == labels).sum(1).cpu().double() / n).tolist()
+    correct = predictions == labels
+    # each row copied on its own, so that it starts where a model trained alone would have it
+    loss = [-row.cpu().double().sum().item() / n for row in label_log_probs]
+    accuracy = [row.cpu().double().sum().item() / n for row in correct]
     return loss, accuracy
 
 
@@ -129,11 +132,10 @@ def unit_health(
 
     The gradient is the one a training step on the probe would take, without taking it.
     """
-    timing, net.timing = net.timing, False
-    grads = net.train_step(x, y)
-    net.timing = timing
+    grads = net.per_model(net.train_step(x, y))
     h1, h2 = net.hidden_layers(x)  # (K, B, H) each
-    stats = [grads[0].abs().mean((0, 2)), grads[2].abs().mean((1, 2)), grads[4].abs().mean((1, 2))]
+    # each model's mean |gradient| from its own block, so it does not depend on the group
+    stats = [torch.stack([own[i].abs().mean() for own in grads]) for i in (0, 2, 4)]
     for h in (h1, h2):
         stats.append((h.amax(1) <= 0).float().mean(1))  # dead: never positive on the probe
     for h in (h1, h2):
@@ -246,12 +248,10 @@ def train_lockstep(
     report_every = 32
 
     probe = (data.train_x[:PROBE_SIZE], data.train_y[:PROBE_SIZE])
-    timed = device.type == "cpu"  # elsewhere kernels run asynchronously: a clock cannot tell
 
     for epoch in range(first + 1, config.epochs + 1):
         started = time.perf_counter()
         net.train()
-        net.timing, net.act_seconds = timed, [0.0] * net.k
         perm = torch.randperm(n, generator=order).to(device)
         labels_in_order = data.train_y.index_select(0, perm)
         # per model and sample: log-probability of the true label, predicted class
@@ -268,7 +268,6 @@ def train_lockstep(
         if on_steps is not None and steps % report_every:
             on_steps(steps % report_every)
         train_loss, train_acc = _means(label_log_probs, predictions, labels_in_order)
-        net.timing = False
         test_loss, test_acc = evaluate(net, data.test_x, data.test_y, config.eval_batch_size)
         seconds = time.perf_counter() - started
         health = unit_health(net, activations, *probe)
@@ -286,7 +285,6 @@ def train_lockstep(
                 test_acc[i],
                 seconds,
                 "diverged" if diverged[i] else "ok",
-                net.act_seconds[i] if timed else math.nan,
                 **health[i],
             )
             for i in range(net.k)

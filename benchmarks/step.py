@@ -9,7 +9,7 @@ The step is one optimiser step of every given activation's model on one mini-bat
   one at a time   the textbook step, model after model: forward, cross-entropy, autograd
                   backward, torch.optim.Adam (what the hand-written loop of speed.py does);
   actbench        actbench's lockstep step (`LockstepMLP.train_step` and its Adam), as
-                  `actbench run` takes it, recording per-sample scores and activation time;
+                  `actbench run` takes it, recording per-sample scores;
   products only   the lockstep step's batch gather and matrix products alone, on the same
                   shapes, writing into buffers made once: the arithmetic any step has to do,
                   at this machine's rate for these small products.
@@ -60,7 +60,6 @@ def one_at_a_time(activations, data, hidden: int) -> Step:
 
 def lockstep(activations, data, hidden: int) -> Step:
     net = LockstepMLP(build_models(activations, hidden, data[0].shape[1], seed=0))
-    net.timing = True
     optimizer = Adam(net.weights(), lr=1e-3)
     log_probs = torch.empty(net.k, BATCH)
     predictions = torch.empty(net.k, BATCH, dtype=torch.long)
@@ -74,10 +73,10 @@ def lockstep(activations, data, hidden: int) -> Step:
 
 def products_only(activations, data, hidden: int) -> Step:
     k, features, classes, batch = len(activations), data[0].shape[1], 10, BATCH
-    w1, b1 = torch.randn(features, k * hidden) * 0.03, torch.zeros(k * hidden)
+    w1, b1 = torch.randn(k, features, hidden) * 0.03, torch.zeros(k, 1, hidden)
     w2, b2 = torch.randn(k, hidden, hidden) * 0.08, torch.zeros(k, 1, hidden)
     w3, b3 = torch.randn(k, classes, hidden) * 0.08, torch.zeros(k, 1, classes)  # (out, in)
-    z1, g1 = torch.empty(batch, k * hidden), torch.randn(batch, k * hidden)
+    z1, g1 = torch.empty(k, batch, hidden), torch.randn(k, batch, hidden)
     h1, h2, g2 = (torch.randn(k, batch, hidden) for _ in range(3))
     z2, gh1, gh2 = (torch.empty(k, batch, hidden) for _ in range(3))
     logits, g3 = torch.empty(k, batch, classes), torch.randn(k, batch, classes)
@@ -85,14 +84,14 @@ def products_only(activations, data, hidden: int) -> Step:
 
     def step(index: torch.Tensor) -> None:
         x = data[0].index_select(0, index)
-        torch.addmm(b1, x, w1, out=z1)
+        torch.baddbmm(b1, x.expand(k, *x.shape), w1, out=z1)
         torch.baddbmm(b2, h1, w2, out=z2)
         torch.baddbmm(b3, h2, w3.transpose(1, 2), out=logits)
         torch.bmm(g3.transpose(1, 2), h2, out=gw3)
         torch.bmm(g3, w3, out=gh2)
         torch.bmm(h1.transpose(1, 2), g2, out=gw2)
         torch.bmm(g2, w2.transpose(1, 2), out=gh1)
-        torch.mm(x.t(), g1, out=gw1)
+        torch.bmm(x.t().expand(k, *x.t().shape), g1, out=gw1)
 
     return step
 

@@ -37,10 +37,11 @@ def test_thread_policy(monkeypatch):
     monkeypatch.setattr("actbench.runtime.cpu_cores", lambda: 4)
     cpu = torch.device("cpu")
     assert plan_workers(4, cpu, 0, 0) == (4, 1)  # one single-threaded worker per core
-    assert plan_workers(2, cpu, 0, 0) == (2, 2)  # fewer models than cores: threads share
-    assert plan_workers(1, cpu, 0, 0) == (1, 4)
+    # one thread each, always: more would make a model's numbers depend on its company
+    assert plan_workers(2, cpu, 0, 0) == (2, 1)
+    assert plan_workers(1, cpu, 0, 0) == (1, 1)
     assert plan_workers(8, cpu, 0, 0) == (4, 1)
-    assert plan_workers(8, cpu, 1, 0) == (1, 4)  # --workers 1
+    assert plan_workers(8, cpu, 1, 0) == (1, 1)  # --workers 1
     assert plan_workers(8, cpu, 2, 3) == (2, 3)  # both given
     assert plan_workers(8, torch.device("cuda"), 0, 0)[0] == 1
 

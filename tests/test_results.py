@@ -32,7 +32,6 @@ SCHEMA = [
     "test_accuracy",
     "epoch_seconds",
     "status",
-    "activation_seconds",
     "grad_layer1",
     "grad_layer2",
     "grad_layer3",

@@ -29,7 +29,7 @@ def test_smoke_preset_on_real_mnist(tmp_path):
     assert sorted(final["seed"].unique()) == [0, 1, 2]
     assert len(final) == 4 * 3
     assert (final["test_accuracy"] > 0.8).all(), final  # chance is 0.1
-    assert final["grad_layer1"].gt(0).all() and final["activation_seconds"].gt(0).all()
+    assert final["grad_layer1"].gt(0).all()
     assert "mean ± 95% interval over 3 seeds" in result.stdout
 
     plotted = runner.invoke(app, ["plot", str(results)])
