@@ -158,6 +158,8 @@ class RunWriter:
 
 _TEXT = ("activation", "status")
 _INTEGERS = ("seed", "epoch")
+# Columns added since the first runs were written: a CSV without them reads them as NaN.
+_ADDED = ("val_loss", "val_accuracy")
 
 
 def read_metrics(path: Path) -> pd.DataFrame:
@@ -169,7 +171,7 @@ def read_metrics(path: Path) -> pd.DataFrame:
         header = pd.read_csv(path, nrows=0).columns.tolist()
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ActbenchError(f"{path} is not a readable metrics CSV ({err}); remove it") from None
-    missing = [c for c in COLUMNS if c not in header]
+    missing = [c for c in COLUMNS if c not in header and c not in _ADDED]
     extra = [c for c in header if c not in COLUMNS]
     if missing or extra:
         problem = f"missing columns {missing}" if missing else f"unexpected columns {extra}"
@@ -178,7 +180,7 @@ def read_metrics(path: Path) -> pd.DataFrame:
         )
     floats = [c for c in COLUMNS if c not in _TEXT + _INTEGERS]
     try:
-        return pd.read_csv(
+        frame = pd.read_csv(
             path,
             dtype={**dict.fromkeys(_TEXT, str), **dict.fromkeys(_INTEGERS, "int64"),
                    **dict.fromkeys(floats, "float64")},
@@ -188,6 +190,7 @@ def read_metrics(path: Path) -> pd.DataFrame:
     except (ValueError, pd.errors.ParserError) as err:
         reason = " ".join(str(err).split())[:100]
         raise ActbenchError(f"{path} has a malformed value ({reason}); remove it") from None
+    return frame.reindex(columns=COLUMNS)  # an older file's missing columns as NaN
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
