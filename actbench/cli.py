@@ -140,8 +140,17 @@ def run(
     subset: Annotated[
         int | None, typer.Option(help="Train on this many samples (and test on the same share).")
     ] = None,
+    val: Annotated[
+        int | None,
+        typer.Option(
+            "--val",
+            help="Hold out this many training samples (the same for every seed) as a "
+            "validation split, evaluated every epoch (default 0: none).",
+        ),
+    ] = None,
     eval_batch_size: Annotated[
-        int | None, typer.Option(help="Batch size of the test pass (default 1000).")
+        int | None,
+        typer.Option(help="Batch size of the test and validation passes (default 1000)."),
     ] = None,
     data_dir: Annotated[
         Path | None,
@@ -192,6 +201,7 @@ def run(
         seeds=seeds,
         baseline=baseline,
         subset=subset,
+        val=val,
         eval_batch_size=eval_batch_size,
         data_dir=data_dir,
         download=download,

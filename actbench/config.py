@@ -30,7 +30,8 @@ class RunConfig:
     seeds: int = 1  # how many seeds from `seed` on: seed, seed+1, ... (one model each)
     baseline: str | None = None  # the activation others are compared with; None = the first
     subset: int | None = None  # train on this many samples (test on the same fraction); None = all
-    eval_batch_size: int = 1000  # batch size of the test pass (does not change results)
+    val: int = 0  # hold this many training samples out as a validation split; 0 = none (classic)
+    eval_batch_size: int = 1000  # batch size of the test and validation passes (same results)
     data_dir: str = "data"  # folder holding (or receiving) the four MNIST IDX files
     download: bool = True  # let torchvision download MNIST when the files are missing
     results_dir: str = "results"  # each run writes a new folder under this one
@@ -70,6 +71,7 @@ _KINDS: dict[str, tuple[str, tuple[type, ...]]] = {
     "seeds": ("an integer", (int,)),
     "baseline": ("an activation name", (str,)),
     "subset": ("an integer", (int,)),
+    "val": ("an integer", (int,)),
     "eval_batch_size": ("an integer", (int,)),
     "data_dir": ("a string", (str,)),
     "download": ("true or false", (bool,)),
@@ -113,6 +115,10 @@ def _check_values(cfg: RunConfig) -> None:
         raise UsageError(f"seed lists a seed twice: {', '.join(map(str, seeds))}")
     if isinstance(cfg.seed, tuple) and cfg.seeds not in (1, len(seeds)):
         raise UsageError("give either a list of seeds (--seed 0,1,2) or a count (--seeds N)")
+    if cfg.val < 0:
+        raise UsageError(
+            f"val must be 0 (no validation split) or a positive integer, got {cfg.val}"
+        )
     for key in ("workers", "threads"):
         if getattr(cfg, key) < 0:
             raise UsageError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,9 @@ from actbench.errors import UsageError
 
 MEAN, STD = 0.1307, 0.3081  # MNIST training-pixel mean and std on a 0-1 scale
 _UBYTE = 0x08  # the IDX type code of unsigned bytes, the only one MNIST uses
+# The validation split's own generator seed: never a model seed, so the split is the same for
+# every seed of a run and of any other run on the same training data.
+VAL_SEED = 1_000_003
 
 
 @dataclass(frozen=True)
@@ -27,13 +31,37 @@ class MNIST:
 
 
 @dataclass(frozen=True)
+class ValSplit:
+    """Which training samples a run holds out for validation, and how they were drawn."""
+
+    indices: torch.Tensor  # (N,) int64, sorted: rows of the MNIST training files
+    seed: int  # the seed of the generator that drew them (VAL_SEED)
+
+    @property
+    def sha256(self) -> str:
+        """sha256 of the sorted indices written as decimal numbers joined by commas."""
+        text = ",".join(str(i) for i in self.indices.tolist())
+        return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+    def record(self) -> dict[str, int | str]:
+        """The manifest's entry: sample count, generator seed and the indices' checksum."""
+        return {"samples": len(self.indices), "seed": self.seed, "indices_sha256": self.sha256}
+
+
+@dataclass(frozen=True)
 class Tensors:
-    """Model-ready data on one device: normalised float images (N, 784) and labels (N,)."""
+    """Model-ready data on one device: normalised float images (N, 784) and labels (N,).
+
+    `val_x`, `val_y` hold the validation split (taken out of the training data), None without.
+    """
 
     train_x: torch.Tensor
     train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
+    val_x: torch.Tensor | None = None
+    val_y: torch.Tensor | None = None
+    val_split: ValSplit | None = None
 
 
 def read_idx(path: Path) -> tuple[torch.Tensor, str]:
@@ -138,10 +166,56 @@ def subset_indices(total: int, size: int | None, seed: int) -> torch.Tensor | No
     return torch.randperm(total, generator=generator)[:size]
 
 
-def prepare(mnist: MNIST, subset: int | None, seed: int, device: torch.device) -> Tensors:
-    """Flatten and normalise once; take the seeded subset (and the same fraction of the test set)."""
-    train_n, test_n = len(mnist.train_labels), len(mnist.test_labels)
+def validation_positions(total: int, size: int, batch_size: int) -> torch.Tensor:
+    """Sorted positions (size,) of the `total` training samples held out for validation.
+
+    Drawn by a generator seeded with VAL_SEED, so they depend on `total` and `size` alone.
+    Raises UsageError when fewer than one batch of `batch_size` samples would be left to train.
+    """
+    most = total - batch_size
+    if size > most:
+        fix = f"use --val {most} or less" if most > 0 else "raise --subset or lower --batch-size"
+        raise UsageError(
+            f"val {size} leaves {max(total - size, 0)} of the {total} training samples, "
+            f"fewer than one batch of {batch_size}; {fix}"
+        )
+    generator = torch.Generator().manual_seed(VAL_SEED)
+    return torch.randperm(total, generator=generator)[:size].sort().values
+
+
+def split_indices(
+    train_n: int, subset: int | None, seed: int, val: int = 0, batch_size: int = 1
+) -> tuple[torch.Tensor | None, ValSplit | None]:
+    """The training rows (None = all, in order) and the validation split (None without).
+
+    The subset is drawn first (seeded with `seed`); `val` of its samples are then held out
+    (see `validation_positions`) and the rest, in their order, are the training data.
+    """
     train_idx = subset_indices(train_n, subset, seed)
+    if not val:
+        return train_idx, None
+    rows = torch.arange(train_n) if train_idx is None else train_idx
+    held = validation_positions(len(rows), val, batch_size)
+    keep = torch.ones(len(rows), dtype=torch.bool)
+    keep[held] = False
+    return rows[keep], ValSplit(rows[held].sort().values, VAL_SEED)
+
+
+def prepare(
+    mnist: MNIST,
+    subset: int | None,
+    seed: int,
+    device: torch.device,
+    val: int = 0,
+    batch_size: int = 1,
+) -> Tensors:
+    """Flatten and normalise once; take the seeded subset (and the same fraction of the test set).
+
+    With `val`, that many of the training samples become the validation split and the models
+    train on the rest; `batch_size` is the least the rest may hold (UsageError otherwise).
+    """
+    train_n, test_n = len(mnist.train_labels), len(mnist.test_labels)
+    train_idx, split = split_indices(train_n, subset, seed, val, batch_size)
     test_idx = None
     if subset is not None:
         test_size = max(1, round(test_n * subset / train_n))
@@ -156,4 +230,7 @@ def prepare(mnist: MNIST, subset: int | None, seed: int, device: torch.device) -
 
     train_x, train_y = to_device(mnist.train_images, mnist.train_labels, train_idx)
     test_x, test_y = to_device(mnist.test_images, mnist.test_labels, test_idx)
-    return Tensors(train_x, train_y, test_x, test_y)
+    if split is None:
+        return Tensors(train_x, train_y, test_x, test_y)
+    val_x, val_y = to_device(mnist.train_images, mnist.train_labels, split.indices)
+    return Tensors(train_x, train_y, test_x, test_y, val_x, val_y, split)

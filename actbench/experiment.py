@@ -45,6 +45,7 @@ RESULT_KEYS = (
     "momentum",
     "seed",
     "subset",
+    "val",
 )
 
 
@@ -195,9 +196,14 @@ def _setup(
     workers, threads = plan_workers(models, device, config.workers, config.threads)
     torch.set_num_threads(threads if workers == 1 else cpu_cores())
     mnist = load_mnist(config.data_dir, download=config.download)
-    data = prepare(mnist, config.subset, subset_seed, device)
+    data = prepare(mnist, config.subset, subset_seed, device, config.val, config.batch_size)
     units = [Unit(seed, i, a.label) for seed in config.seed_list for i, a in enumerate(activations)]
     return units, data, mnist.md5, workers, threads, device
+
+
+def _validation(data: Any) -> dict[str, Any] | None:
+    """The manifest's record of the validation split (None without one)."""
+    return data.val_split.record() if data.val_split is not None else None
 
 
 def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
@@ -217,8 +223,9 @@ def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
             "device": str(device),
             "workers": workers,
             "threads_per_worker": threads,
-            "data": {"train_samples": len(data.train_x), "test_samples": len(data.test_x),
-                     "md5": md5, "subset_seed": SUBSET_SEED},
+            "data": {"train_samples": len(data.train_x), "val_samples": config.val,
+                     "test_samples": len(data.test_x), "md5": md5, "subset_seed": SUBSET_SEED},
+            "validation": _validation(data),
             "versions": versions(),
             "command": ["actbench", *sys.argv[1:]],
             "started": _now(),
@@ -314,6 +321,13 @@ def resume_experiment(
             raise UsageError(
                 f"the MNIST files in {config.data_dir} differ from those {run_dir} was trained "
                 "on; point --data-dir at the original files"
+            )
+        split = _validation(data)
+        if split != manifest.get("validation", split):
+            torch_version = manifest.get("versions", {}).get("torch", "its manifest names")
+            raise UsageError(
+                f"the validation split drawn now differs from the one {run_dir} was trained "
+                f"with (see 'validation' in its manifest); resume with torch {torch_version}"
             )
         store = CheckpointStore(run_dir)
         states = {u: store.load(u.index, u.label, u.seed) for u in units}

@@ -161,6 +161,8 @@ _INTEGERS = ("seed", "epoch")
 # Columns earlier versions wrote and this one ignores: the in-loop activation timer, whose
 # numbers depended on the order of the models (the cost benchmark replaces it).
 RETIRED = ("activation_seconds",)
+# Columns added since the first runs were written: a CSV without them reads them as NaN.
+_ADDED = ("val_loss", "val_accuracy")
 
 
 def read_metrics(path: Path) -> pd.DataFrame:
@@ -172,7 +174,7 @@ def read_metrics(path: Path) -> pd.DataFrame:
         header = pd.read_csv(path, nrows=0).columns.tolist()
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ActbenchError(f"{path} is not a readable metrics CSV ({err}); remove it") from None
-    missing = [c for c in COLUMNS if c not in header]
+    missing = [c for c in COLUMNS if c not in header and c not in _ADDED]
     extra = [c for c in header if c not in COLUMNS and c not in RETIRED]
     if missing or extra:
         problem = f"missing columns {missing}" if missing else f"unexpected columns {extra}"
@@ -188,10 +190,10 @@ def read_metrics(path: Path) -> pd.DataFrame:
             keep_default_na=False,
             na_values={key: ["nan", "NaN", ""] for key in floats},
         )  # fmt: skip
-        return frame.drop(columns=[c for c in RETIRED if c in frame.columns])
     except (ValueError, pd.errors.ParserError) as err:
         reason = " ".join(str(err).split())[:100]
         raise ActbenchError(f"{path} has a malformed value ({reason}); remove it") from None
+    return frame.reindex(columns=COLUMNS)  # an older file's missing columns as NaN, retired gone
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:

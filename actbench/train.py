@@ -40,6 +40,9 @@ class EpochResult:
     dead_layer2: float = math.nan
     saturated_layer1: float = math.nan  # share of units near a bound, per sample (bounded ones)
     saturated_layer2: float = math.nan
+    # On the validation split, after the test pass (NaN without a split):
+    val_loss: float = math.nan
+    val_accuracy: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -269,6 +272,9 @@ def train_lockstep(
             on_steps(steps % report_every)
         train_loss, train_acc = _means(label_log_probs, predictions, labels_in_order)
         test_loss, test_acc = evaluate(net, data.test_x, data.test_y, config.eval_batch_size)
+        val_loss = val_acc = [math.nan] * net.k
+        if data.val_x is not None:
+            val_loss, val_acc = evaluate(net, data.val_x, data.val_y, config.eval_batch_size)
         seconds = time.perf_counter() - started
         health = unit_health(net, activations, *probe)
         diverged = [
@@ -286,6 +292,8 @@ def train_lockstep(
                 seconds,
                 "diverged" if diverged[i] else "ok",
                 **health[i],
+                val_loss=val_loss[i],
+                val_accuracy=val_acc[i],
             )
             for i in range(net.k)
         ]

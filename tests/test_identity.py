@@ -53,4 +53,3 @@ def test_a_model_gives_the_same_rows_in_any_company(mnist_dir, tmp_path, setting
             pd.testing.assert_frame_equal(together, alone, check_exact=True)
         except AssertionError as err:
             raise AssertionError(f"leaky seed 3 {label} differs from leaky alone: {err}") from None
-

@@ -72,6 +72,7 @@ VALUES = {
     "seeds": st.integers(-1, 6),
     "baseline": st.sampled_from(["relu", "tanh", "RELU"]),
     "subset": st.integers(-3, 70_000),
+    "val": st.integers(-3, 70_000),
     "eval_batch_size": st.integers(-3, 20_000),
     "data_dir": st.text(min_size=1, max_size=20),
     "download": st.booleans(),

@@ -39,6 +39,8 @@ SCHEMA = [
     "dead_layer2",
     "saturated_layer1",
     "saturated_layer2",
+    "val_loss",
+    "val_accuracy",
 ]
 
 
