@@ -11,7 +11,9 @@ with a test pass after every epoch; 784-128-128-10, Adam 1e-3, batch 64) is done
                 one activation after the other;
   hand-written  a careful loop: the data preloaded as one normalised tensor, batches as index
                 slices, one activation after the other;
-  actbench      the `actbench run` command, progress bar and table included.
+  actbench      the `actbench run` command, progress bar and table included;
+  previous      (with --previous) the same command with actbench's previous lockstep step,
+                whose models' last digits depended on the models beside them.
 
 Each one runs in a fresh process, end to end (start, imports, reading the data files,
 training, testing), and the three alternate within each repeat so that a noisy machine
@@ -46,6 +48,7 @@ from pathlib import Path
 APPROACHES = ("tutorial", "hand-written", "actbench")
 GOALS = {"tutorial": 30.0, "hand-written": 3.0}
 FLOOR_GOAL = 2.5
+PREVIOUS_GOAL = 1.1  # bit-identical models may cost at most 10% over the previous step
 
 
 def flops(hidden: int, train: int, test: int, models: int, epochs: int) -> float:
@@ -191,7 +194,30 @@ def final_accuracies(results: str, epochs: int) -> dict:
     return {row["activation"]: float(row["test_accuracy"]) for row in rows}
 
 
-RUNNERS = {"tutorial": run_tutorial, "hand-written": run_handwritten}
+def run_previous(args) -> dict:
+    """`actbench run` with the previous lockstep step in place of the current one.
+
+    The step before models were made bit-identical in any company (benchmarks/
+    previous_lockstep.py); everything else is today's actbench, so the two differ only there.
+    """
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import previous_lockstep
+
+    import actbench.train
+    from actbench.cli import main as actbench_main
+
+    actbench.train.LockstepMLP = previous_lockstep.LockstepMLP
+    with tempfile.TemporaryDirectory() as results:
+        sys.argv = ["actbench", *actbench_command(args, results)[3:]]
+        try:
+            actbench_main()
+        except SystemExit as done:
+            if done.code:
+                raise
+        return final_accuracies(results, args.epochs)
+
+
+RUNNERS = {"tutorial": run_tutorial, "hand-written": run_handwritten, "previous": run_previous}
 
 
 def _tree(pid: int) -> list[int]:
@@ -270,6 +296,11 @@ def main() -> None:
     parser.add_argument("--activations", default="relu,sigmoid,tanh,leaky")
     parser.add_argument("--skip", default="", help="comma-separated approaches not to run")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"))
+    parser.add_argument(
+        "--previous",
+        action="store_true",
+        help="also time actbench with its previous lockstep step (benchmarks/previous_lockstep.py)",
+    )
     parser.add_argument("--approach", choices=tuple(RUNNERS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.data_dir is None:
@@ -298,6 +329,8 @@ def main() -> None:
     )
     skip = set(filter(None, args.skip.split(",")))
     approaches = [a for a in APPROACHES if a not in skip]
+    if args.previous:
+        approaches.append("previous")
     runs: dict[str, list[dict]] = {a: [] for a in approaches}
     rates = []
     for repeat in range(args.repeats):
@@ -343,6 +376,10 @@ def main() -> None:
         ratios = [o / floor for o, floor in zip(ours, floors, strict=True)]
         text = f"actbench / floor:   {statistics.median(ratios):6.2f}x         "
         print(text + f"(goal <= {FLOOR_GOAL:g}x; repeats {_span(ratios, '.2f')})")
+        if "previous" in runs:
+            ratios = [o / p["seconds"] for o, p in zip(ours, runs["previous"], strict=True)]
+            text = f"actbench / previous step: {statistics.median(ratios):5.2f}x   "
+            print(text + f"(goal <= {PREVIOUS_GOAL:g}x; repeats {_span(ratios, '.2f')})")
 
 
 def _span(values: list[float], spec: str) -> str:

@@ -22,11 +22,11 @@ def _accuracies(output: str, approach: str) -> str:
 
 def test_speed_benchmark_prints_the_three_ratios(mnist_dir):
     command = [sys.executable, str(SCRIPT), "--data-dir", str(mnist_dir), "--repeats", "1"]
-    command += ["--activations", "relu,tanh", "--hidden", "16"]
+    command += ["--activations", "relu,tanh", "--hidden", "16", "--previous"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    for approach in ("tutorial", "hand-written", "actbench"):
+    for approach in ("tutorial", "hand-written", "actbench", "previous"):
         assert re.search(rf"repeat 1: {approach}\s+\d+\.\d+ s", out)
         # memory is watched in a separate run after the timed ones, never while timing
         memory = re.search(rf"memory \(1 epoch\(s\), untimed\): {approach}\s+(\d+) MB", out)
@@ -36,6 +36,8 @@ def test_speed_benchmark_prints_the_three_ratios(mnist_dir):
     assert re.search(r"tutorial / actbench:\s+\d+\.\d+x faster\s+\(goal >= 30x" + spread, out)
     assert re.search(r"hand-written / actbench:\s+\d+\.\d+x faster\s+\(goal >= 3x" + spread, out)
     assert re.search(r"actbench / floor:\s+\d+\.\d+x\s+\(goal <= 2.5x" + spread, out)
+    assert re.search(r"actbench / previous step:\s+\d+\.\d+x\s+\(goal <= 1.1x" + spread, out)
+    assert re.fullmatch(r"relu \d+\.\d\d% tanh \d+\.\d\d%", _accuracies(out, "previous"))
     assert re.search(r"repeat 1: matrix-multiply\s+\d+\.\d GFLOP/s", out)
     assert re.search(r"matrix-multiply rate: \d+\.\d GFLOP/s", out)
     assert "work: 2 activations x 1 epoch(s) x 256 training samples + test pass on 64" in out

@@ -30,7 +30,7 @@ def rows_of(mnist_dir, tmp_path, name, activations, seeds, workers, settings):
 
 # odd widths and batch sizes (a short last batch too) leave partial vectors everywhere
 SETTINGS = [
-    {"hidden": 13, "batch_size": 24, "optimizer": "adam", "lr": 3e-3},
+    {"hidden": 13, "batch_size": 24, "optimizer": "adam", "lr": 3e-3, "val": 40},
     {"hidden": 16, "batch_size": 37, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9},
 ]
 
@@ -47,6 +47,7 @@ COMPANIES = [
 def test_a_model_gives_the_same_rows_in_any_company(mnist_dir, tmp_path, settings):
     alone = rows_of(mnist_dir, tmp_path, "alone", ["leaky"], [3], 1, settings)
     assert len(alone) == 2 and alone["train_loss"].notna().all()
+    assert alone["val_loss"].notna().all() == ("val" in settings)
     for i, (label, activations, seeds, workers) in enumerate(COMPANIES):
         together = rows_of(mnist_dir, tmp_path, f"c{i}", activations, seeds, workers, settings)
         try:
