@@ -18,6 +18,7 @@ The three alternate within each round (--steps steps each, CPU time of this thre
 round gives the ratios, and the script prints the medians over the rounds with their range.
 
     python benchmarks/step.py --activations relu,sigmoid,tanh,leaky --groups --rounds 40
+    python benchmarks/step.py --previous    # also the step before models were bit-identical
 
 times actbench's step of the same models grouped three ways instead: all in one lockstep group,
 in groups of two, and one at a time (each group a step of its own), alternating as above.
@@ -29,8 +30,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -58,8 +61,8 @@ def one_at_a_time(activations, data, hidden: int) -> Step:
     return step
 
 
-def lockstep(activations, data, hidden: int) -> Step:
-    net = LockstepMLP(build_models(activations, hidden, data[0].shape[1], seed=0))
+def lockstep(activations, data, hidden: int, network: type = LockstepMLP) -> Step:
+    net = network(build_models(activations, hidden, data[0].shape[1], seed=0))
     optimizer = Adam(net.weights(), lr=1e-3)
     log_probs = torch.empty(net.k, BATCH)
     predictions = torch.empty(net.k, BATCH, dtype=torch.long)
@@ -112,6 +115,14 @@ def in_groups(size: int) -> Callable[..., Step]:
     return make
 
 
+def previous(activations, data, hidden: int) -> Step:
+    """The previous lockstep step (benchmarks/previous_lockstep.py), with the same Adam."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from previous_lockstep import LockstepMLP as Previous
+
+    return lockstep(activations, data, hidden, network=Previous)
+
+
 WAYS = {"one at a time": one_at_a_time, "actbench": lockstep, "products only": products_only}
 RATIOS = [
     ("one at a time", "actbench", "one at a time / actbench"),
@@ -128,10 +139,16 @@ def main() -> None:
     parser.add_argument(
         "--groups", action="store_true", help="compare lockstep groups of all, two and one model"
     )
+    parser.add_argument(
+        "--previous", action="store_true", help="also time the previous lockstep step"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     activations = resolve_all(args.activations.split(","))
     ways, ratios = WAYS, RATIOS
+    if args.previous:
+        ways = {**WAYS, "previous step": previous}
+        ratios = [*RATIOS, ("actbench", "previous step", "actbench / previous step")]
     if args.groups:
         sizes = sorted({len(activations), 2, 1}, reverse=True)
         ways = {f"groups of {n}": in_groups(n) for n in sizes}

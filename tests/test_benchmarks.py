@@ -60,15 +60,16 @@ ROUNDS_SPREAD = r"x  \(rounds \d+\.\d\d to \d+\.\d\d\)"
 
 def test_step_benchmark_prints_both_ratios():
     command = [sys.executable, str(STEP_SCRIPT), "--activations", "relu,prelu", "--hidden", "8"]
-    command += ["--rounds", "2", "--steps", "3"]
+    command += ["--rounds", "2", "--steps", "3", "--previous"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "step: 2 model(s) (relu,prelu), batch 64, hidden 8" in out
-    for way in ("one at a time", "actbench", "products only"):
+    for way in ("one at a time", "actbench", "products only", "previous step"):
         assert re.search(rf"  {way}\s+\d+\.\d{{3}} ms per step \(median\)", out)
     assert re.search(r"one at a time / actbench: \d+\.\d\d" + ROUNDS_SPREAD, out)
     assert re.search(r"actbench / its matrix products: \d+\.\d\d" + ROUNDS_SPREAD, out)
+    assert re.search(r"actbench / previous step: \d+\.\d\d" + ROUNDS_SPREAD, out)
 
 
 def test_step_benchmark_compares_group_sizes():
