@@ -1,9 +1,8 @@
-"""Gradient flow, dead and saturated units, and per-activation time, on hand-made networks."""
+"""Gradient flow, dead and saturated units, on hand-made networks."""
 
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 import torch
@@ -61,23 +60,19 @@ def test_gradient_flow_matches_autograd(mnist_dir):
             assert row[f"grad_layer{layer}"] == pytest.approx(fc.weight.grad.abs().mean().item())
 
 
-class Slow(nn.Module):
+class Own(nn.Module):
     def forward(self, x):
-        time.sleep(0.005)
         return torch.relu(x)
 
 
-def test_each_model_is_charged_its_own_activation_time(mnist_dir):
+def test_a_custom_activation_gets_gradient_flow_but_no_unit_health(mnist_dir):
     data = prepare(load_mnist(mnist_dir, download=False), None, 0, torch.device("cpu"))
-    activations = [*resolve_all(["relu"]), Activation("slow", Slow)]
+    activations = [*resolve_all(["relu"]), Activation("own", Own)]
     rows = []
     config = make_config({"epochs": 1, "hidden": 8, "batch_size": 16})
     train_lockstep(activations, data, config, seed=0, on_epoch=rows.extend)
-    fast, slow = rows
-    steps = len(data.train_x) // 16
-    assert slow.activation_seconds >= steps * 2 * 0.005  # two layers' forward passes, each slept
-    assert fast.activation_seconds < slow.activation_seconds / 10
-    assert not math.isnan(slow.grad_layer1) and math.isnan(slow.dead_layer1)  # not registered
+    _, own = rows
+    assert not math.isnan(own.grad_layer1) and math.isnan(own.dead_layer1)  # not registered
 
 
 def test_activation_order_rotates_so_no_model_is_always_first():
