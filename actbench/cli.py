@@ -220,7 +220,7 @@ def run(
         settings = load_config(config, **flags)
         prefetch(settings.data_dir)  # decompress MNIST while torch is imported
     from actbench.experiment import Hooks, baseline_label, resume_experiment, run_experiment
-    from actbench.tables import comparison_table, epoch_line, summary_table
+    from actbench.tables import comparison_table, cost_table, epoch_line, summary_table
 
     if resume is not None:
         start = lambda hooks: resume_experiment(resume, overrides, hooks)  # noqa: E731
@@ -291,6 +291,9 @@ def run(
     comparison = comparison_table(result.metrics, task["baseline"])
     if comparison is not None:
         out.print(comparison)
+    cost = cost_table(result.run_dir, result.metrics)
+    if cost is not None:
+        out.print(cost)
     out.print(f"Metrics: {result.run_dir / 'metrics.csv'}", soft_wrap=True)
     out.print(f"Plot them with: actbench plot {result.run_dir}", soft_wrap=True)
 
@@ -324,18 +327,20 @@ def plot(
 ) -> None:
     """Draw the comparison figures of one run or of every run in a folder, with a report.
 
-    Curves with seed bands, gradient flow, unit health, time per activation, the functions.
+    Curves with seed bands, gradient flow, unit health, each activation's cost, the functions.
 
     Example: actbench plot results/
     """
+    from actbench.cost import read_costs
     from actbench.plots import plot_runs
     from actbench.report import write_report
     from actbench.results import load_runs
 
     frame = load_runs(directory)
+    cost = read_costs(directory)
     target = out_dir or directory / "plots"
-    paths = plot_runs(frame, target)
-    report = write_report(frame, paths, target, baseline)
+    paths = plot_runs(frame, target, cost)
+    report = write_report(frame, paths, target, baseline, cost)
     out.print(f"Wrote {len(paths)} figures and {report.name} to {target}:", soft_wrap=True)
     for path in [*paths, report]:
         out.print(f"  {path.name}")

@@ -20,6 +20,7 @@ import torch
 from actbench.activations import resolve_all
 from actbench.checkpoint import CheckpointStore
 from actbench.config import RunConfig, make_config
+from actbench.cost import measure_run_cost
 from actbench.data import SUBSET_SEED, load_mnist, prepare
 from actbench.errors import ActbenchError, UsageError
 from actbench.jobs import Unit, plan_jobs, run_jobs, total_steps
@@ -168,6 +169,7 @@ def _execute(
             writer.update(status="failed", error=f"{type(err).__name__}: {err}", finished=_now())
         raise
     writer.update(status="completed", finished=_now())
+    measure_run_cost(run_dir, config)  # on quiet cores, now that training is over
     return RunResult(run_dir, pd.DataFrame(writer.rows), writer.manifest)
 
 

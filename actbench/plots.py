@@ -1,4 +1,4 @@
-"""Comparison figures: learning curves with seed bands, unit health, time, and the functions."""
+"""Comparison figures: learning curves with seed bands, unit health, cost, and the functions."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from matplotlib.figure import Figure  # no pyplot: works headless, with no displ
 from matplotlib.ticker import MaxNLocator
 
 from actbench.activations import resolve
+from actbench.cost import describe, kibibytes, summarize_cost
 from actbench.errors import ActbenchError, UsageError
 from actbench.results import write_or_explain
 from actbench.stats import mean_ci
@@ -173,36 +174,62 @@ def plot_health(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     return paths
 
 
-def time_per_activation(frame: pd.DataFrame) -> pd.DataFrame:
-    """Each label's own activation seconds per epoch: mean over seeds with its 95% interval."""
-    frame = frame.assign(label=label_series(frame))
-    rows = []
-    for label, group in frame.groupby("label", sort=False):
-        per_seed = group.groupby("seed")["activation_seconds"].mean().dropna()
-        if per_seed.empty:
-            continue
-        estimate = mean_ci(per_seed.tolist())
-        rows.append({"label": label, "seconds": estimate.mean, "low": estimate.low,
-                     "high": estimate.high})  # fmt: skip
-    return pd.DataFrame(rows, columns=["label", "seconds", "low", "high"])
+def cost_summary(frame: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:
+    """`summarize_cost(cost)` with each row's line label, in the order of the lines in `frame`.
+
+    `cost` is `read_costs(...)`'s frame (with a `run` column, named as `frame`'s). A label that
+    more than one run measured is told apart by its run; `key` keeps the plain label (colour).
+    """
+    summary = summarize_cost(cost)
+    columns = ["label", "key", *summary.columns]
+    if summary.empty:
+        return pd.DataFrame(columns=columns)
+    names = dict(zip(zip(frame["run"], frame["activation"], strict=True), label_series(frame),
+                     strict=True))  # fmt: skip
+    keys = [names.get((r.run, r.activation), r.activation) for r in summary.itertuples()]
+    summary = summary.assign(key=keys)
+    repeated = summary["key"].duplicated(keep=False)
+    summary["label"] = summary["key"].where(~repeated, summary["key"] + " [" + summary["run"] + "]")
+    rank = {label: i for i, label in enumerate(dict.fromkeys(label_series(frame)))}
+    summary["_rank"] = [rank.get(k, len(rank)) for k in summary["key"]]
+    summary = summary.sort_values("_rank", kind="stable").drop(columns="_rank")
+    return summary[columns].reset_index(drop=True)
 
 
-def plot_time(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """A bar per activation: its own forward and backward time per epoch (CPU runs only)."""
-    times = time_per_activation(frame)
-    if times.empty:
+def plot_cost(frame: pd.DataFrame, cost: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Each activation's measured cost: time per step with its 95% interval, and saved memory.
+
+    Nothing is drawn where no run has a cost measurement.
+    """
+    table = cost_summary(frame, cost)
+    if table.empty:
         return []
-    fig = Figure(figsize=(max(5, 1.1 * len(times) + 2), 4), layout="constrained")
-    ax = fig.subplots()
-    errors = (times["high"] - times["low"]) / 2
     styles = colours(frame)
-    ax.bar(times["label"], times["seconds"], yerr=errors.where(errors.notna(), 0), capsize=4,
-           color=[styles[label][0] for label in times["label"]])  # fmt: skip
-    ax.set(title=_title("Time in the activation function per epoch", frame),
-           ylabel="seconds per epoch (forward + backward)")  # fmt: skip
-    ax.tick_params(axis="x", labelrotation=30 if len(times) > 5 else 0)
-    ax.grid(axis="y", alpha=0.3)
-    return [_save(fig, out_dir / "activation_time.png")]
+    colour = [styles[k][0] if k in styles else "grey" for k in table["key"]]
+    x = list(range(len(table)))
+    fig = Figure(figsize=(max(8, 1.4 * len(table) + 3), 4.6), layout="constrained")
+    ax_time, ax_memory = fig.subplots(1, 2)
+    us = 1e6 * table["seconds"]
+    below = (us - 1e6 * table["low"]).fillna(0)
+    above = (1e6 * table["high"] - us).fillna(0)
+    ax_time.bar(x, us, yerr=[below, above], capsize=4, color=colour)
+    ax_time.set(title="Activation time per training step\nmedian and 95% interval over rounds",
+                ylabel="µs per step (forward + backward, both layers)")  # fmt: skip
+    saved = table["saved_bytes"].astype(float) / 1024
+    extra = table["extra_saved_bytes"].astype(float) / 1024
+    ax_memory.bar(x, saved, color=colour, alpha=0.35)
+    ax_memory.bar(x, extra, color=colour)
+    for i, (total, own) in enumerate(zip(saved, extra, strict=True)):
+        ax_memory.annotate(f"{kibibytes(1024 * total)} ({kibibytes(1024 * own)})", (i, total),
+                           ha="center", va="bottom", fontsize="small")  # fmt: skip
+    ax_memory.set(title="Kept for the backward pass (both layers)\nlight: saved; dark: extra "
+                  "(not the output)", ylabel="KiB saved (in brackets: extra)")  # fmt: skip
+    for ax in (ax_time, ax_memory):
+        ax.set_xticks(x, table["label"], rotation=30 if len(table) > 4 else 0,
+                      ha="right" if len(table) > 4 else "center")  # fmt: skip
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"Activation cost: {describe(table)}", fontsize="small", wrap=True)
+    return [_save(fig, out_dir / "activation_cost.png")]
 
 
 def plot_activations(labels: list[str], out_path: Path, span: float = 5.0) -> Path:
@@ -237,8 +264,8 @@ def plot_activations(labels: list[str], out_path: Path, span: float = 5.0) -> Pa
     return _save(fig, out_path)
 
 
-def plot_runs(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Every figure for the runs in `frame`, written into `out_dir`."""
+def plot_runs(frame: pd.DataFrame, out_dir: Path, cost: pd.DataFrame | None = None) -> list[Path]:
+    """Every figure for the runs in `frame` (and their `cost`, if given), written into `out_dir`."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -247,7 +274,8 @@ def plot_runs(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         ) from None
     paths = plot_curves(frame, out_dir)
     paths += plot_health(frame, out_dir)
-    paths += plot_time(frame, out_dir)
+    if cost is not None:
+        paths += plot_cost(frame, cost, out_dir)
     paths.append(
         plot_activations(list(frame["activation"].astype(str)), out_dir / "activations.png")
     )

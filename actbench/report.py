@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from actbench.cost import METHOD, describe, kibibytes, microseconds
 from actbench.errors import UsageError
-from actbench.plots import label_series
+from actbench.plots import cost_summary, label_series
 from actbench.results import write_or_explain
 from actbench.summary import compare, percent_interval, summarize
 
@@ -35,13 +36,67 @@ def _percent(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{100 * value:.2f}%"
 
 
+def _cost(frame: pd.DataFrame, cost: pd.DataFrame | None) -> list[str]:
+    """The cost section: each activation's measured time per step and saved memory."""
+    parts = ["## Cost", ""]
+    table = cost_summary(frame, cost) if cost is not None and not cost.empty else None
+    measured = set() if table is None else set(table["run"].astype(str))
+    missing = [str(r) for r in frame["run"].unique() if str(r) not in measured]
+    if table is not None:
+        rows = [
+            [r.label, f"{r.device}, {r.threads} thread{'' if r.threads == 1 else 's'}",
+             f"{r.batch_size} × {r.hidden}", microseconds(r.seconds, r.low, r.high),
+             str(r.rounds), kibibytes(r.saved_bytes), kibibytes(r.extra_saved_bytes)]
+            for r in table.itertuples(index=False)
+        ]  # fmt: skip
+        parts += [
+            _table(
+                [
+                    "activation",
+                    "device",
+                    "batch × hidden",
+                    "µs per step (95% interval)",
+                    "rounds",
+                    "saved KiB",
+                    "extra KiB",
+                ],
+                rows,
+            ),
+            "",
+            f"Measured after training, in each run's own folder (`cost.csv`): {describe(table)}. "
+            "Each activation ran its warm-up steps (discarded), then a calibration chose how many "
+            "steps each measurement times (enough for a few milliseconds); in every round each "
+            "activation was measured once, the order changing from round to round (a Williams "
+            "design over the labels sorted by name, so no activation is always first and the "
+            f"order they were listed in plays no part). Values: {METHOD}. The time includes "
+            "PyTorch's per-call overhead, much the same for every activation (an `identity` "
+            "activation shows it alone). Saved KiB: the tensors autograd keeps for the backward pass of both "
+            "layers, each storage counted once, the input included when kept, the activation's "
+            "own parameters not; extra KiB: the part that is not the activation's output, which "
+            "the next layer keeps anyway.",
+            "",
+        ]
+    for run in missing:
+        parts += [
+            f"No cost measurement for run `{run}` (no `cost.csv`): the run did not complete, "
+            "or was made before actbench measured cost.",
+            "",
+        ]
+    return parts
+
+
 def write_report(
-    frame: pd.DataFrame, figures: list[Path], out_dir: Path, baseline: str | None = None
+    frame: pd.DataFrame,
+    figures: list[Path],
+    out_dir: Path,
+    baseline: str | None = None,
+    cost: pd.DataFrame | None = None,
 ) -> Path:
     """Write `report.md` into `out_dir` (where the figures are) and return its path.
 
-    The report stands alone: its settings, summary and pairwise tables, and figures linked by
-    relative paths, so the folder can be copied anywhere.
+    The report stands alone: its settings, summary and pairwise tables, the activations' cost
+    (`cost`: `actbench.cost.read_costs` of the same folder; None reports none measured), and
+    figures linked by relative paths, so the folder can be copied anywhere.
     """
     frame = frame.assign(label=label_series(frame))
     summary = summarize(frame, key="label")
@@ -80,10 +135,8 @@ def write_report(
         )
         if row.diverged_seeds:
             accuracy += f" ({row.diverged_seeds} of {row.seeds} seeds diverged, first at epoch {row.diverged_epoch})"
-        own = row.activation_seconds
         rows.append([row.label, accuracy, f"{_percent(row.best_test_accuracy)} (epoch {row.best_epoch})",
-                     f"{row.final_train_loss:.4f}", f"{row.final_test_loss:.4f}",
-                     "n/a" if math.isnan(own) else f"{1000 * own:.0f}"])  # fmt: skip
+                     f"{row.final_train_loss:.4f}", f"{row.final_test_loss:.4f}"])  # fmt: skip
     parts += [
         _table(
             [
@@ -92,13 +145,12 @@ def write_report(
                 "best (epoch)",
                 "train loss",
                 "test loss",
-                "f(x) ms per epoch",
             ],
             rows,
         ),
         "",
-        "`f(x) ms per epoch` is the time spent in the activation function itself (forward and "
-        f"backward) per epoch; a whole epoch took {frame['epoch_seconds'].mean():.2f} s on average.",
+        f"A whole epoch took {frame['epoch_seconds'].mean():.2f} s on average (shared by the "
+        "models trained together); what each activation costs on its own is measured below.",
         "",
     ]
     pairs = compare(frame, base, key="label")
@@ -128,6 +180,7 @@ def write_report(
             "differences. A difference is real (at the 95% level) when its interval excludes zero.",
             "",
         ]
+    parts += _cost(frame, cost)
     parts += ["## Figures", ""]
     for path in figures:
         name = path.stem.replace("_", " ")

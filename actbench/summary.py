@@ -23,7 +23,7 @@ def final_rows(frame: pd.DataFrame, key: str = "activation") -> pd.DataFrame:
 def summarize(frame: pd.DataFrame, key: str = "activation") -> pd.DataFrame:
     """One row per activation (or per `key`): final test accuracy over seeds with its 95%
     interval, the best epoch of the mean curve, final losses, seconds per epoch (of the whole
-    epoch, shared with the models trained together, and of the activation alone), divergence.
+    epoch, shared with the models trained together), divergence.
 
     With one seed the interval bounds are NaN.
     """
@@ -46,7 +46,6 @@ def summarize(frame: pd.DataFrame, key: str = "activation") -> pd.DataFrame:
                 "final_train_loss": final["train_loss"].mean(),
                 "final_test_loss": final["test_loss"].mean(),
                 "seconds_per_epoch": group["epoch_seconds"].mean(),
-                "activation_seconds": group["activation_seconds"].mean(),
                 "diverged_seeds": diverged["seed"].nunique(),
                 "diverged_epoch": int(diverged["epoch"].min()) if len(diverged) else None,
             }

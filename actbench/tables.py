@@ -9,6 +9,7 @@ from rich import box
 from rich.table import Table
 
 from actbench.activations import REGISTRY
+from actbench.cost import describe, kibibytes, microseconds, read_cost, summarize_cost
 from actbench.summary import compare, percent_interval, summarize
 from actbench.train import EpochResult
 
@@ -26,18 +27,17 @@ def _loss(value: float) -> str:
 
 
 def summary_table(run_dir: Path, frame: pd.DataFrame) -> Table:
-    """The end-of-run table: accuracy (with its interval over seeds), losses, time."""
+    """The end-of-run table: accuracy (with its interval over seeds), losses, epoch time."""
     summary = summarize(frame)
     seeds = int(summary["seeds"].max())
     over = f", mean ± 95% interval over {_count(seeds, 'seed')}" if seeds > 1 else ""
     wall = frame["epoch_seconds"].mean()
     table = Table(
         title=f"Results in {run_dir}{over}",
-        caption=f"f(x) ms: milliseconds per epoch spent in the activation itself; an epoch took "
-        f"{wall:.2f} s (shared by the models trained together)",
+        caption=f"an epoch took {wall:.2f} s (shared by the models trained together)",
         box=box.SIMPLE_HEAVY,
     )
-    for column in ("activation", "test acc", "best (ep)", "train loss", "test loss", "f(x) ms"):
+    for column in ("activation", "test acc", "best (ep)", "train loss", "test loss"):
         table.add_column(
             column, justify="left" if column == "activation" else "right", no_wrap=True
         )
@@ -58,7 +58,39 @@ def summary_table(run_dir: Path, frame: pd.DataFrame) -> Table:
             f"{100 * row.best_test_accuracy:.2f}% ({row.best_epoch})",
             _loss(row.final_train_loss),
             _loss(row.final_test_loss),
-            "n/a" if pd.isna(row.activation_seconds) else f"{1000 * row.activation_seconds:.0f}",
+        )
+    return table
+
+
+def cost_table(run_dir: Path, frame: pd.DataFrame) -> Table | None:
+    """Each activation's measured cost from the run's `cost.csv` (None where it has none).
+
+    The time of one training step's activation work with its 95% interval, and the memory
+    its backward pass keeps; rows in the order of `frame`'s activations.
+    """
+    cost = summarize_cost(read_cost(run_dir))
+    if cost.empty:
+        return None
+    order = {label: i for i, label in enumerate(dict.fromkeys(frame["activation"]))}
+    cost = cost.sort_values("activation", key=lambda s: s.map(order).fillna(len(order)))
+    table = Table(
+        title="What each activation costs per training step, measured after training",
+        caption=f"f(x) µs: {describe(cost)}. Saved: what autograd keeps for the backward pass; "
+        "extra: the part that is not the output (which the next layer keeps anyway)",
+        box=box.SIMPLE_HEAVY,
+    )
+    for column in ("activation", "f(x) µs", "95% interval", "saved KiB", "extra KiB"):
+        table.add_column(
+            column, justify="left" if column == "activation" else "right", no_wrap=True
+        )
+    for row in cost.itertuples(index=False):
+        interval = microseconds(row.low) + "–" + microseconds(row.high)
+        table.add_row(
+            row.activation,
+            microseconds(row.seconds),
+            "n/a" if pd.isna(row.low) else interval,
+            kibibytes(row.saved_bytes),
+            kibibytes(row.extra_saved_bytes),
         )
     return table
 

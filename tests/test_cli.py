@@ -51,6 +51,9 @@ def test_run_then_plot(mnist_dir, tmp_path):
     assert manifest["versions"]["torch"] == version("torch")
     assert manifest["started"] and manifest["finished"]
     assert "best (ep)" in result.stdout and "leaky:0.1" in result.stdout
+    assert "f(x) µs" in result.stdout  # the cost table, from the run's own measurement
+    cost = pd.read_csv(run_dir / "cost.csv")
+    assert cost["activation"].unique().tolist() == ["leaky:0.1", "relu", "tanh"]
     # one line per epoch, with every activation in the order given, even from several workers
     (line,) = [ln for ln in result.stderr.splitlines() if ln.startswith("epoch 2/2")]
     assert line.index("relu") < line.index("tanh") < line.index("leaky:0.1")
@@ -59,7 +62,7 @@ def test_run_then_plot(mnist_dir, tmp_path):
     assert plotted.exit_code == 0, plotted.output
     assert f"to {results / 'plots'}" in plotted.stdout.replace("\n", "")
     assert sorted(p.name for p in (results / "plots").iterdir()) == [
-        "activation_time.png",
+        "activation_cost.png",
         "activations.png",
         "dead_units.png",
         "gradient_flow.png",

@@ -1,4 +1,4 @@
-"""Gradient flow, dead and saturated units, and per-activation time, on hand-made networks."""
+"""Gradient flow, dead and saturated units, on hand-made networks."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from actbench.activations import resolve_all
+from actbench.activations import Activation, resolve_all
+from actbench.config import make_config
 from actbench.data import load_mnist, prepare
 from actbench.lockstep import LockstepMLP
-from actbench.train import SATURATION_MARGIN, build_models, unit_health
+from actbench.train import SATURATION_MARGIN, build_models, train_lockstep, unit_health
 
 
 def fixed_network(names):
@@ -56,3 +58,27 @@ def test_gradient_flow_matches_autograd(mnist_dir):
         F.cross_entropy(model(x), y).backward()
         for layer, fc in ((1, model.fc1), (2, model.fc2), (3, model.fc3)):
             assert row[f"grad_layer{layer}"] == pytest.approx(fc.weight.grad.abs().mean().item())
+
+
+class Own(nn.Module):
+    def forward(self, x):
+        return torch.relu(x)
+
+
+def test_a_custom_activation_gets_gradient_flow_but_no_unit_health(mnist_dir):
+    data = prepare(load_mnist(mnist_dir, download=False), None, 0, torch.device("cpu"))
+    activations = [*resolve_all(["relu"]), Activation("own", Own)]
+    rows = []
+    config = make_config({"epochs": 1, "hidden": 8, "batch_size": 16})
+    train_lockstep(activations, data, config, seed=0, on_epoch=rows.extend)
+    _, own = rows
+    assert not math.isnan(own.grad_layer1) and math.isnan(own.dead_layer1)  # not registered
+
+
+def test_activation_order_rotates_so_no_model_is_always_first():
+    net, _ = fixed_network(["relu", "tanh", "identity"])
+    calls = []
+    for _ in range(3):
+        assert net._each(3, lambda k: calls.append(k) or k * 10) == [0, 10, 20]
+    firsts = calls[::3]
+    assert sorted(firsts) == [0, 1, 2]  # each model goes first once every three calls

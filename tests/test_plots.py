@@ -34,7 +34,6 @@ def write_run(folder, lr, activations=("relu", "sigmoid"), seeds=(0,)):
                         0.7 + 0.05 * epoch + 0.01 * seed,
                         0.5,
                         "ok",
-                        0.01 * (i + 1),
                         **health,
                         **_unit_health(a, epoch),
                     )
@@ -57,7 +56,7 @@ def test_plots_render_from_csv_alone(tmp_path):
     frame = load_runs(tmp_path / "results")
     paths = plot_runs(frame, tmp_path / "plots")
     names = sorted(p.name for p in paths)
-    assert names == ["activation_time.png", "activations.png", "dead_units.png",
+    assert names == ["activations.png", "dead_units.png",
                      "gradient_flow.png", "saturated_units.png", "test_accuracy.png",
                      "test_loss.png", "train_loss.png"]  # fmt: skip
     for path in paths:
@@ -111,7 +110,7 @@ def test_a_diverged_series_ends_where_it_diverged(tmp_path):
     assert diverged.index.tolist() == [1, 2]  # stops at the epoch it diverged
     assert diverged.iloc[0] == 2.0 and pd.isna(diverged.iloc[1])  # the infinite loss is not drawn
     assert accuracy["identity (diverged at epoch 2)"].tolist() == [35.0, 10.0]
-    assert len(plot_runs(frame, tmp_path / "plots")) == 4  # no health or time columns: skipped
+    assert len(plot_runs(frame, tmp_path / "plots")) == 4  # no health columns, no cost: skipped
 
 
 def test_lines_carry_the_mean_and_interval_over_seeds(tmp_path):
@@ -139,7 +138,6 @@ def test_report_renders_from_the_csv_alone(tmp_path):
     assert "## Differences from relu" in report
     # sigmoid equals relu seed by seed in this run: a zero difference, not significant
     assert "| sigmoid | +0.00 |" in report and "no: within the noise" in report
-    assert "| relu | " in report and "| 10 |" in report and "| 20 |" in report  # f(x) ms
     for path in paths:
         assert f"]({path.name})" in report and path.exists()
     other = write_report(frame, paths, out, baseline="sigmoid").read_text()

@@ -30,12 +30,14 @@ def test_smoke_preset_on_real_mnist(tmp_path):
     assert len(final) == 4 * 3
     assert (final["test_accuracy"] > 0.8).all(), final  # chance is 0.1
     assert final["grad_layer1"].gt(0).all()
+    cost = pd.read_csv(run_dir / "cost.csv")
+    assert sorted(cost["activation"].unique()) == ["leaky", "relu", "sigmoid", "tanh"]
     assert "mean ± 95% interval over 3 seeds" in result.stdout
 
     plotted = runner.invoke(app, ["plot", str(results)])
     assert plotted.exit_code == 0, plotted.output
     figures = ["train_loss", "test_loss", "test_accuracy", "gradient_flow", "dead_units",
-               "saturated_units", "activation_time", "activations"]  # fmt: skip
+               "saturated_units", "activation_cost", "activations"]  # fmt: skip
     for name in figures:
         assert (results / "plots" / f"{name}.png").stat().st_size > 10_000
     report = (results / "plots" / "report.md").read_text()
