@@ -73,12 +73,3 @@ def test_a_custom_activation_gets_gradient_flow_but_no_unit_health(mnist_dir):
     train_lockstep(activations, data, config, seed=0, on_epoch=rows.extend)
     _, own = rows
     assert not math.isnan(own.grad_layer1) and math.isnan(own.dead_layer1)  # not registered
-
-
-def test_activation_order_rotates_so_no_model_is_always_first():
-    net, _ = fixed_network(["relu", "tanh", "identity"])
-    calls = []
-    for _ in range(3):
-        assert net._each(3, lambda k: calls.append(k) or k * 10) == [0, 10, 20]
-    firsts = calls[::3]
-    assert sorted(firsts) == [0, 1, 2]  # each model goes first once every three calls
