@@ -121,10 +121,12 @@ def summarize(
                 "test_accuracy_low": accuracy.low,
                 "test_accuracy_high": accuracy.high,
                 "best_epoch": best,
-                "best_val_accuracy": at_best["val_accuracy"].mean() if best else math.nan,
-                "best_test_accuracy": best_test.mean if best_test else math.nan,
-                "best_test_accuracy_low": best_test.low if best_test else math.nan,
-                "best_test_accuracy_high": best_test.high if best_test else math.nan,
+                "best_val_accuracy": at_best["val_accuracy"].mean()
+                if at_best is not None
+                else math.nan,
+                "best_test_accuracy": best_test.mean if best_test is not None else math.nan,
+                "best_test_accuracy_low": best_test.low if best_test is not None else math.nan,
+                "best_test_accuracy_high": best_test.high if best_test is not None else math.nan,
                 "train_loss": final["train_loss"].mean(),
                 "test_loss": final["test_loss"].mean(),
                 "seconds_per_epoch": group["epoch_seconds"].mean(),

@@ -96,7 +96,7 @@ def comparison_table(frame: pd.DataFrame, baseline: str) -> Table | None:
     epoch = comparison_epoch(frame)
     k = len(pairs)
     table = Table(
-        title=f"Test accuracy at epoch {epoch} minus {baseline}'s, paired by seed "
+        title=f"Test accuracy at epoch {epoch} minus {baseline}'s in points, paired by seed "
         f"({_count(seeds, 'seed')})",
         caption=f"real?: {HOLM}-adjusted p < {ALPHA} over {_count(k, 'comparison')}; "
         "intervals are 95% each; d_z: paired effect size"
@@ -104,7 +104,7 @@ def comparison_table(frame: pd.DataFrame, baseline: str) -> Table | None:
         else "one seed gives no interval: use --seeds 5",
         box=box.SIMPLE_HEAVY,
     )
-    for column in ("activation", "difference (points)", "95% interval", "d_z", "p (Holm)", "real?"):
+    for column in ("activation", "difference", "95% interval", "d_z", "Holm p", "real?"):
         table.add_column(
             column, justify="left" if column == "activation" else "right", no_wrap=True
         )

@@ -349,7 +349,7 @@ def test_seeds_give_intervals_and_a_paired_comparison(mnist_dir, tmp_path):
     assert len(frame) == 2 * 3 * 2  # activations x seeds x epochs
     assert sorted(frame["seed"].unique()) == [0, 1, 2]
     assert "mean ± 95% interval over 3 seeds" in result.stdout
-    assert "minus tanh's, paired by seed (3 seeds)" in result.stdout
+    assert "minus tanh's in points, paired by seed (3 seeds)" in result.stdout
     assert "seed 2 epoch 2/2" in result.stderr
     # each seed is its own model: seed 1 of relu is what a run with --seed 1 alone gives
     alone = invoke(

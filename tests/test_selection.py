@@ -183,3 +183,29 @@ def test_summaries_refuse_repeats_of_a_model():
             for a in (0.9, 0.8)]  # fmt: skip
     with pytest.raises(ValueError, match="relu seed 0 has several rows for epoch 1"):
         summarize(pd.DataFrame(rows))
+
+
+def test_runs_with_the_same_folder_name_are_named_by_their_path(tmp_path):
+    write_run(tmp_path / "x" / "run-1", activations=("relu",))
+    write_run(tmp_path / "y" / "run-1", activations=("tanh",))
+    runs = find_runs([tmp_path / "x", tmp_path / "y"])
+    assert [run.name for run in runs] == [str(tmp_path / "x" / "run-1"),
+                                          str(tmp_path / "y" / "run-1")]  # fmt: skip
+
+
+def test_a_run_with_no_finished_epoch_is_named_in_a_note(tmp_path):
+    write_run(tmp_path / "done", started=DAY1)
+    write_run(tmp_path / "stopped", started=DAY2, activations=("gelu",), seeds=(0, 1),
+              reached={("gelu", 0): 0, ("gelu", 1): 0}, status="interrupted")  # fmt: skip
+    selection = select(tmp_path)
+    assert [run.name for run in selection.runs] == ["done"]
+    assert selection.notes == [
+        "Incomplete: `stopped` (interrupted, 3 epochs planned): seed 0 of gelu never started; "
+        "seed 1 of gelu never started."
+    ]
+
+
+def test_models_that_all_diverged_are_final_where_they_stopped(tmp_path):
+    write_run(tmp_path / "run", epochs=10, diverged={("relu", 0): 2, ("tanh", 0): 3})
+    selection = select(tmp_path / "run")
+    assert selection.epoch == 3 and selection.final
