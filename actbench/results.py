@@ -167,7 +167,7 @@ def read_metrics(path: Path) -> pd.DataFrame:
     """One run's metrics CSV, checked for exactly the expected columns and their types.
 
     Labels are read as text whatever they look like ("0", "nan"); numbers read back exactly.
-    The validation columns (`OPTIONAL`) may be absent: they are then NaN.
+    The validation columns (`OPTIONAL`) may be absent (a run without a validation split).
     """
     try:
         header = pd.read_csv(path, nrows=0).columns.tolist()
@@ -182,7 +182,7 @@ def read_metrics(path: Path) -> pd.DataFrame:
         )
     floats = [c for c in header if c not in _TEXT + _INTEGERS]
     try:
-        frame = pd.read_csv(
+        return pd.read_csv(
             path,
             dtype={**dict.fromkeys(_TEXT, str), **dict.fromkeys(_INTEGERS, "int64"),
                    **dict.fromkeys(floats, "float64")},
@@ -192,10 +192,6 @@ def read_metrics(path: Path) -> pd.DataFrame:
     except (ValueError, pd.errors.ParserError) as err:
         reason = " ".join(str(err).split())[:100]
         raise ActbenchError(f"{path} has a malformed value ({reason}); remove it") from None
-    for column in OPTIONAL:
-        if column not in frame:
-            frame[column] = float("nan")
-    return frame
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
