@@ -42,7 +42,7 @@ def summary_table(run_dir: Path, frame: pd.DataFrame) -> Table:
         else "no validation split (--val 0): no best epoch is chosen (not on the test set)"
     )
     table = Table(
-        title=f"Results in {run_dir} at epoch {epoch}{over}",
+        title=f"Results in {run_dir}\nat epoch {epoch}{over}",
         caption=f"{chosen}; "
         f"f(x) ms: milliseconds per epoch spent in the activation itself; an epoch took "
         f"{wall:.2f} s (shared by the models trained together)",
