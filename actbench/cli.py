@@ -320,8 +320,9 @@ def plot(
 ) -> None:
     """Draw the comparison figures of the runs under one or more paths, with a report.
 
-    Each model (activation, seed and settings) counts once, from the newest run where it is
-    complete; models are compared at the last epoch all of them reached.
+    Each model counts once, from the newest run where it is complete.
+
+    Models are compared at the last epoch all of them reached.
 
     Example: actbench plot results/run-A results/run-B --out comparison/
     """
