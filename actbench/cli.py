@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import signal
 import sys
 import traceback
@@ -313,37 +314,68 @@ def _data_dir_of(run_dir: Path) -> str | None:
 
 @app.command()
 def plot(
-    directory: Annotated[
-        Path, typer.Argument(help="A results folder (all runs under it) or one run folder.")
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Run folders, or folders holding runs (every run under them).",
+            show_default=False,
+        ),
     ],
     out_dir: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Where the PNGs and the report go (default DIR/plots)."),
+        typer.Option(
+            "--out",
+            "-o",
+            help="Where the PNGs and the report go (default PATH/plots; for several paths, "
+            "plots/ in the folder that holds them all).",
+        ),
     ] = None,
     baseline: Annotated[
         str | None,
         typer.Option(help="The line the report compares the others with (default: the first)."),
     ] = None,
 ) -> None:
-    """Draw the comparison figures of one run or of every run in a folder, with a report.
+    """Draw the comparison figures of the runs under one or more paths, with a report.
 
-    Curves with seed bands, gradient flow, unit health, each activation's cost, the functions.
+    Each model counts once, from the newest run where it is complete; the report also shows
+    each activation's measured cost.
 
-    Example: actbench plot results/
+    Models are compared at the last epoch all of them reached.
+
+    Example: actbench plot results/run-A results/run-B --out comparison/
     """
-    from actbench.cost import read_costs
-    from actbench.plots import plot_runs
-    from actbench.report import write_report
-    from actbench.results import load_runs
+    target = out_dir or _plot_dir(paths)
+    from actbench.report import make_report
+    from actbench.results import find_runs
+    from actbench.selection import select_models
 
-    frame = load_runs(directory)
-    cost = read_costs(directory)
-    target = out_dir or directory / "plots"
-    paths = plot_runs(frame, target, cost)
-    report = write_report(frame, paths, target, baseline, cost)
-    out.print(f"Wrote {len(paths)} figures and {report.name} to {target}:", soft_wrap=True)
-    for path in [*paths, report]:
+    runs = find_runs(paths)
+    selection = select_models(runs)
+    report, figures = make_report(selection, target, baseline)
+    used = ", ".join(run.name for run in selection.runs)
+    out.print(f"Runs used: {used}", soft_wrap=True)
+    for note in selection.notes:
+        out.print(f"Note: {note.replace('`', '')}", soft_wrap=True)
+    out.print(selection.epoch_sentence(), soft_wrap=True)
+    out.print(f"Wrote {len(figures)} figures and {report.name} to {target}:", soft_wrap=True)
+    for path in [*figures, report]:
         out.print(f"  {path.name}")
+
+
+def _plot_dir(paths: list[Path]) -> Path:
+    """The default plot folder: PATH/plots, or plots/ in the folder that holds every path."""
+    if len(paths) == 1:
+        return paths[0] / "plots"
+    try:
+        common = Path(os.path.commonpath([os.path.normpath(p) for p in paths]))
+    except ValueError:  # absolute and relative paths mixed
+        common = None
+    if common is None or (common.is_absolute() and common == Path(common.anchor)):
+        raise typer.BadParameter(
+            "these paths share no folder to put the plots in; choose one with --out FOLDER",
+            param_hint="'--out'",
+        )
+    return common / "plots"
 
 
 @app.command("activations")

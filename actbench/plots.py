@@ -1,4 +1,4 @@
-"""Comparison figures: learning curves with seed bands, unit health, cost, and the functions."""
+"""Comparison figures: learning curves with seed bands, unit health, time, and the functions."""
 
 from __future__ import annotations
 
@@ -16,26 +16,32 @@ from actbench.activations import resolve
 from actbench.cost import describe, kibibytes, summarize_cost
 from actbench.errors import ActbenchError, UsageError
 from actbench.results import write_or_explain
+from actbench.selection import IDENTITY
 from actbench.stats import mean_ci
+from actbench.summary import ALPHA, check_one_model_each, p_value
 
 CURVES = {
     "train_loss": ("Training loss", "cross-entropy"),
     "test_loss": ("Test loss", "cross-entropy"),
     "test_accuracy": ("Test accuracy", "accuracy (%)"),
+    "val_loss": ("Validation loss", "cross-entropy"),  # only runs with a validation split
+    "val_accuracy": ("Validation accuracy", "accuracy (%)"),
 }
 STYLES = ("-", "--", ":", "-.")  # cycled with the colours so overlapping lines stay visible
-# Settings that never change what a model learns, so they never tell two runs apart.
-# Seeds are not settings either: runs that differ only in their seeds pool them.
-_NOT_LABELS = {"cfg_data_dir", "cfg_results_dir", "cfg_download", "cfg_eval_batch_size",
-               "cfg_seed", "cfg_seeds", "cfg_baseline", "cfg_workers", "cfg_threads"}  # fmt: skip
+FOREST = "differences.png"  # the figure a report opens with
 
 
 def label_series(frame: pd.DataFrame) -> pd.Series:
-    """Each row's line label: its activation, plus the settings in which its runs differ."""
+    """Each row's line label: the frame's `label` column where it has one (see
+    `selection.select_models`), else its activation plus the settings in which its runs
+    differ, among those that change what a model learns (`selection.IDENTITY`).
+    """
+    if "label" in frame:
+        return frame["label"].astype(str)
     varying = [
         c
         for c in frame.columns
-        if c.startswith("cfg_") and c not in _NOT_LABELS and frame[c].nunique(dropna=False) > 1
+        if c.startswith("cfg_") and c[4:] in IDENTITY and frame[c].nunique(dropna=False) > 1
     ]
     if not varying:
         return frame["activation"].astype(str)
@@ -56,30 +62,70 @@ def _save(fig: Figure, path: Path) -> Path:
 
 @dataclass(frozen=True)
 class Line:
-    """One line of a figure: the mean over seeds by epoch, and its 95% band (NaN for one seed)."""
+    """One line of a figure: the mean over seeds by epoch, and its 95% band (NaN for one seed).
+
+    Up to `full_to` the mean is over all the line's seeds; after it (when some seeds stopped
+    early) over fewer, and it is drawn faint.
+    """
 
     label: str
     key: str  # the label without notes: the same key has the same colour in every figure
     mean: pd.Series
     low: pd.Series
     high: pd.Series
+    full_to: int | None = None  # None: every epoch drawn has all the line's seeds
+
+
+def _planned(group: pd.DataFrame) -> int | None:
+    """The epochs a line's runs planned (the largest, if they differ), or None if unknown."""
+    if "cfg_epochs" not in group:
+        return None
+    values = pd.to_numeric(group["cfg_epochs"], errors="coerce").dropna()
+    return int(values.max()) if len(values) else None
+
+
+def _full_to(group: pd.DataFrame) -> tuple[int | None, str]:
+    """The last epoch all of a label's seeds reached if some went further (else None), and a
+    note for its legend when the line ends or thins out before its planned last epoch.
+
+    A seed that diverged counts as present up to the epoch it diverged in.
+    """
+    last = group.groupby("seed")["epoch"].max()
+    diverged = group.loc[group["status"] == "diverged"].groupby("seed")["epoch"].min()
+    running = last.drop(diverged.index)
+    if not len(running):
+        return None, ""
+    end, furthest = int(running.min()), int(last.max())
+    planned = _planned(group)
+    stopped = [str(seed) for seed, epoch in running.items() if epoch == end]
+    seeds = f"seed{'s' if len(stopped) > 1 else ''} {', '.join(stopped)}"
+    if end < furthest:
+        return end, f"{seeds} stopped at epoch {end}: fewer seeds after it, faint"
+    if planned is not None and end < planned:
+        return None, f"stopped at epoch {end} of {planned}"
+    return None, ""
 
 
 def curves(frame: pd.DataFrame, column: str, scale: float = 1.0) -> list[Line]:
     """Each label's line for `column`: mean over seeds by epoch with its 95% interval.
 
-    A series that diverged ends at the epoch where it did, and its label says so; a value
-    that became NaN or infinite there is left out rather than drawn off the scale. Labels
+    `frame` holds one model per (label, seed) (ValueError otherwise). A series that diverged
+    ends at the epoch where it did, and its label says so; a value that became NaN or
+    infinite there is left out rather than drawn off the scale. Where some of a line's seeds
+    stopped early (an interrupted run), `full_to` says up to which epoch it has them all, and
+    its label says so, as it does when the line ends before its planned last epoch. Labels
     with no values for `column` (a measure that does not apply to them) are left out.
     """
+    if column not in frame:
+        return []
     frame = frame.assign(label=label_series(frame))
+    check_one_model_each(frame, "label")
     lines = []
     for label, group in frame.groupby("label", sort=False):
         values = group[column].where(group[column].abs() != float("inf"))
         if values.isna().all():
             continue
-        # one value per seed and epoch: a run repeated with the same seed is not a new sample
-        per_seed = values.groupby([group["epoch"], group["seed"]]).mean()
+        per_seed = values.groupby([group["epoch"], group["seed"]]).first()
         by_epoch = {epoch: v.dropna().tolist() for epoch, v in per_seed.groupby(level="epoch")}
         estimates = [mean_ci(v) if v else None for v in by_epoch.values()]
         index = pd.Index(list(by_epoch), name="epoch")
@@ -89,9 +135,12 @@ def curves(frame: pd.DataFrame, column: str, scale: float = 1.0) -> list[Line]:
             )
             for field in ("mean", "low", "high")
         }
+        full_to, stopped = _full_to(group)
         diverged = group.loc[group["status"] == "diverged", "epoch"]
-        shown = f"{label} (diverged at epoch {int(diverged.min())})" if len(diverged) else label
-        lines.append(Line(shown, label, series["mean"], series["low"], series["high"]))
+        notes = [f"diverged at epoch {int(diverged.min())}"] if len(diverged) else []
+        notes += [stopped] if stopped else []
+        shown = f"{label} ({'; '.join(notes)})" if notes else label
+        lines.append(Line(shown, label, series["mean"], series["low"], series["high"], full_to))
     return lines
 
 
@@ -104,32 +153,54 @@ def colours(frame: pd.DataFrame) -> dict[str, str]:
 def _draw(ax: Any, lines: list[Line], styles: dict[str, Any], log: bool = False) -> None:
     for line in lines:
         colour, style = styles[line.key]
-        ax.plot(line.mean.index, line.mean.values, style, color=colour, marker="o", markersize=3,
-                label=line.label)  # fmt: skip
-        if line.low.notna().any():
-            # every measure here is non-negative: so is its band (a log axis needs it positive)
-            low = line.low.clip(lower=line.mean[line.mean > 0].min() / 10 if log else 0)
-            ax.fill_between(line.mean.index, low, line.high, color=colour, alpha=0.2,
-                            linewidth=0)  # fmt: skip
+        end = line.full_to if line.full_to is not None else line.mean.index.max()
+        for part, faint in ((line.mean.index <= end, False), (line.mean.index >= end, True)):
+            if faint and line.full_to is None:
+                continue
+            mean, low, high = line.mean[part], line.low[part], line.high[part]
+            ax.plot(mean.index, mean.values, style, color=colour, marker="o", markersize=3,
+                    alpha=0.35 if faint else 1, label=None if faint else line.label)  # fmt: skip
+            if low.notna().any():
+                # every measure here is non-negative: so is its band (a log axis needs it positive)
+                low = low.clip(lower=line.mean[line.mean > 0].min() / 10 if log else 0)
+                ax.fill_between(mean.index, low, high, color=colour, alpha=0.08 if faint else 0.2,
+                                linewidth=0)  # fmt: skip
     if log:
         ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    epochs = [e for line in lines for e in line.mean.index]
+    if epochs and max(epochs) - min(epochs) < 2:  # too few epochs for the locator to keep whole
+        ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
     ax.set_xlabel("epoch")
     ax.grid(alpha=0.3)
 
 
 def _title(title: str, frame: pd.DataFrame) -> str:
-    seeds = frame.groupby("activation")["seed"].nunique().max()
-    return f"{title}\nmean and 95% interval over {seeds} seeds" if seeds > 1 else title
+    counts = frame.assign(label=label_series(frame)).groupby("label")["seed"].nunique()
+    low, high = int(counts.min()), int(counts.max())
+    if high == 1:
+        return title
+    seeds = f"{high} seeds" if low == high else f"{low} to {high} seeds per line"
+    return f"{title}\nmean and 95% interval over {seeds}"
 
 
-def plot_curves(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """One PNG per curve (training loss, test loss, test accuracy), one line per label."""
+def plot_curves(frame: pd.DataFrame, out_dir: Path, epoch: int | None = None) -> list[Path]:
+    """One PNG per curve (training loss, test loss, test accuracy), one line per label.
+
+    With `epoch` (the epoch a report compares at), a dotted vertical line marks it when some
+    line goes beyond it.
+    """
     paths, styles = [], colours(frame)
     for column, (title, ylabel) in CURVES.items():
+        lines = curves(frame, column, 100 if column.endswith("accuracy") else 1)
+        if not lines:  # no run has this measure (validation without a validation split)
+            continue
         fig = Figure(figsize=(7, 4.5), layout="constrained")
         ax = fig.subplots()
-        _draw(ax, curves(frame, column, 100 if column.endswith("accuracy") else 1), styles)
+        _draw(ax, lines, styles)
+        if epoch is not None and frame["epoch"].max() > epoch:
+            ax.axvline(epoch, color="black", linestyle=":", linewidth=1,
+                       label=f"compared at epoch {epoch}")  # fmt: skip
         ax.set(title=_title(title, frame), ylabel=ylabel)
         ax.legend(fontsize="small")
         paths.append(_save(fig, out_dir / f"{column}.png"))
@@ -264,15 +335,82 @@ def plot_activations(labels: list[str], out_path: Path, span: float = 5.0) -> Pa
     return _save(fig, out_path)
 
 
-def plot_runs(frame: pd.DataFrame, out_dir: Path, cost: pd.DataFrame | None = None) -> list[Path]:
-    """Every figure for the runs in `frame` (and their `cost`, if given), written into `out_dir`."""
+def make_plot_dir(out_dir: Path) -> None:
+    """Create `out_dir` (and its parents); a one-line error if that fails."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ActbenchError(
             f"cannot create plot folder {out_dir} ({err.strerror}); choose another with --out"
         ) from None
-    paths = plot_curves(frame, out_dir)
+
+
+def _verdict(row: Any) -> str:
+    if row.seeds < 2:
+        return "one seed: no test"
+    if pd.isna(row.p_holm):
+        return "no test (no spread)"
+    d_z = "" if pd.isna(row.d_z) else f"d_z {row.d_z:+.2f}, "
+    verdict = "real" if row.significant else "noise"
+    return f"{d_z}Holm p {p_value(row.p_holm)}: {verdict}"
+
+
+def forest_figure(pairs: pd.DataFrame, baseline: str, where: str, key: str = "label") -> Figure:
+    """A forest plot: each line's paired difference from `baseline`, with its 95% interval.
+
+    `pairs` is `summary.compare`'s frame (differences as fractions, drawn in percentage
+    points); `where` says at which epoch (e.g. 'at epoch 10 (final)'). A filled marker is a
+    real difference (Holm-adjusted p below `summary.ALPHA`), a hollow one is not; the right
+    margin gives each line's effect size d_z, adjusted p-value and verdict.
+    """
+    n = len(pairs)
+    fig = Figure(figsize=(8, 2.0 + 0.5 * n), layout="constrained")
+    ax = fig.subplots()
+    ys = list(range(n, 0, -1))  # the first line on top
+    for y, row in zip(ys, pairs.itertuples(index=False), strict=True):
+        x = 100 * row.difference
+        if not pd.isna(row.low):
+            ax.hlines(y, 100 * row.low, 100 * row.high, color="black", linewidth=1.5)
+        ax.plot(x, y, "o", markersize=7, color="black",
+                markerfacecolor="black" if row.significant else "white")  # fmt: skip
+    ax.axvline(0, color="grey", linewidth=1, linestyle="--")
+    ax.set_yticks(ys, [f"{getattr(row, key)}\n{row.seeds} seed{'s' if row.seeds > 1 else ''}"
+                       for row in pairs.itertuples()])  # fmt: skip
+    ax.set_ylim(0.4, n + 0.6)
+    right = ax.twinx()
+    right.set_ylim(ax.get_ylim())
+    right.set_yticks(ys, [_verdict(row) for row in pairs.itertuples(index=False)])
+    right.tick_params(length=0)
+    ax.set_xlabel(f"test accuracy minus {baseline}'s (percentage points)")
+    seeds = int(pairs["seeds"].max())
+    how = (
+        f"paired by seed; bars: 95% intervals\nfilled: real difference "
+        f"(Holm-adjusted p < {ALPHA} over {n} comparison{'s' if n > 1 else ''}), hollow: noise"
+        if seeds > 1
+        else "one seed: no interval and no test (rerun with --seeds 5)"
+    )
+    ax.set_title(f"Difference from {baseline} {where}\n{how}", fontsize="medium")
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def plot_differences(
+    pairs: pd.DataFrame, baseline: str, where: str, out_path: Path, key: str = "label"
+) -> Path:
+    """`forest_figure` written to `out_path` as a PNG."""
+    return _save(forest_figure(pairs, baseline, where, key), out_path)
+
+
+def plot_runs(
+    frame: pd.DataFrame, out_dir: Path, epoch: int | None = None, cost: pd.DataFrame | None = None
+) -> list[Path]:
+    """Every figure for the models in `frame` (one per label and seed), written into `out_dir`.
+
+    `epoch`: the epoch a report compares at, marked on the learning curves; `cost`: the runs'
+    cost measurements (`actbench.report.selection_costs`), drawn where there are any.
+    """
+    make_plot_dir(out_dir)
+    paths = plot_curves(frame, out_dir, epoch)
     paths += plot_health(frame, out_dir)
     if cost is not None:
         paths += plot_cost(frame, cost, out_dir)

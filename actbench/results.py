@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, fields
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -161,27 +162,28 @@ _INTEGERS = ("seed", "epoch")
 # Columns earlier versions wrote and this one ignores: the in-loop activation timer, whose
 # numbers depended on the order of the models (the cost benchmark replaces it).
 RETIRED = ("activation_seconds",)
-# Columns added since the first runs were written: a CSV without them reads them as NaN.
-_ADDED = ("val_loss", "val_accuracy")
+# Columns a run has only with a validation split (`--val N`); a CSV without them reads as NaN.
+OPTIONAL = ("val_loss", "val_accuracy")
 
 
 def read_metrics(path: Path) -> pd.DataFrame:
     """One run's metrics CSV, checked for exactly the expected columns and their types.
 
     Labels are read as text whatever they look like ("0", "nan"); numbers read back exactly.
+    The validation columns (`OPTIONAL`) may be absent (a run without a validation split).
     """
     try:
         header = pd.read_csv(path, nrows=0).columns.tolist()
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ActbenchError(f"{path} is not a readable metrics CSV ({err}); remove it") from None
-    missing = [c for c in COLUMNS if c not in header and c not in _ADDED]
+    missing = [c for c in COLUMNS if c not in header and c not in OPTIONAL]
     extra = [c for c in header if c not in COLUMNS and c not in RETIRED]
     if missing or extra:
         problem = f"missing columns {missing}" if missing else f"unexpected columns {extra}"
         raise ActbenchError(
             f"{path} has {problem}; it was not written by this actbench version, remove it"
         )
-    floats = [c for c in COLUMNS if c not in _TEXT + _INTEGERS]
+    floats = [c for c in header if c not in _TEXT + _INTEGERS]
     try:
         frame = pd.read_csv(
             path,
@@ -206,30 +208,76 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
         raise ActbenchError(f"{path} is not valid JSON ({err}); remove it") from None
 
 
-def load_runs(root: Path | str) -> pd.DataFrame:
-    """Every run under `root` (itself a run, or a folder of runs) as one frame with a `run` column.
+@dataclass(frozen=True)
+class RunFolder:
+    """One run folder as read back: its name as reports show it, manifest and metrics.
 
-    The frame also carries one `cfg_<key>` column per setting in each run's manifest, so runs
-    that differ in their settings can be told apart.
+    `manifest` is {} when the folder has none; `metrics` has no rows when no epoch finished.
     """
-    root = Path(root)
+
+    name: str
+    path: Path
+    manifest: dict[str, Any]
+    metrics: pd.DataFrame
+
+
+def _check_root(root: Path) -> None:
     if not root.exists():
         raise UsageError(f"{root} does not exist; give the results folder or a run folder")
     if not root.is_dir():
         raise UsageError(f"{root} is a file; give the results folder or a run folder")
-    paths = sorted(root.rglob(METRICS))
-    frames = []
-    for path in paths:
-        frame = read_metrics(path)
-        if frame.empty:
-            continue
-        run_dir = path.parent
-        frame.insert(0, "run", str(run_dir.relative_to(root)) if run_dir != root else root.name)
-        config = read_manifest(run_dir).get("config", {})
-        for key, value in config.items():
-            if key != "activations":
-                frame[f"cfg_{key}"] = str(value)
-        frames.append(frame)
-    if not frames:
-        raise UsageError(f"no finished epochs under {root}; run `actbench run` first")
-    return pd.concat(frames, ignore_index=True)
+
+
+def find_runs(roots: Sequence[Path | str] | Path | str) -> list[RunFolder]:
+    """Every run under each of `roots` (each a run folder or a folder of runs), in path order.
+
+    Each path is checked before anything is read (UsageError if missing or a file); a run
+    reached through two of the paths is read once. A run is named by its path under the folder
+    given (a run folder given itself: by its own name); where two names clash, by the full
+    path. Raises UsageError when no run under them has a finished epoch.
+    """
+    if isinstance(roots, str | Path):
+        roots = [roots]
+    roots = [Path(root) for root in roots]
+    if not roots:
+        raise UsageError("give at least one results folder or run folder")
+    for root in roots:
+        _check_root(root)
+    found: dict[Path, tuple[Path, str]] = {}
+    for root in roots:
+        for path in sorted(root.rglob(METRICS)):
+            run_dir = path.parent
+            name = str(run_dir.relative_to(root)) if run_dir != root else root.name
+            found.setdefault(run_dir.resolve(), (run_dir, name))
+    names = [name for _, name in found.values()]
+    runs = []
+    for run_dir, name in found.values():
+        shown = str(run_dir) if names.count(name) > 1 else name
+        runs.append(
+            RunFolder(shown, run_dir, read_manifest(run_dir), read_metrics(run_dir / METRICS))
+        )
+    if not any(len(run.metrics) for run in runs):
+        where = ", ".join(str(root) for root in roots)
+        raise UsageError(f"no finished epochs under {where}; run `actbench run` first")
+    return runs
+
+
+def run_frame(run: RunFolder) -> pd.DataFrame:
+    """A run's metrics with a `run` column (its name) and one `cfg_<key>` column per setting."""
+    frame = run.metrics.copy()
+    frame.insert(0, "run", run.name)
+    for key, value in run.manifest.get("config", {}).items():
+        if key != "activations":
+            frame[f"cfg_{key}"] = str(value)
+    return frame
+
+
+def load_runs(*roots: Path | str) -> pd.DataFrame:
+    """Every run under `roots` (each a run folder or a folder of runs) as one frame.
+
+    The frame has a `run` column and one `cfg_<key>` column per setting in each run's manifest,
+    so runs that differ in their settings can be told apart. Every row of every run is kept,
+    repeats of the same model included: `actbench.selection.select_models` chooses among them.
+    """
+    runs = find_runs(list(roots))
+    return pd.concat([run_frame(run) for run in runs if len(run.metrics)], ignore_index=True)

@@ -10,7 +10,8 @@ from rich.table import Table
 
 from actbench.activations import REGISTRY
 from actbench.cost import describe, kibibytes, microseconds, read_cost, summarize_cost
-from actbench.summary import compare, percent_interval, summarize
+from actbench.stats import HOLM
+from actbench.summary import ALPHA, compare, comparison_epoch, p_value, percent_interval, summarize
 from actbench.train import EpochResult
 
 
@@ -27,23 +28,33 @@ def _loss(value: float) -> str:
 
 
 def summary_table(run_dir: Path, frame: pd.DataFrame) -> Table:
-    """The end-of-run table: accuracy (with its interval over seeds), losses, epoch time."""
+    """The end-of-run table at the last epoch every model reached: accuracy (with its interval
+    over seeds), the best epoch chosen on the validation split (if the run has one), losses,
+    time."""
     summary = summarize(frame)
     seeds = int(summary["seeds"].max())
+    epoch = int(summary["epoch"].iloc[0])
+    with_val = summary["best_epoch"].notna().any()
     over = f", mean ± 95% interval over {_count(seeds, 'seed')}" if seeds > 1 else ""
     wall = frame["epoch_seconds"].mean()
+    chosen = (
+        "best (ep): the epoch of the highest mean validation accuracy, with its test accuracy"
+        if with_val
+        else "no validation split (--val 0): no best epoch is chosen (not on the test set)"
+    )
     table = Table(
-        title=f"Results in {run_dir}{over}",
-        caption=f"an epoch took {wall:.2f} s (shared by the models trained together)",
+        title=f"Results in {run_dir}\nat epoch {epoch}{over}",
+        caption=f"{chosen}; an epoch took {wall:.2f} s (shared by the models trained together)",
         box=box.SIMPLE_HEAVY,
     )
-    for column in ("activation", "test acc", "best (ep)", "train loss", "test loss"):
+    columns = ["activation", "test acc", *(["best (ep)"] if with_val else [])]
+    for column in (*columns, "train loss", "test loss"):
         table.add_column(
             column, justify="left" if column == "activation" else "right", no_wrap=True
         )
     for row in summary.itertuples(index=False):
         accuracy = percent_interval(
-            row.final_test_accuracy, row.final_test_accuracy_low, row.final_test_accuracy_high
+            row.test_accuracy, row.test_accuracy_low, row.test_accuracy_high
         )
         if row.diverged_seeds:
             where = f"ep {int(row.diverged_epoch)}"
@@ -52,12 +63,19 @@ def summary_table(run_dir: Path, frame: pd.DataFrame) -> Table:
                 if row.diverged_seeds == row.seeds
                 else f"{accuracy} ({row.diverged_seeds} diverged)"
             )
+        best = []
+        if with_val:
+            best = [
+                "n/a"
+                if pd.isna(row.best_epoch)
+                else f"{100 * row.best_test_accuracy:.2f}% ({int(row.best_epoch)})"
+            ]
         table.add_row(
             row.activation,
             accuracy,
-            f"{100 * row.best_test_accuracy:.2f}% ({row.best_epoch})",
-            _loss(row.final_train_loss),
-            _loss(row.final_test_loss),
+            *best,
+            _loss(row.train_loss),
+            _loss(row.test_loss),
         )
     return table
 
@@ -100,24 +118,35 @@ def _count(n: int, noun: str) -> str:
 
 
 def comparison_table(frame: pd.DataFrame, baseline: str) -> Table | None:
-    """Each activation's paired difference from the baseline, and whether it is real."""
+    """Each activation's paired difference from the baseline, its effect size, Holm-adjusted
+    p-value and whether it is real."""
     pairs = compare(frame, baseline)
     if pairs.empty:
         return None
     seeds = int(pairs["seeds"].max())
+    epoch = comparison_epoch(frame)
+    k = len(pairs)
     table = Table(
-        title=f"Final test accuracy minus {baseline}'s, paired by seed ({_count(seeds, 'seed')})",
-        caption=None if seeds > 1 else "one seed gives no interval: use --seeds 5",
+        title=f"Test accuracy at epoch {epoch} minus {baseline}'s in points, paired by seed "
+        f"({_count(seeds, 'seed')})",
+        caption=f"real?: {HOLM}-adjusted p < {ALPHA} over {_count(k, 'comparison')}; "
+        "intervals are 95% each; d_z: paired effect size"
+        if seeds > 1
+        else "one seed gives no interval: use --seeds 5",
         box=box.SIMPLE_HEAVY,
     )
-    for column in ("activation", "difference (points)", "95% interval", "real?"):
+    for column in ("activation", "difference", "95% interval", "d_z", "Holm p", "real?"):
         table.add_column(
             column, justify="left" if column == "activation" else "right", no_wrap=True
         )
     for row in pairs.itertuples(index=False):
         interval = "n/a" if seeds < 2 else f"{100 * row.low:+.2f} to {100 * row.high:+.2f}"
-        verdict = "n/a" if seeds < 2 else "yes" if row.significant else "no (noise)"
-        table.add_row(row.activation, f"{100 * row.difference:+.2f}", interval, verdict)
+        verdict = "n/a" if pd.isna(row.p_holm) else "yes" if row.significant else "no (noise)"
+        d_z = "n/a" if pd.isna(row.d_z) else f"{row.d_z:+.2f}"
+        table.add_row(
+            row.activation, f"{100 * row.difference:+.2f}", interval, d_z, p_value(row.p_holm),
+            verdict,
+        )  # fmt: skip
     return table
 
 

@@ -50,7 +50,9 @@ def test_run_then_plot(mnist_dir, tmp_path):
     assert manifest["config"]["epochs"] == 2
     assert manifest["versions"]["torch"] == version("torch")
     assert manifest["started"] and manifest["finished"]
-    assert "best (ep)" in result.stdout and "leaky:0.1" in result.stdout
+    assert "leaky:0.1" in result.stdout
+    # no validation split: no best epoch is chosen, and none on the test set
+    assert "best (ep)" not in result.stdout and "no best epoch is chosen" in result.stdout
     assert "f(x) µs" in result.stdout  # the cost table, from the run's own measurement
     cost = pd.read_csv(run_dir / "cost.csv")
     assert cost["activation"].unique().tolist() == ["leaky:0.1", "relu", "tanh"]
@@ -65,6 +67,7 @@ def test_run_then_plot(mnist_dir, tmp_path):
         "activation_cost.png",
         "activations.png",
         "dead_units.png",
+        "differences.png",
         "gradient_flow.png",
         "report.md",
         "saturated_units.png",  # tanh is bounded
@@ -349,7 +352,7 @@ def test_seeds_give_intervals_and_a_paired_comparison(mnist_dir, tmp_path):
     assert len(frame) == 2 * 3 * 2  # activations x seeds x epochs
     assert sorted(frame["seed"].unique()) == [0, 1, 2]
     assert "mean ± 95% interval over 3 seeds" in result.stdout
-    assert "minus tanh's, paired by seed (3 seeds)" in result.stdout
+    assert "minus tanh's in points, paired by seed (3 seeds)" in result.stdout
     assert "seed 2 epoch 2/2" in result.stderr
     # each seed is its own model: seed 1 of relu is what a run with --seed 1 alone gives
     alone = invoke(

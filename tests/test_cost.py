@@ -35,8 +35,9 @@ from actbench.cost import (
 from actbench.errors import ActbenchError
 from actbench.experiment import Hooks, resume_experiment, run_experiment
 from actbench.plots import cost_summary, plot_cost
-from actbench.report import write_report
-from actbench.results import RunWriter, load_runs
+from actbench.report import selection_costs, write_report
+from actbench.results import RunWriter, find_runs, load_runs
+from actbench.selection import select_models
 from actbench.tables import cost_table
 from actbench.train import EpochResult
 
@@ -246,11 +247,12 @@ def test_the_end_of_run_cost_table(tmp_path):
 
 def test_the_report_and_the_chart_show_the_cost(tmp_path):
     _write_run(tmp_path / "results" / "run-1")
-    _write_run(tmp_path / "results" / "run-2", cost=False)
-    frame, cost = load_runs(tmp_path / "results"), read_costs(tmp_path / "results")
+    _write_run(tmp_path / "results" / "run-2", activations=("tanh",), cost=False)
+    selection = select_models(find_runs(tmp_path / "results"))
+    frame, cost = selection.frame, selection_costs(selection)
     (chart,) = plot_cost(frame, cost, tmp_path / "plots")
     assert chart.name == "activation_cost.png" and imread(chart).std() > 0
-    report = write_report(frame, [chart], tmp_path / "plots", cost=cost).read_text()
+    report = write_report(selection, [chart], tmp_path / "plots", cost=cost).read_text()
     assert "## Cost" in report and "scipy.stats.quantile_test" in report
     assert "| relu | cpu, 1 thread | 64 × 128 | 10.5 (6.00–15.0) | 20 | 64 | 0 |" in report
     assert "| leaky | cpu, 1 thread | 64 × 128 | 21.0 (12.0–30.0) | 20 | 64 | 64 |" in report

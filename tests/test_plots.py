@@ -8,8 +8,9 @@ from matplotlib.image import imread
 
 from actbench.errors import UsageError
 from actbench.plots import curves, label_series, plot_activations, plot_runs
-from actbench.report import write_report
-from actbench.results import RunWriter, load_runs
+from actbench.report import make_report, write_report
+from actbench.results import RunWriter, find_runs, load_runs
+from actbench.selection import select_models
 from actbench.train import EpochResult
 
 
@@ -128,19 +129,34 @@ def test_lines_carry_the_mean_and_interval_over_seeds(tmp_path):
 
 def test_report_renders_from_the_csv_alone(tmp_path):
     write_run(tmp_path / "results" / "run-1", 0.001, seeds=(0, 1, 2))
-    frame = load_runs(tmp_path / "results")
+    selection = select_models(find_runs(tmp_path / "results"))
     out = tmp_path / "plots"
-    paths = plot_runs(frame, out)
-    report = write_report(frame, paths, out).read_text()
-    assert "# Activation comparison" in report
-    assert "with 3 seeds" in report
-    assert "| relu | 86.00% ± 2.48 | 86.00% (epoch 3) |" in report  # 0.85, 0.86, 0.87
+    report_path, paths = make_report(selection, out)
+    report = report_path.read_text()
+    assert report.startswith("# Activation comparison\n\n![Difference from relu](differences.png)")
+    assert "Every activation has 3 seeds" in report
+    assert "| relu | 3 | 86.00% ± 2.48 |" in report  # 0.85, 0.86, 0.87 at epoch 3
     assert "## Differences from relu" in report
-    # sigmoid equals relu seed by seed in this run: a zero difference, not significant
-    assert "| sigmoid | +0.00 |" in report and "no: within the noise" in report
+    # sigmoid equals relu seed by seed in this run: a zero difference and no test
+    assert "| sigmoid | 3 | +0.00 | +0.00 to +0.00 | n/a | n/a | n/a |" in report
     for path in paths:
         assert f"]({path.name})" in report and path.exists()
-    other = write_report(frame, paths, out, baseline="sigmoid").read_text()
+    other = write_report(selection, paths, out, baseline="sigmoid").read_text()
     assert "## Differences from sigmoid" in other
     with pytest.raises(UsageError, match="baseline 'gelu' is not among the lines"):
-        write_report(frame, paths, out, baseline="gelu")
+        make_report(selection, tmp_path / "elsewhere", baseline="gelu")
+    assert not (tmp_path / "elsewhere").exists()  # refused before anything was written
+
+
+def test_a_line_whose_seeds_stopped_early_thins_out(tmp_path):
+    write_run(tmp_path / "run", 0.001, seeds=(0, 1))
+    frame = load_runs(tmp_path / "run")
+    frame = frame[~((frame["seed"] == 1) & (frame["epoch"] == 3))].assign(cfg_epochs="3")
+    relu, _ = curves(frame, "test_accuracy", scale=100)
+    assert relu.full_to == 2 and relu.mean.index.tolist() == [1, 2, 3]
+    assert relu.label == "relu (seed 1 stopped at epoch 2: fewer seeds after it, faint)"
+    assert relu.mean.loc[3] == pytest.approx(85.0)  # seed 0 alone
+    assert pd.isna(relu.low.loc[3]) and not pd.isna(relu.low.loc[2])
+    one = frame[(frame["seed"] == 0) & (frame["epoch"] < 3)].assign(cfg_epochs="40")
+    (line, _) = curves(one, "test_accuracy")
+    assert line.full_to is None and line.label == "relu (stopped at epoch 2 of 40)"

@@ -167,12 +167,36 @@ def test_summary_by_hand():
         ]
     )
     table = summarize(frame).set_index("activation")
-    assert table.loc["relu", "final_test_accuracy"] == pytest.approx(0.93)
-    assert table.loc["relu", "best_test_accuracy"] == pytest.approx(0.95)
-    assert table.loc["relu", "best_epoch"] == 2
-    assert table.loc["tanh", "best_epoch"] == 3
+    assert table.loc["relu", "test_accuracy"] == pytest.approx(0.93)
+    assert table.loc["relu", "epoch"] == 3
+    # no validation columns: no best epoch is chosen (the test peak at epoch 2 is not one)
+    assert table["best_epoch"].isna().all() and table["best_test_accuracy"].isna().all()
     assert table.loc["tanh", "seconds_per_epoch"] == pytest.approx(1.25)
     assert list(table.index) == ["relu", "tanh"]
+
+
+def test_the_best_epoch_is_chosen_on_the_validation_split():
+    # relu's test accuracy peaks at epoch 2 (0.95), its validation accuracy at epoch 3
+    rows = []
+    for seed, shift in ((0, 0.0), (1, 0.02)):
+        for epoch, test, val in ((1, 0.90, 0.91), (2, 0.95, 0.92), (3, 0.93, 0.96)):
+            rows.append({**row("relu", epoch, test + shift, seed).__dict__,
+                         "val_loss": 0.3, "val_accuracy": val + shift})  # fmt: skip
+    table = summarize(pd.DataFrame(rows)).iloc[0]
+    assert table["best_epoch"] == 3
+    assert table["best_val_accuracy"] == pytest.approx(0.97)  # (0.96 + 0.98) / 2
+    assert table["best_test_accuracy"] == pytest.approx(0.94)  # (0.93 + 0.95) / 2, at epoch 3
+    # the same frame without the columns, or with them empty (--val 0): nothing is chosen
+    plain = pd.DataFrame(rows).drop(columns=["val_loss", "val_accuracy"])
+    assert summarize(plain).iloc[0]["best_epoch"] is None
+    empty = pd.DataFrame(rows).assign(val_accuracy=float("nan"))
+    assert summarize(empty).iloc[0]["best_epoch"] is None
+
+
+def test_the_best_epoch_is_looked_for_only_up_to_the_compared_epoch():
+    rows = [{**row("relu", e, 0.9).__dict__, "val_accuracy": v}
+            for e, v in ((1, 0.91), (2, 0.93), (3, 0.99))]  # fmt: skip
+    assert summarize(pd.DataFrame(rows), epoch=2).iloc[0]["best_epoch"] == 2
 
 
 def test_summary_over_seeds_by_hand():
@@ -181,23 +205,55 @@ def test_summary_over_seeds_by_hand():
     rows = []
     for seed, acc in enumerate([0.90, 0.92, 0.94]):
         rows += [row("relu", 1, acc - 0.1, seed).__dict__, row("relu", 2, acc, seed).__dict__]
+        rows += [row("tanh", 1, acc - 0.1, seed).__dict__]
         rows += [row("tanh", 2, acc - 0.020 - 0.001 * seed, seed).__dict__]
     frame = pd.DataFrame(rows)
     table = summarize(frame).set_index("activation")
     assert table.loc["relu", "seeds"] == 3
-    assert table.loc["relu", "final_test_accuracy"] == pytest.approx(0.92)
-    assert table.loc["relu", "final_test_accuracy_high"] == pytest.approx(0.92 + 0.04969, abs=1e-4)
-    assert table.loc["relu", "final_test_accuracy_low"] == pytest.approx(0.92 - 0.04969, abs=1e-4)
+    assert table.loc["relu", "test_accuracy"] == pytest.approx(0.92)
+    assert table.loc["relu", "test_accuracy_high"] == pytest.approx(0.92 + 0.04969, abs=1e-4)
+    assert table.loc["relu", "test_accuracy_low"] == pytest.approx(0.92 - 0.04969, abs=1e-4)
     (pair,) = compare(frame, "relu").itertuples(index=False)
-    # differences -0.020, -0.021, -0.022: mean -0.021, sd 0.001, half-width 0.0024843
+    # differences -0.020, -0.021, -0.022: mean -0.021, sd 0.001, half-width 0.0024843,
+    # t = -0.021 / (0.001 / sqrt 3) = -36.37, d_z = -21; one comparison: Holm changes nothing
     assert pair.activation == "tanh" and pair.seeds == 3
     assert pair.difference == pytest.approx(-0.021)
     assert pair.high == pytest.approx(-0.021 + 0.0024843, abs=1e-6)
+    assert pair.t == pytest.approx(-36.373, rel=1e-4)
+    assert pair.d_z == pytest.approx(-21.0)
+    assert pair.p_holm == pair.p and pair.p < 0.001
     assert pair.significant  # the whole interval is below zero
     # the unpaired intervals of the two overlap widely: only pairing shows the difference
-    assert (
-        table.loc["tanh", "final_test_accuracy_high"] > table.loc["relu", "final_test_accuracy_low"]
-    )
+    assert table.loc["tanh", "test_accuracy_high"] > table.loc["relu", "test_accuracy_low"]
+
+
+def test_compare_corrects_for_several_comparisons_with_holm():
+    # three activations against relu over four seeds; each one's p-value from scipy's paired
+    # t test, then Holm by hand
+    from scipy.stats import ttest_rel
+
+    base = [0.90, 0.92, 0.91, 0.93]
+    others = {
+        "a": [0.915, 0.93, 0.925, 0.94],  # clearly above
+        "b": [0.906, 0.922, 0.918, 0.934],  # a little above
+        "c": [0.899, 0.925, 0.905, 0.936],  # noise
+    }
+    rows = [row("relu", 1, acc, seed).__dict__ for seed, acc in enumerate(base)]
+    for name, accs in others.items():
+        rows += [row(name, 1, acc, seed).__dict__ for seed, acc in enumerate(accs)]
+    pairs = compare(pd.DataFrame(rows), "relu").set_index("activation")
+    p = {name: ttest_rel(accs, base).pvalue for name, accs in others.items()}
+    assert pairs["p"].to_dict() == pytest.approx(p)
+    ranked = sorted(p, key=p.get)  # Holm: i-th smallest times (3 - i), running maximum
+    expected, running = {}, 0.0
+    for i, name in enumerate(ranked):
+        running = max(running, min(1.0, p[name] * (3 - i)))
+        expected[name] = running
+    assert pairs["p_holm"].to_dict() == pytest.approx(expected)
+    assert pairs["significant"].to_dict() == {n: expected[n] < 0.05 for n in others}
+    # the correction matters here: b's own p-value is below 0.05, its adjusted one is not
+    assert p["b"] < 0.05 < expected["b"] and not pairs.loc["b", "significant"]
+    assert pairs.loc["a", "significant"]
 
 
 def test_summary_reports_divergence_per_activation():
@@ -213,21 +269,30 @@ def test_summary_reports_divergence_per_activation():
     table = summarize(frame).set_index("activation")
     assert table.loc["relu", "diverged_seeds"] == 1
     assert table.loc["relu", "diverged_epoch"] == 2
-    # seed 0's final row is where it diverged, seed 1's is its epoch 3
-    assert table.loc["relu", "final_test_accuracy"] == pytest.approx((0.1 + 0.96) / 2)
+    # at epoch 3, the last every model reached: seed 0 counts with the epoch it diverged in
+    assert table.loc["relu", "epoch"] == 3
+    assert table.loc["relu", "test_accuracy"] == pytest.approx((0.1 + 0.96) / 2)
 
 
-def test_a_seed_run_twice_counts_once():
-    once = [row("relu", 1, acc, seed).__dict__ for seed, acc in enumerate([0.90, 0.92, 0.94])]
-    twice = [*once, row("relu", 1, 0.90, 0).__dict__]  # seed 0 again, same settings
-    a = summarize(pd.DataFrame(once)).iloc[0]
-    b = summarize(pd.DataFrame(twice)).iloc[0]
-    assert b["seeds"] == 3
-    assert b["final_test_accuracy_low"] == pytest.approx(a["final_test_accuracy_low"])
-    pairs = compare(
-        pd.DataFrame(twice + [row("tanh", 1, 0.9, s).__dict__ for s in range(3)]), "relu"
+def test_a_model_stopped_early_sets_the_compared_epoch():
+    frame = pd.DataFrame(
+        [row("relu", e, 0.9 + 0.01 * e, 0).__dict__ for e in (1, 2, 3)]
+        + [row("tanh", e, 0.8 + 0.01 * e, 0).__dict__ for e in (1, 2)]
     )
-    assert pairs.iloc[0]["seeds"] == 3
+    table = summarize(frame).set_index("activation")
+    assert (table["epoch"] == 2).all()
+    assert table.loc["relu", "test_accuracy"] == pytest.approx(0.92)  # not its epoch 3
+    (pair,) = compare(frame, "relu").itertuples(index=False)
+    assert pair.difference == pytest.approx(-0.1)
+
+
+def test_summaries_refuse_a_seed_run_twice():
+    once = [row("relu", 1, acc, seed).__dict__ for seed, acc in enumerate([0.90, 0.92, 0.94])]
+    twice = [*once, row("relu", 1, 0.90, 0).__dict__]  # seed 0 again: not a new sample
+    with pytest.raises(ValueError, match="relu seed 0 has several rows for epoch 1"):
+        summarize(pd.DataFrame(twice))
+    with pytest.raises(ValueError, match="select_models"):
+        compare(pd.DataFrame([*twice, row("tanh", 1, 0.9, 0).__dict__]), "relu")
 
 
 def _make_run_dir(args):

@@ -41,4 +41,4 @@ def test_smoke_preset_on_real_mnist(tmp_path):
     for name in figures:
         assert (results / "plots" / f"{name}.png").stat().st_size > 10_000
     report = (results / "plots" / "report.md").read_text()
-    assert "with 3 seeds" in report and "## Differences from relu" in report
+    assert "Every activation has 3 seeds" in report and "## Differences from relu" in report

@@ -1,0 +1,344 @@
+"""Which models a report uses: each model once, what is incomplete, and the epoch to compare at.
+
+A model is one activation trained from one seed with one set of the settings that change what
+it learns. The same model may sit in several runs (a run repeated, or a `--seed 0,1` run next
+to an earlier `--seed 0`): it is counted once, from the newest run where it is complete.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from actbench.config import RunConfig
+from actbench.experiment import RESULT_KEYS
+from actbench.results import RunFolder, run_frame
+from actbench.summary import comparison_epoch
+
+# The settings that make two models of one activation and seed different models. The number
+# of epochs is not one of them: a run extended to more epochs trains the same models on.
+IDENTITY = tuple(
+    k for k in dict.fromkeys([*RESULT_KEYS, "val"]) if k not in ("activations", "seed")
+)
+# Settings that are off when 0 or missing, however they were written.
+_DATA_KEYS = ("subset", "val")
+# With a subset, the seed that drew it: the manifest's `data.subset_seed` (a fixed seed since
+# that entry exists), and the run's first seed in runs made before it.
+DATA_SEED = "data_seed"
+
+
+def seed_list(config: dict[str, Any]) -> list[int]:
+    """The seeds a run's settings name (`seed`, a number or a list, and `seeds`)."""
+    seed = config.get("seed", 0)
+    if isinstance(seed, list | tuple):
+        return [int(s) for s in seed]
+    return list(range(int(seed), int(seed) + int(config.get("seeds", 1))))
+
+
+def identity(config: dict[str, Any], data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The settings of a run's config that change what its models learn, made comparable.
+
+    A setting the manifest lacks takes its default; one that does not apply is None (momentum
+    under Adam, no subset, no validation split); `data_seed` is the seed that drew the subset
+    (`data`, the manifest's data entry, names it; runs made before it drew it with their first
+    seed), None without a subset. The validation split has a fixed seed of its own.
+    """
+    defaults = RunConfig()
+    found = {key: config.get(key, getattr(defaults, key, None)) for key in IDENTITY}
+    if found.get("optimizer") == "adam":
+        found["momentum"] = None  # Adam has no momentum setting: any value there is unused
+    for key in _DATA_KEYS:
+        if key in found and not found[key]:
+            found[key] = None  # no subset or no validation split, however it was written
+    seeds = seed_list(config)
+    drawn_by = (data or {}).get("subset_seed", seeds[0] if seeds else None)
+    found[DATA_SEED] = drawn_by if found.get("subset") else None
+    return found
+
+
+def label_of(activation: str, ident: dict[str, Any], varying: Sequence[str]) -> str:
+    """'relu', or 'relu (lr=0.01)': the activation and those `varying` settings that apply."""
+    extra = [f"{key}={ident[key]}" for key in varying if ident.get(key) is not None]
+    return f"{activation} ({', '.join(extra)})" if extra else activation
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _and(items: Sequence[str]) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    run: RunFolder
+    activation: str
+    seed: int
+    key: str  # the model's identity as text
+    reached: int
+    planned: int | None
+    diverged: int | None  # the epoch it diverged in
+
+    @property
+    def complete(self) -> bool:
+        """It reached its planned epochs, or stopped on purpose when it diverged."""
+        return self.diverged is not None or (
+            self.planned is not None and self.reached >= self.planned
+        )
+
+    @property
+    def newest(self) -> tuple[str, str]:
+        return (str(self.run.manifest.get("started") or ""), self.run.name)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The models a report compares and what a reader must know about them.
+
+    `frame`: the chosen models' rows (every epoch, one run per model), with the `run` and
+    `cfg_<key>` columns of `results.run_frame` and a `label` per line; (label, seed) names one
+    model. `models`: one row per model (label, activation, seed, run, planned, reached,
+    diverged, status). `runs`: the runs at least one model comes from, in the order given.
+    `identities`: each label's settings (`identity`). `notes`: sentences naming what was left
+    out, what is incomplete and what diverged. `epoch`: the last epoch every model reached (a
+    diverged model counts as reaching every epoch); `final`: whether that is every model's
+    planned last epoch.
+    """
+
+    frame: pd.DataFrame
+    models: pd.DataFrame
+    runs: list[RunFolder]
+    identities: dict[str, dict[str, Any]]
+    notes: list[str]
+    epoch: int
+    final: bool
+
+    def planned(self) -> list[int | None]:
+        """The numbers of epochs the models' runs planned (None: unknown), each once."""
+        values = self.models["planned"].tolist()
+        return list(dict.fromkeys(None if pd.isna(v) else int(v) for v in values))
+
+    def epoch_sentence(self) -> str:
+        """Which epoch the comparison is at, and whether that is final."""
+        if self.final:
+            return f"Compared at epoch {self.epoch}, the final epoch of every model."
+        planned = [p for p in self.planned() if p is not None]
+        shown = _and([str(p) for p in sorted(planned)]) if planned else "unknown"
+        if None in self.planned() and planned:
+            shown += " or unknown"
+        return (
+            f"Compared at epoch {self.epoch}, the last epoch every model reached "
+            f"(epochs planned: {shown}): not a final result."
+        )
+
+    def seeds(self) -> dict[str, int]:
+        """Each label's number of models (seeds), in line order."""
+        counts = self.models.groupby("label", sort=False)["seed"].nunique()
+        return {label: int(n) for label, n in counts.items()}
+
+
+def _candidates(run: RunFolder) -> list[_Candidate]:
+    config = run.manifest.get("config", {})
+    planned = config.get("epochs")
+    key = json.dumps(identity(config, run.manifest.get("data")), sort_keys=True)
+    found = []
+    for (activation, seed), rows in run.metrics.groupby(["activation", "seed"], sort=False):
+        diverged = rows.loc[rows["status"] == "diverged", "epoch"]
+        found.append(
+            _Candidate(
+                run,
+                str(activation),
+                int(seed),
+                key,
+                int(rows["epoch"].max()),
+                int(planned) if isinstance(planned, int) else None,
+                int(diverged.min()) if len(diverged) else None,
+            )
+        )
+    return found
+
+
+def planned_models(run: RunFolder) -> list[tuple[str, int]]:
+    """(activation, seed) of every model the run set out to train, as its manifest lists them."""
+    activations = dict.fromkeys(run.manifest.get("activations", []))
+    seeds = seed_list(run.manifest.get("config", {})) if run.manifest.get("config") else []
+    return [(a, s) for s in seeds for a in activations]
+
+
+def _status(run: RunFolder) -> str:
+    status = run.manifest.get("status")
+    if status is None:
+        return "status unknown"
+    if status == "running":
+        return "status running: still training, or stopped without recording it"
+    if status == "failed" and run.manifest.get("error"):
+        return f"failed: {run.manifest['error']}"
+    return str(status)
+
+
+def select_models(runs: Sequence[RunFolder]) -> Selection:
+    """Choose each model once from `runs` and find the epoch every chosen model reached.
+
+    Where several runs hold the same model (same activation, seed and `identity`), the one
+    whose model is complete is preferred, then the newest (by the manifest's start time, then
+    by the run's name); the others are left out and a note names them. Raises ValueError when
+    no run has a finished epoch.
+    """
+    candidates = [c for run in runs for c in _candidates(run)]
+    if not candidates:
+        raise ValueError("no finished epochs in these runs")
+    by_model: dict[tuple[str, int, str], list[_Candidate]] = {}
+    for candidate in candidates:
+        by_model.setdefault((candidate.activation, candidate.seed, candidate.key), []).append(
+            candidate
+        )
+    chosen: dict[tuple[str, int, str], _Candidate] = {}
+    left_out: list[tuple[_Candidate, _Candidate]] = []
+    for model, options in by_model.items():
+        ranked = sorted(options, key=lambda c: (c.complete, c.newest), reverse=True)
+        chosen[model] = ranked[0]
+        left_out += [(other, ranked[0]) for other in ranked[1:]]
+
+    identities = {c.key: json.loads(c.key) for c in chosen.values()}
+    varying = [
+        key
+        for key in [*IDENTITY, DATA_SEED]
+        if len({json.dumps(ident.get(key)) for ident in identities.values()}) > 1
+    ]
+
+    def label(c: _Candidate) -> str:
+        return label_of(c.activation, identities[c.key], varying)
+
+    used = [run for run in runs if any(c.run is run for c in chosen.values())]
+    frames = []
+    for run in used:
+        frame = run_frame(run)
+        mine = {(c.activation, c.seed): c for c in chosen.values() if c.run is run}
+        keep = [(a, s) in mine for a, s in zip(frame["activation"], frame["seed"], strict=True)]
+        frame = frame[keep]
+        labels = {pair: label(c) for pair, c in mine.items()}
+        frames.append(
+            frame.assign(
+                label=[
+                    labels[(a, s)] for a, s in zip(frame["activation"], frame["seed"], strict=True)
+                ]
+            )
+        )
+    frame = pd.concat(frames, ignore_index=True)
+    order = list(dict.fromkeys(frame["label"]))
+    model_rows = sorted(
+        (
+            {
+                "label": label(c),
+                "activation": c.activation,
+                "seed": c.seed,
+                "run": c.run.name,
+                "planned": c.planned,
+                "reached": c.reached,
+                "diverged": c.diverged,
+                "status": c.run.manifest.get("status", "unknown"),
+            }
+            for c in chosen.values()
+        ),
+        key=lambda m: (order.index(m["label"]), m["seed"]),
+    )
+    models = pd.DataFrame(model_rows).astype({"planned": "Int64", "diverged": "Int64"})
+    epoch = comparison_epoch(frame, "label")
+    final = all(
+        c.planned is not None and (c.diverged is not None or c.planned == epoch)
+        for c in chosen.values()
+    )
+
+    notes = _left_out_notes(left_out, label)
+    notes += _incomplete_notes(runs, chosen, label, varying)
+    notes += [
+        f"{label(c)} seed {c.seed} diverged in epoch {c.diverged} (`{c.run.name}`): it stopped "
+        "there on purpose, and counts with that epoch's numbers at every later epoch."
+        for c in sorted(chosen.values(), key=lambda c: (order.index(label(c)), c.seed))
+        if c.diverged is not None
+    ]
+    by_label = {label(c): identities[c.key] for c in chosen.values()}
+    return Selection(
+        frame,
+        models,
+        used,
+        {name: by_label[name] for name in order},
+        notes,
+        epoch,
+        final,
+    )
+
+
+def _left_out_notes(left_out: list[tuple[_Candidate, _Candidate]], label: Any) -> list[str]:
+    """One sentence per (run left out, run used) pair naming the repeated models."""
+    pairs: dict[tuple[str, str], list[_Candidate]] = {}
+    why: dict[tuple[str, str], str] = {}
+    for other, kept in left_out:
+        pair = (other.run.name, kept.run.name)
+        pairs.setdefault(pair, []).append(other)
+        reason = "complete there" if kept.complete and not other.complete else "newer"
+        why[pair] = reason if why.get(pair, reason) == reason else "complete there or newer"
+    notes = []
+    for (dropped, kept), models in pairs.items():
+        names = _and([f"{label(c)} seed {c.seed}" for c in models])
+        notes.append(
+            f"Left out as repeats: {names} from `{dropped}`; the same "
+            f"{'model is' if len(models) == 1 else 'models are'} used from `{kept}` "
+            f"({why[(dropped, kept)]})."
+        )
+    return notes
+
+
+def _incomplete_notes(
+    runs: Sequence[RunFolder],
+    chosen: dict[tuple[str, int, str], _Candidate],
+    label: Any,
+    varying: list[str],
+) -> list[str]:
+    """One sentence per run whose models (used, or never started) did not reach its plan."""
+    notes = []
+    for run in runs:
+        config = run.manifest.get("config", {})
+        mine = [c for c in chosen.values() if c.run is run]
+        if not run.manifest:
+            if mine:
+                notes.append(
+                    f"`{run.name}` has no manifest.json: its settings and planned epochs are "
+                    "unknown, so none of its epochs is called final."
+                )
+            continue
+        planned = config.get("epochs")
+        if not isinstance(planned, int):
+            if mine:
+                notes.append(
+                    f"`{run.name}`'s manifest does not say how many epochs were planned, so "
+                    "none of its epochs is called final."
+                )
+            continue
+        key = json.dumps(identity(config, run.manifest.get("data")), sort_keys=True)
+        ident = json.loads(key)
+        stopped: dict[tuple[int, int], list[str]] = {}
+        for c in mine:
+            if not c.complete:
+                stopped.setdefault((c.seed, c.reached), []).append(label(c))
+        parts = [
+            f"seed {seed} of {_and(names)} stopped at epoch {reached}"
+            for (seed, reached), names in sorted(stopped.items())
+        ]
+        missing: dict[int, list[str]] = {}
+        for a, s in planned_models(run):
+            if (a, s, key) not in chosen:
+                missing.setdefault(s, []).append(label_of(a, ident, varying))
+        parts += [f"seed {seed} of {_and(names)} never started" for seed, names in missing.items()]
+        if parts:
+            notes.append(
+                f"Incomplete: `{run.name}` ({_status(run)}, {_count(planned, 'epoch')} "
+                f"planned): {'; '.join(parts)}."
+            )
+    return notes
