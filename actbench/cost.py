@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -185,8 +186,10 @@ def measure_cost(
     then `round_orders(labels, rounds)`: in each round every activation is measured once, with
     `torch.utils.benchmark.Timer.timeit` (whose own warm-up calls are discarded too), in an
     order that changes from round to round and does not depend on the order of `activations`.
-    Everything runs with `threads` CPU threads. `timer` replaces the Timer's clock (seconds;
-    by default `torch.utils.benchmark`'s, which synchronises the device at each reading).
+    Everything runs with `threads` CPU threads. `timer` replaces the Timer's clock (seconds).
+    By default: on the CPU with one thread, the thread's own CPU time (`time.thread_time`), so
+    that other programs competing for the cores do not count; elsewhere `torch.utils.
+    benchmark`'s wall clock, which synchronises the device at each reading.
 
     Returns one record per activation per round, round by round. Raises ValueError for
     repeated labels or counts below 1.
@@ -197,6 +200,8 @@ def measure_cost(
     by_label = {a.label: a for a in activations}
     orders = round_orders([a.label for a in activations], rounds)
     labels = sorted(by_label)
+    if timer is None and device.type == "cpu" and threads == 1:
+        timer = time.thread_time  # all the work runs on this thread
     clock = {} if timer is None else {"timer": timer}
     records = []
     with _threads(threads):
@@ -356,5 +361,6 @@ def describe(summary: pd.DataFrame) -> str:
     return (
         "one training step's activation work, forward + backward (autograd) through both "
         f"hidden layers ({where}); median and 95% interval over rounds that interleave the "
-        "activations, timed with torch.utils.benchmark after warm-up"
+        "activations, timed with torch.utils.benchmark after warm-up (on a CPU with one "
+        "thread, as that thread's CPU time, which other programs do not inflate)"
     )

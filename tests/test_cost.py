@@ -301,3 +301,11 @@ def test_an_interrupted_run_has_no_cost_file(mnist_dir, tmp_path):
         run_experiment(config, Hooks(on_epoch=stop))
     (run_dir,) = (tmp_path / "results").iterdir()
     assert (run_dir / "metrics.csv").exists() and not (run_dir / COST).exists()
+
+
+def test_on_one_cpu_thread_the_default_clock_is_the_threads_cpu_time(monkeypatch):
+    """Other programs on the machine must not inflate the cost: CPU time of the thread."""
+    readings = itertools.count()
+    monkeypatch.setattr("actbench.cost.time.thread_time", lambda: float(next(readings)))
+    records = measure_cost(resolve_all(["relu"]), 4, 3, rounds=2, warmup=1)
+    assert [r.step_seconds for r in records] == [1.0, 1.0]  # one tick of the stand-in per block
