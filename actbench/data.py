@@ -1,4 +1,4 @@
-"""MNIST from its IDX files (plain or gzipped, flat or torchvision layout) into memory as tensors."""
+"""MNIST from its IDX files (found by content: see `actbench.locate`) into memory as tensors."""
 
 from __future__ import annotations
 
@@ -9,11 +9,25 @@ from pathlib import Path
 
 import torch
 
-from actbench.datafiles import FILES, DataError, find_files, read_bytes
+from actbench import datasets
+from actbench.datafiles import FILES, DataError, read_bytes
+from actbench.datasets import UBYTE, DataSet
+from actbench.download import download as fetch
 from actbench.errors import UsageError
+from actbench.locate import Survey, survey
+
+__all__ = [
+    "FILES",
+    "MNIST",
+    "DataError",
+    "Tensors",
+    "ValSplit",
+    "load_mnist",
+    "prepare",
+    "read_idx",
+]
 
 MEAN, STD = 0.1307, 0.3081  # MNIST training-pixel mean and std on a 0-1 scale
-_UBYTE = 0x08  # the IDX type code of unsigned bytes, the only one MNIST uses
 # The validation split's own generator seed: never a model seed, so the split is the same for
 # every seed of a run and of any other run on the same training data.
 VAL_SEED = 1_000_003
@@ -67,7 +81,7 @@ class Tensors:
 def read_idx(path: Path) -> tuple[torch.Tensor, str]:
     """Decode one IDX file of unsigned bytes; return the tensor and the md5 of its content."""
     raw, md5 = read_bytes(path)
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != _UBYTE or not 1 <= raw[3] <= 3:
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != UBYTE or not 1 <= raw[3] <= 3:
         raise DataError(
             f"{path} is not an MNIST IDX file (bad header); replace it with a fresh copy"
         )
@@ -87,48 +101,62 @@ def read_idx(path: Path) -> tuple[torch.Tensor, str]:
     return tensor, md5
 
 
-def _download(data_dir: Path) -> None:
-    """Fetch MNIST with torchvision into data_dir/MNIST/raw; any failure becomes one sentence."""
-    import torchvision
-
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        for train in (True, False):
-            torchvision.datasets.MNIST(root=str(data_dir), train=train, download=True)
-    except Exception as err:  # network, disk or checksum failure: all mean "no data"
-        raise DataError(
-            f"MNIST is not in {data_dir} and could not be downloaded ({type(err).__name__}); "
-            f"put the four files ({', '.join(v + '.gz' for v in FILES.values())}) in {data_dir}, "
-            "or point --data-dir / ACTBENCH_DATA_DIR at a folder that has them"
-        ) from None
+def _expected(spec: DataSet) -> str:
+    return ", ".join(f.name for f in spec.files) + ", plain or gzipped"
 
 
-def load_mnist(data_dir: Path | str, download: bool = True) -> MNIST:
-    """Read MNIST from `data_dir`, downloading it with torchvision first when it is absent."""
-    data_dir = Path(data_dir)
+def _survey(data_dir: Path, spec: DataSet) -> Survey:
+    """What `data_dir` holds of `spec`; UsageError or DataError when it cannot be looked at."""
     try:
         if data_dir.exists() and not data_dir.is_dir():
             raise UsageError(f"data folder {data_dir} is a file; point --data-dir at a folder")
-        files = find_files(data_dir) if data_dir.is_dir() else None
+        found = survey(data_dir, spec) if data_dir.is_dir() else Survey(data_dir, spec, {}, [], [])
     except PermissionError as err:
+        where = err.filename or data_dir
         raise DataError(
-            f"cannot read data folder {data_dir} ({err.strerror}); check its permissions "
+            f"cannot read data folder {where} ({err.strerror}); check its permissions "
             "or point --data-dir at another folder"
         ) from None
-    if files is None:
+    if found.problems:
+        raise DataError(found.refusal())
+    return found
+
+
+def load_mnist(data_dir: Path | str, download: bool = True) -> MNIST:
+    """Read MNIST from `data_dir`, downloading it first when the folder holds none of it.
+
+    The four files are recognised by content wherever they lie in the folder's accepted
+    layouts (flat, torchvision's MNIST/raw, or one folder deeper: see `actbench.locate`).
+    Raises UsageError when `data_dir` is a file, DataError (one line: what was found, what is
+    missing, the fix) when the files are missing, ambiguous, corrupt or cannot be downloaded.
+    A failed attempt writes nothing into `data_dir`.
+    """
+    data_dir = Path(data_dir)
+    spec = datasets.MNIST
+    found = _survey(data_dir, spec)
+    if found.empty:
+        seen = f" (found {found.listing()})" if found.seen else ""
         if not download:
             raise DataError(
-                f"MNIST is not in {data_dir}; put the four files "
-                f"({', '.join(v + '.gz' for v in FILES.values())}) there or point --data-dir at them"
+                f"{spec.name} is not in {data_dir}{seen}; put the four files "
+                f"({_expected(spec)}) there or point --data-dir at them"
             )
-        _download(data_dir)
-        files = find_files(data_dir)
-        if files is None:
-            raise DataError(f"the download left no MNIST files in {data_dir}")
+        try:
+            fetch(spec, data_dir)
+        except DataError as err:
+            raise DataError(
+                f"{spec.name} is not in {data_dir}{seen} and {err}; nothing was written there; "
+                f"put the four files ({_expected(spec)}) in {data_dir}, "
+                "or point --data-dir / ACTBENCH_DATA_DIR at a folder that has them"
+            ) from None
+        found = _survey(data_dir, spec)
+        if found.empty:
+            raise DataError(f"the download left no {spec.name} files in {data_dir}")
+    files = {role: file.path for role, file in found.files.items()}
     tensors: dict[str, torch.Tensor] = {}
     md5: dict[str, str] = {}
-    for key, path in files.items():
-        tensors[key], md5[FILES[key]] = read_idx(path)
+    for role, path in files.items():
+        tensors[role], md5[spec.file(role).name] = read_idx(path)
     for split in ("train", "test"):
         images, labels = tensors[f"{split}_images"], tensors[f"{split}_labels"]
         if images.ndim != 3 or labels.ndim != 1:

@@ -1,4 +1,4 @@
-"""Finding the four MNIST files and reading their bytes, without torch.
+"""Finding the MNIST files (by content: see `actbench.locate`) and reading them, without torch.
 
 Decompressing MNIST takes a quarter of a second; `prefetch` starts it in a background thread
 (zlib and md5 release the interpreter lock), so the command line can overlap it with importing
@@ -14,47 +14,33 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from actbench.errors import ActbenchError
+from actbench import datasets
+from actbench.datasets import DataSet
+from actbench.locate import GZIP_MAGIC, DataError, survey
 
-FILES = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
+__all__ = ["FILES", "DataError", "find_files", "prefetch", "read_bytes"]
 
-
-class DataError(ActbenchError):
-    """Missing, unreadable or corrupt data files."""
+FILES = {f.role: f.name for f in datasets.MNIST.files}  # role -> canonical name (no .gz)
 
 
-def _candidates(data_dir: Path, name: str) -> list[Path]:
-    folders = (data_dir, data_dir / "MNIST" / "raw")
-    return [folder / (name + suffix) for folder in folders for suffix in ("", ".gz")]
+def find_files(data_dir: Path, spec: DataSet | None = None) -> dict[str, Path] | None:
+    """The data set's files under `data_dir` by role, or None when it holds nothing like them.
 
-
-def find_files(data_dir: Path) -> dict[str, Path] | None:
-    """The four IDX files under `data_dir`, or None when there are none at all."""
-    found: dict[str, Path] = {}
-    for key, name in FILES.items():
-        for path in _candidates(data_dir, name):
-            if path.is_file():
-                found[key] = path
-                break
-    if not found:
+    Files are recognised by content (see `actbench.locate`); `spec` defaults to MNIST.
+    Raises DataError, naming what was found and what is missing, when the set is incomplete
+    or ambiguous, and OSError when the folder cannot be read.
+    """
+    found = survey(data_dir, spec or datasets.MNIST)
+    if found.empty:
         return None
-    missing = [FILES[key] for key in FILES if key not in found]
-    if missing:
-        raise DataError(
-            f"{data_dir} holds only part of MNIST: missing {', '.join(missing)} (plain or .gz); "
-            "add the missing files"
-        )
-    return found
+    if found.problems:
+        raise DataError(found.refusal())
+    return {role: file.path for role, file in found.files.items()}
 
 
 def _read(path: Path) -> tuple[bytes, str]:
     raw = path.read_bytes()
-    if path.suffix == ".gz":
+    if raw.startswith(GZIP_MAGIC):  # compressed or not, whatever the name says
         raw = gzip.decompress(raw)
     return raw, hashlib.md5(raw).hexdigest()
 
@@ -109,7 +95,7 @@ def prefetch(data_dir: Path | str) -> threading.Thread | None:
 
 
 def read_bytes(path: Path) -> tuple[bytes, str]:
-    """The file's content (decompressed if it ends in .gz) and its md5, or a DataError."""
+    """The file's content (decompressed if it is gzipped) and its md5, or a DataError."""
     with _lock:
         slot = _prefetched.pop(path, None)
     result: tuple[bytes, str] | BaseException | None = None
