@@ -242,6 +242,11 @@ def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
 
 def _resumed_config(run_dir: Path, saved: dict[str, Any], overrides: dict[str, Any]) -> RunConfig:
     """The run's own settings with `overrides` applied; refuses any that change the results."""
+    saved = dict(saved)
+    if isinstance(saved.get("seed"), list):  # earlier versions also wrote the unused count
+        saved.pop("seeds", None)
+    if saved.get("optimizer") == "adam":  # earlier versions accepted a momentum Adam ignored
+        saved["momentum"] = 0.0
     try:
         original = make_config(saved)
     except UsageError as err:
