@@ -7,6 +7,7 @@ finished one with more epochs) from the per-model checkpoints in its folder.
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,10 +28,12 @@ from actbench.jobs import Unit, plan_jobs, run_jobs, total_steps
 from actbench.parallel import train_in_workers
 from actbench.results import (
     MANIFEST,
+    METRICS,
     RunLock,
     RunWriter,
     create_run_dir,
     read_manifest,
+    read_metrics,
 )
 from actbench.runtime import choose_device, cpu_cores, plan_workers, versions
 from actbench.signals import signals_held
@@ -304,6 +307,69 @@ def _align(units: tuple[Unit, ...], states: dict[Unit, Any], store: CheckpointSt
             states[unit] = previous
 
 
+_KEEP = "start a new run (the rows stay as they are)"
+
+
+def _same(mine: Any, theirs: Any) -> bool:
+    """One CSV value against the checkpoint's: equal, both NaN, or equal as printed floats."""
+    if isinstance(mine, float) or isinstance(theirs, float):
+        a, b = float(mine), float(theirs)
+        return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-12)
+    return bool(mine == theirs)
+
+
+def _check_rows(run_dir: Path, units: list[Unit], states: dict[Unit, Any]) -> None:
+    """Refuse to resume where metrics.csv holds finished epochs the checkpoints do not hold.
+
+    A resume rewrites the CSV from the checkpoints, which hold every row of their model up to
+    their epoch. So every model's rows in the CSV must be in its checkpoint, and be the same
+    rows; otherwise resuming would throw finished epochs away (checkpoints deleted, one
+    model's missing, only an older generation left) or mix two runs (checkpoints copied from
+    another run). A checkpoint ahead of the CSV is fine: its extra rows are real epochs.
+    """
+    path = run_dir / METRICS
+    if not path.exists():
+        return
+    frame = read_metrics(path)
+    if frame.empty:
+        return
+    by_model = {(u.label, u.seed): u for u in units}
+    behind: list[tuple[Unit, int, int]] = []
+    for (label, seed), rows in frame.groupby(["activation", "seed"], sort=False):
+        unit = by_model.get((label, seed))
+        if unit is None:
+            raise UsageError(
+                f"{path} has rows of {label} (seed {seed}), which {run_dir} does not train; {_KEEP}"
+            )
+        state = states[unit]
+        saved = {r.epoch: asdict(r) for r in state.rows} if state is not None else {}
+        last = int(rows["epoch"].max())
+        if last > (state.epoch if state is not None else 0):
+            behind.append((unit, last, state.epoch if state is not None else 0))
+            continue
+        for row in rows.to_dict("records"):
+            theirs = saved.get(row["epoch"])
+            if theirs is None or not all(_same(v, theirs[k]) for k, v in row.items()):
+                raise UsageError(
+                    f"the checkpoint of {label} (seed {seed}) in {run_dir} does not match its "
+                    f"epoch {row['epoch']} in {METRICS}: it comes from another run; {_KEEP}"
+                )
+    if not behind:
+        return
+    if all(states[u] is None for u in units):
+        raise UsageError(
+            f"{run_dir} has {int(frame['epoch'].max())} finished epochs in {METRICS} but no "
+            f"checkpoints to continue from; {_KEEP}"
+        )
+    unit, last, epoch = behind[0]
+    where = "it has no checkpoint" if epoch == 0 else f"its checkpoint ends at epoch {epoch}"
+    more = f" (and {len(behind) - 1} more models)" if len(behind) > 1 else ""
+    raise UsageError(
+        f"{run_dir} cannot be resumed: {METRICS} has {last} finished epochs of {unit.label} "
+        f"(seed {unit.seed}) but {where}{more}; restore its checkpoints or {_KEEP}"
+    )
+
+
 def resume_experiment(
     run_dir: Path | str, overrides: dict[str, Any] | None = None, hooks: Hooks | None = None
 ) -> RunResult:
@@ -338,9 +404,13 @@ def resume_experiment(
             )
         store = CheckpointStore(run_dir)
         states = {u: store.load(u.index, u.label, u.seed) for u in units}
+        _check_rows(run_dir, units, states)
         for jobs in plan_jobs(units, {}, set(), workers):
             for job in jobs:
                 _align(job.units, states, store)
+        # a group's rows are written after all its checkpoints: aligning never goes behind
+        # them, unless a checkpoint was lost (refused above); checked again all the same
+        _check_rows(run_dir, units, states)
         finished = {u: s.epoch for u, s in states.items() if s is not None}
         most = max(finished.values(), default=0)
         if config.epochs < most:
