@@ -108,8 +108,9 @@ def run(
         typer.Option(
             "--activations",
             "-a",
-            help="Comma-separated names, e.g. relu,tanh,leaky:0.1 "
-            "or package.module:attribute. See `actbench activations`.",
+            help="Comma-separated names, e.g. relu,tanh,leaky:0.1, or your own as "
+            "package.module:attribute, with a short label as label=package.module:attribute "
+            "(sin=torch:sin). See `actbench activations`.",
         ),
     ] = None,
     config: Annotated[
@@ -334,12 +335,12 @@ def plot(
     from actbench.cost import read_costs
     from actbench.plots import plot_runs
     from actbench.report import write_report
-    from actbench.results import load_runs
+    from actbench.results import activation_specs, load_runs
 
     frame = load_runs(directory)
     cost = read_costs(directory)
     target = out_dir or directory / "plots"
-    paths = plot_runs(frame, target, cost)
+    paths = plot_runs(frame, target, cost, activation_specs(directory))
     report = write_report(frame, paths, target, baseline, cost)
     out.print(f"Wrote {len(paths)} figures and {report.name} to {target}:", soft_wrap=True)
     for path in [*paths, report]:
@@ -355,7 +356,10 @@ def list_activations() -> None:
     from actbench.tables import activations_table
 
     out.print(activations_table())
-    out.print("Your own: package.module:attribute (an nn.Module class or a tensor function).")
+    out.print(
+        "Your own: package.module:attribute (an nn.Module class or a tensor function), "
+        "or label=package.module:attribute to name it, e.g. sin=torch:sin."
+    )
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from actbench.activations import resolve_all
+from actbench.activations import check_trainable, resolve_all
 from actbench.checkpoint import CheckpointStore
 from actbench.config import RunConfig, make_config
 from actbench.cost import measure_run_cost
@@ -177,17 +177,25 @@ def _execute(
 
 
 def baseline_label(config: RunConfig) -> str:
-    """The label of the activation the others are compared with (checked to be in the run)."""
-    labels = [a.label for a in resolve_all(config.activations)]
+    """The label of the activation the others are compared with (checked to be in the run).
+
+    `config.baseline` may be a label of the run ('sin' for sin=torch:sin) or any spec of one of
+    its functions ('ReLU', 'leaky_relu').
+    """
+    activations = resolve_all(config.activations)
+    labels = [a.label for a in activations]
     if config.baseline is None:
         return labels[0]
-    (baseline,) = [a.label for a in resolve_all([config.baseline])]
-    if baseline not in labels:
-        raise UsageError(
-            f"baseline {config.baseline!r} is not one of the activations ({', '.join(labels)}); "
-            "name one of them with --baseline"
-        )
-    return baseline
+    if config.baseline.strip() in labels:
+        return config.baseline.strip()
+    (baseline,) = resolve_all([config.baseline])
+    for activation in activations:
+        if baseline.key == activation.key:
+            return activation.label
+    raise UsageError(
+        f"baseline {config.baseline!r} is not one of the activations ({', '.join(labels)}); "
+        "name one of them with --baseline"
+    )
 
 
 def _setup(
@@ -195,6 +203,8 @@ def _setup(
 ) -> tuple[list[Unit], Any, Any, int, int, torch.device]:
     """Everything a user can get wrong, checked before any file is written."""
     activations = resolve_all(config.activations)
+    for activation in activations:  # a user's own: does it train at all?
+        check_trainable(activation, config.batch_size, config.hidden)
     baseline_label(config)
     device = choose_device(config.device)
     models = len(activations) * len(config.seed_list)
@@ -202,7 +212,11 @@ def _setup(
     torch.set_num_threads(threads if workers == 1 else cpu_cores())
     mnist = load_mnist(config.data_dir, download=config.download)
     data = prepare(mnist, config.subset, subset_seed, device, config.val, config.batch_size)
-    units = [Unit(seed, i, a.label) for seed in config.seed_list for i, a in enumerate(activations)]
+    units = [
+        Unit(seed, i, a.label, a.given)
+        for seed in config.seed_list
+        for i, a in enumerate(activations)
+    ]
     return units, data, mnist.md5, workers, threads, device
 
 

@@ -272,3 +272,25 @@ def load_runs(root: Path | str) -> pd.DataFrame:
     if not frames:
         raise UsageError(f"no finished epochs under {root}; run `actbench run` first")
     return pd.concat(frames, ignore_index=True)
+
+
+def activation_specs(root: Path | str) -> dict[str, str | None]:
+    """The activation each labelled result under `root` stands for: {'sin': 'sin=torch:sin'}.
+
+    Read from the runs' manifests, for the activations given a short label (`label=spec`);
+    others are found from their label alone. A label that runs under `root` give to different
+    functions maps to None. Nothing is imported.
+    """
+    from actbench.activations import split_label
+
+    specs: dict[str, str | None] = {}
+    for path in sorted(Path(root).rglob(METRICS)):
+        for given in read_manifest(path.parent).get("config", {}).get("activations", []):
+            label, inner = split_label(str(given))
+            if label is None:
+                continue
+            if label not in specs:
+                specs[label] = str(given)
+            elif specs[label] is not None and split_label(str(specs[label]))[1] != inner:
+                specs[label] = None
+    return specs
