@@ -109,8 +109,9 @@ def run(
         typer.Option(
             "--activations",
             "-a",
-            help="Comma-separated names, e.g. relu,tanh,leaky:0.1 "
-            "or package.module:attribute. See `actbench activations`.",
+            help="Comma-separated names, e.g. relu,tanh,leaky:0.1, or your own as "
+            "package.module:attribute, with a short label as label=package.module:attribute "
+            "(sin=torch:sin). See `actbench activations`.",
         ),
     ] = None,
     config: Annotated[
@@ -387,7 +388,10 @@ def list_activations() -> None:
     from actbench.tables import activations_table
 
     out.print(activations_table())
-    out.print("Your own: package.module:attribute (an nn.Module class or a tensor function).")
+    out.print(
+        "Your own: package.module:attribute (an nn.Module class or a tensor function), "
+        "or label=package.module:attribute to name it, e.g. sin=torch:sin."
+    )
 
 
 def main() -> None:

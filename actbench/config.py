@@ -50,11 +50,15 @@ class RunConfig:
         return list(range(self.seed, self.seed + self.seeds))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain, JSON-ready settings."""
+        """Plain, JSON-ready settings that `make_config` reads back to this config.
+
+        With a list of seeds, `seeds` (a count from one first seed) does not apply and is left out.
+        """
         data = asdict(self)
         data["activations"] = list(self.activations)
         if isinstance(self.seed, tuple):
             data["seed"] = list(self.seed)
+            del data["seeds"]
         return data
 
 
@@ -130,6 +134,12 @@ def _check_values(cfg: RunConfig) -> None:
         raise UsageError(f"momentum must be in [0, 1), got {cfg.momentum}")
     if cfg.optimizer not in OPTIMIZERS:
         raise UsageError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg.optimizer!r}")
+    if cfg.momentum and cfg.optimizer != "sgd":
+        raise UsageError(
+            f"momentum {cfg.momentum:g} (--momentum) applies to SGD only, and the optimizer is "
+            f"{cfg.optimizer} (--optimizer), which ignores it: add --optimizer sgd or drop "
+            "--momentum"
+        )
     if cfg.device not in DEVICES:
         raise UsageError(f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
     if not cfg.activations:
@@ -153,11 +163,38 @@ def _parse_seeds(text: str) -> tuple[int, ...]:
         ) from None
 
 
-def make_config(overrides: dict[str, Any], base: RunConfig | None = None) -> RunConfig:
-    """A RunConfig from `base` (or the defaults) with `overrides` applied; unknown keys are errors."""
-    unknown = sorted(set(overrides) - set(KEYS))
+def _check_keys(values: dict[str, Any]) -> None:
+    unknown = sorted(set(values) - set(KEYS))
     if unknown:
         raise UsageError(f"unknown config key {unknown[0]!r}; known keys: {', '.join(KEYS)}")
+
+
+def check_contradictions(values: dict[str, Any]) -> None:
+    """Refuse settings given together that contradict each other.
+
+    `values` are the settings a user gave (flags, a preset, or both merged), before defaults:
+    a list of seeds (`--seed 0,1`) with a count of seeds (`--seeds N`) is one such pair,
+    whatever N is, since each says which seeds to train.
+    """
+    seed = values.get("seed")
+    if isinstance(seed, str) and "," in seed:
+        seed = _parse_seeds(seed)
+    if isinstance(seed, list | tuple) and len(seed) > 1 and values.get("seeds") is not None:
+        listed = ",".join(map(str, seed))
+        raise UsageError(
+            f"seed {listed} (--seed) and seeds {values['seeds']} (--seeds) contradict each "
+            "other: give either a list of seeds (--seed 0,1,2) or a first seed and a count "
+            "(--seed 0 --seeds 3)"
+        )
+
+
+def make_config(overrides: dict[str, Any], base: RunConfig | None = None) -> RunConfig:
+    """A RunConfig from `base` (or the defaults) with `overrides` applied.
+
+    Unknown keys and settings that contradict each other within `overrides` are usage errors.
+    """
+    _check_keys(overrides)
+    check_contradictions(overrides)
     values = dict(overrides)
     if isinstance(values.get("activations"), str):
         values["activations"] = split_names(values["activations"])
@@ -205,6 +242,7 @@ def read_toml(path: Path) -> dict[str, Any]:
 def load_config(path: Path | str | None = None, **overrides: Any) -> RunConfig:
     """Defaults, then the preset at `path` (if any), then `overrides` (None values are ignored)."""
     config = RunConfig()
+    preset: dict[str, Any] = {}
     if path is not None:
         preset = read_toml(Path(path))
         try:
@@ -212,4 +250,6 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> RunConfig:
         except UsageError as err:
             raise UsageError(f"{path}: {err}") from None
     given = {key: value for key, value in overrides.items() if value is not None}
+    _check_keys(given)
+    check_contradictions({**preset, **given})  # a flag may contradict the preset
     return make_config(given, config)

@@ -7,6 +7,7 @@ finished one with more epochs) from the per-model checkpoints in its folder.
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -17,7 +18,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from actbench.activations import resolve_all
+from actbench.activations import check_trainable, resolve_all
 from actbench.checkpoint import CheckpointStore
 from actbench.config import RunConfig, make_config
 from actbench.cost import measure_run_cost
@@ -27,10 +28,12 @@ from actbench.jobs import Unit, plan_jobs, run_jobs, total_steps
 from actbench.parallel import train_in_workers
 from actbench.results import (
     MANIFEST,
+    METRICS,
     RunLock,
     RunWriter,
     create_run_dir,
     read_manifest,
+    read_metrics,
 )
 from actbench.runtime import choose_device, cpu_cores, plan_workers, versions
 from actbench.signals import signals_held
@@ -174,17 +177,25 @@ def _execute(
 
 
 def baseline_label(config: RunConfig) -> str:
-    """The label of the activation the others are compared with (checked to be in the run)."""
-    labels = [a.label for a in resolve_all(config.activations)]
+    """The label of the activation the others are compared with (checked to be in the run).
+
+    `config.baseline` may be a label of the run ('sin' for sin=torch:sin) or any spec of one of
+    its functions ('ReLU', 'leaky_relu').
+    """
+    activations = resolve_all(config.activations)
+    labels = [a.label for a in activations]
     if config.baseline is None:
         return labels[0]
-    (baseline,) = [a.label for a in resolve_all([config.baseline])]
-    if baseline not in labels:
-        raise UsageError(
-            f"baseline {config.baseline!r} is not one of the activations ({', '.join(labels)}); "
-            "name one of them with --baseline"
-        )
-    return baseline
+    if config.baseline.strip() in labels:
+        return config.baseline.strip()
+    (baseline,) = resolve_all([config.baseline])
+    for activation in activations:
+        if baseline.key == activation.key:
+            return activation.label
+    raise UsageError(
+        f"baseline {config.baseline!r} is not one of the activations ({', '.join(labels)}); "
+        "name one of them with --baseline"
+    )
 
 
 def _setup(
@@ -192,6 +203,8 @@ def _setup(
 ) -> tuple[list[Unit], Any, Any, int, int, torch.device]:
     """Everything a user can get wrong, checked before any file is written."""
     activations = resolve_all(config.activations)
+    for activation in activations:  # a user's own: does it train at all?
+        check_trainable(activation, config.batch_size, config.hidden)
     baseline_label(config)
     device = choose_device(config.device)
     models = len(activations) * len(config.seed_list)
@@ -199,7 +212,11 @@ def _setup(
     torch.set_num_threads(threads if workers == 1 else cpu_cores())
     mnist = load_mnist(config.data_dir, download=config.download)
     data = prepare(mnist, config.subset, subset_seed, device, config.val, config.batch_size)
-    units = [Unit(seed, i, a.label) for seed in config.seed_list for i, a in enumerate(activations)]
+    units = [
+        Unit(seed, i, a.label, a.given)
+        for seed in config.seed_list
+        for i, a in enumerate(activations)
+    ]
     return units, data, mnist.md5, workers, threads, device
 
 
@@ -242,6 +259,11 @@ def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
 
 def _resumed_config(run_dir: Path, saved: dict[str, Any], overrides: dict[str, Any]) -> RunConfig:
     """The run's own settings with `overrides` applied; refuses any that change the results."""
+    saved = dict(saved)
+    if isinstance(saved.get("seed"), list):  # earlier versions also wrote the unused count
+        saved.pop("seeds", None)
+    if saved.get("optimizer") == "adam":  # earlier versions accepted a momentum Adam ignored
+        saved["momentum"] = 0.0
     try:
         original = make_config(saved)
     except UsageError as err:
@@ -299,6 +321,69 @@ def _align(units: tuple[Unit, ...], states: dict[Unit, Any], store: CheckpointSt
             states[unit] = previous
 
 
+_KEEP = "start a new run (the rows stay as they are)"
+
+
+def _same(mine: Any, theirs: Any) -> bool:
+    """One CSV value against the checkpoint's: equal, both NaN, or equal as printed floats."""
+    if isinstance(mine, float) or isinstance(theirs, float):
+        a, b = float(mine), float(theirs)
+        return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-12)
+    return bool(mine == theirs)
+
+
+def _check_rows(run_dir: Path, units: list[Unit], states: dict[Unit, Any]) -> None:
+    """Refuse to resume where metrics.csv holds finished epochs the checkpoints do not hold.
+
+    A resume rewrites the CSV from the checkpoints, which hold every row of their model up to
+    their epoch. So every model's rows in the CSV must be in its checkpoint, and be the same
+    rows; otherwise resuming would throw finished epochs away (checkpoints deleted, one
+    model's missing, only an older generation left) or mix two runs (checkpoints copied from
+    another run). A checkpoint ahead of the CSV is fine: its extra rows are real epochs.
+    """
+    path = run_dir / METRICS
+    if not path.exists():
+        return
+    frame = read_metrics(path)
+    if frame.empty:
+        return
+    by_model = {(u.label, u.seed): u for u in units}
+    behind: list[tuple[Unit, int, int]] = []
+    for (label, seed), rows in frame.groupby(["activation", "seed"], sort=False):
+        unit = by_model.get((label, seed))
+        if unit is None:
+            raise UsageError(
+                f"{path} has rows of {label} (seed {seed}), which {run_dir} does not train; {_KEEP}"
+            )
+        state = states[unit]
+        saved = {r.epoch: asdict(r) for r in state.rows} if state is not None else {}
+        last = int(rows["epoch"].max())
+        if last > (state.epoch if state is not None else 0):
+            behind.append((unit, last, state.epoch if state is not None else 0))
+            continue
+        for row in rows.to_dict("records"):
+            theirs = saved.get(row["epoch"])
+            if theirs is None or not all(_same(v, theirs[k]) for k, v in row.items()):
+                raise UsageError(
+                    f"the checkpoint of {label} (seed {seed}) in {run_dir} does not match its "
+                    f"epoch {row['epoch']} in {METRICS}: it comes from another run; {_KEEP}"
+                )
+    if not behind:
+        return
+    if all(states[u] is None for u in units):
+        raise UsageError(
+            f"{run_dir} has {int(frame['epoch'].max())} finished epochs in {METRICS} but no "
+            f"checkpoints to continue from; {_KEEP}"
+        )
+    unit, last, epoch = behind[0]
+    where = "it has no checkpoint" if epoch == 0 else f"its checkpoint ends at epoch {epoch}"
+    more = f" (and {len(behind) - 1} more models)" if len(behind) > 1 else ""
+    raise UsageError(
+        f"{run_dir} cannot be resumed: {METRICS} has {last} finished epochs of {unit.label} "
+        f"(seed {unit.seed}) but {where}{more}; restore its checkpoints or {_KEEP}"
+    )
+
+
 def resume_experiment(
     run_dir: Path | str, overrides: dict[str, Any] | None = None, hooks: Hooks | None = None
 ) -> RunResult:
@@ -333,9 +418,13 @@ def resume_experiment(
             )
         store = CheckpointStore(run_dir)
         states = {u: store.load(u.index, u.label, u.seed) for u in units}
+        _check_rows(run_dir, units, states)
         for jobs in plan_jobs(units, {}, set(), workers):
             for job in jobs:
                 _align(job.units, states, store)
+        # a group's rows are written after all its checkpoints: aligning never goes behind
+        # them, unless a checkpoint was lost (refused above); checked again all the same
+        _check_rows(run_dir, units, states)
         finished = {u: s.epoch for u, s in states.items() if s is not None}
         most = max(finished.values(), default=0)
         if config.epochs < most:

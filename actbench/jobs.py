@@ -21,6 +21,7 @@ class Unit:
     seed: int
     index: int
     label: str
+    spec: str = ""  # the activation as the user gave it ('sin=torch:sin'); '' = the label
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def run_jobs(
                 raise ValueError("resuming needs the run's checkpoints")
             start = [store.load_at(u.index, u.label, u.seed, job.start_epoch) for u in job.units]
         train_lockstep(
-            resolve_all([u.label for u in job.units]),
+            resolve_all([u.spec or u.label for u in job.units]),
             data,
             config,
             job.seed,

@@ -12,7 +12,8 @@ import torch
 from matplotlib.figure import Figure  # no pyplot: works headless, with no display or backend
 from matplotlib.ticker import MaxNLocator
 
-from actbench.activations import resolve
+from actbench.activations import Activation, resolve
+from actbench.config import RunConfig
 from actbench.cost import describe, kibibytes, summarize_cost
 from actbench.errors import ActbenchError, UsageError
 from actbench.results import write_or_explain
@@ -303,26 +304,76 @@ def plot_cost(frame: pd.DataFrame, cost: pd.DataFrame, out_dir: Path) -> list[Pa
     return [_save(fig, out_dir / "activation_cost.png")]
 
 
-def plot_activations(labels: list[str], out_path: Path, span: float = 5.0) -> Path:
-    """The activation functions and their derivatives on [-span, span], one line each."""
+def activation_curve(
+    activation: Activation, hidden: int, span: float = 5.0, points: int = 401
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]:
+    """One unit's output f(x) and derivative f'(x) as its input x runs over [-span, span].
+
+    The activation is called as training calls it: on a (points, hidden) float32 tensor that
+    requires grad, one sample per row; unit 1 (column 0) takes the x values, the other units
+    are 0. Returns x, f(x) and f'(x) (by autograd) from column 0, each (points,), and whether
+    unit 1's output also depends on the other units (then the curve is the one with those at
+    0). Raises ValueError where the output is not a tensor of the input's shape, and whatever
+    the activation itself raises.
+    """
+    x = torch.linspace(-span, span, points)
+    z = torch.zeros(points, hidden)
+    z[:, 0] = x
+    z.requires_grad_()
+    module = activation()
+    with torch.enable_grad():
+        y = module(z)
+    if not isinstance(y, torch.Tensor) or y.shape != z.shape:
+        raise ValueError(f"it returns {getattr(y, 'shape', type(y).__name__)} for {tuple(z.shape)}")
+    (grad,) = torch.autograd.grad(y[:, 0].sum(), z)  # rows are samples: each row's own slope
+    coupled = not activation.elementwise
+    if activation.info is None:  # a user's own: does unit 1 see the others?
+        others = torch.randn(points, hidden, generator=torch.Generator().manual_seed(0))
+        others[:, 0] = x
+        with torch.no_grad():
+            coupled = not torch.allclose(module(others)[:, 0], y[:, 0].detach())
+    return x, y[:, 0].detach(), grad[:, 0], coupled
+
+
+def plot_activations(
+    labels: list[str],
+    out_path: Path,
+    span: float = 5.0,
+    specs: dict[str, str | None] | None = None,
+    hidden: int = RunConfig.hidden,
+) -> Path:
+    """The activation functions and their derivatives on [-span, span], one line each.
+
+    `specs` maps a short label to its spec (`activation_specs`); other labels are specs
+    themselves. Each function is drawn through `activation_curve` at width `hidden`; one that
+    cannot be imported or drawn here is left out, and the figure's title says which and why.
+    """
     fig = Figure(figsize=(10, 4))
     ax_f, ax_d = fig.subplots(1, 2)
     skipped = []
+    specs = specs or {}
     for i, label in enumerate(dict.fromkeys(labels)):
+        spec = specs.get(label, label)
+        if spec is None:
+            skipped.append(f"{label} (runs give this label to different functions)")
+            continue
         try:
-            activation = resolve(label)
+            activation = resolve(spec)
         except UsageError:
             skipped.append(f"{label} (cannot be imported here)")
             continue
-        if not activation.elementwise:
-            skipped.append(f"{label} (not elementwise)")
+        except Exception as err:  # a user's module that fails as it is imported
+            skipped.append(f"{label} (importing it failed: {type(err).__name__})")
             continue
-        x = torch.linspace(-span, span, 401, requires_grad=True)
-        y = activation()(x)
-        (dy,) = torch.autograd.grad(y.sum(), x)
+        try:
+            x, y, dy, coupled = activation_curve(activation, hidden, span)
+        except Exception as err:  # a user's function that cannot be drawn: the rest still is
+            skipped.append(f"{label} (drawing it failed: {type(err).__name__})")
+            continue
+        shown = f"{label} (unit 1; the other {hidden - 1} at 0)" if coupled else label
         style = STYLES[i % len(STYLES)]
-        ax_f.plot(x.detach(), y.detach(), style, label=label)
-        ax_d.plot(x.detach(), dy, style, label=label)
+        ax_f.plot(x, y, style, label=shown)
+        ax_d.plot(x, dy, style, label=shown)
     ax_f.set(title="Activation f(x)", xlabel="x")
     ax_d.set(title="Derivative f'(x)", xlabel="x")
     for ax in (ax_f, ax_d):
@@ -331,8 +382,16 @@ def plot_activations(labels: list[str], out_path: Path, span: float = 5.0) -> Pa
         if ax.lines:
             ax.legend(fontsize="small")
     if skipped:
-        fig.suptitle("not drawn: " + "; ".join(skipped), fontsize="small")
+        fig.suptitle("not drawn: " + "; ".join(skipped), fontsize="small", wrap=True)
     return _save(fig, out_path)
+
+
+def _hidden(frame: pd.DataFrame) -> int:
+    """The runs' hidden width (the most common one), for drawing the activations."""
+    if "cfg_hidden" not in frame:
+        return RunConfig.hidden
+    widths = pd.to_numeric(frame["cfg_hidden"], errors="coerce").dropna()
+    return int(widths.mode().iloc[0]) if len(widths) else RunConfig.hidden
 
 
 def make_plot_dir(out_dir: Path) -> None:
@@ -402,12 +461,17 @@ def plot_differences(
 
 
 def plot_runs(
-    frame: pd.DataFrame, out_dir: Path, epoch: int | None = None, cost: pd.DataFrame | None = None
+    frame: pd.DataFrame,
+    out_dir: Path,
+    epoch: int | None = None,
+    cost: pd.DataFrame | None = None,
+    specs: dict[str, str | None] | None = None,
 ) -> list[Path]:
     """Every figure for the models in `frame` (one per label and seed), written into `out_dir`.
 
     `epoch`: the epoch a report compares at, marked on the learning curves; `cost`: the runs'
-    cost measurements (`actbench.report.selection_costs`), drawn where there are any.
+    cost measurements (`actbench.report.selection_costs`), drawn where there are any; `specs`
+    (`actbench.results.activation_specs`): which function each short label stands for.
     """
     make_plot_dir(out_dir)
     paths = plot_curves(frame, out_dir, epoch)
@@ -415,6 +479,11 @@ def plot_runs(
     if cost is not None:
         paths += plot_cost(frame, cost, out_dir)
     paths.append(
-        plot_activations(list(frame["activation"].astype(str)), out_dir / "activations.png")
+        plot_activations(
+            list(frame["activation"].astype(str)),
+            out_dir / "activations.png",
+            specs=specs,
+            hidden=_hidden(frame),
+        )
     )
     return paths

@@ -13,7 +13,7 @@ from actbench.cost import COLUMNS as COST_COLUMNS
 from actbench.cost import METHOD, describe, kibibytes, microseconds, read_cost
 from actbench.errors import UsageError
 from actbench.plots import FOREST, cost_summary, make_plot_dir, plot_differences, plot_runs
-from actbench.results import RunFolder, write_or_explain
+from actbench.results import RunFolder, activation_specs, write_or_explain
 from actbench.selection import DATA_SEED, IDENTITY, Selection, planned_models, seed_list
 from actbench.stats import HOLM
 from actbench.summary import ALPHA, compare, p_value, percent_interval, summarize
@@ -82,7 +82,8 @@ def make_report(
     if not pairs.empty:
         figures.append(plot_differences(pairs, base, where(selection), out_dir / FOREST))
     cost = selection_costs(selection)
-    figures += plot_runs(selection.frame, out_dir, selection.epoch, cost)
+    specs = activation_specs(selection.runs)
+    figures += plot_runs(selection.frame, out_dir, selection.epoch, cost, specs)
     return write_report(selection, figures, out_dir, base, cost), figures
 
 

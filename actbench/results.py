@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
@@ -22,15 +23,31 @@ MANIFEST = "manifest.json"
 COLUMNS = [f.name for f in fields(EpochResult)]
 
 
+def _temporary(folder: Path, name: str) -> tuple[int, Path]:
+    """A new, empty file for writing in `folder`, created with mode 0o666 less the umask.
+
+    `tempfile.mkstemp` would make it 0o600 whatever the umask, and the file keeps its mode
+    when it replaces the real one: a web server or a shared folder could not read the result.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        path = folder / f".{name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(path, flags, 0o666), path  # the kernel applies the umask
+        except FileExistsError:
+            continue
+
+
 def atomic_write(path: Path, content: str | bytes) -> None:
     """Write `content` to `path` so that a crash leaves the old file or the new one, never a mix.
 
     The new content goes to a temporary file in the same folder, reaches the disk, then
-    replaces the old file in one step; an interrupt arriving meanwhile waits for the end.
+    replaces the old file in one step; an interrupt arriving meanwhile waits for the end. The
+    file gets the mode a plain `open` would give it (0o666 less the umask).
     """
     data = content.encode("utf-8") if isinstance(content, str) else content
     with signals_held():
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = _temporary(path.parent, path.name)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -38,7 +55,7 @@ def atomic_write(path: Path, content: str | bytes) -> None:
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
 
 
@@ -85,8 +102,11 @@ def create_run_dir(results_dir: Path, now: datetime | None = None) -> Path:
 class RunLock:
     """Holds a run folder for one process: a second run or resume of it is refused, not mixed in.
 
-    The lock is the operating system's, on a file in the folder, so it ends with the process
-    however the process ends.
+    The lock is the operating system's (`flock`) on the file `.lock` in the folder, so it ends
+    with the process however the process ends. The holder deletes the file as it lets go, so
+    a run that ended leaves none behind; a process that opened the file just before it was
+    deleted notices, once it holds the lock, that the file it locked is no longer the folder's
+    `.lock`, and tries again, so two processes never both hold one folder.
     """
 
     def __init__(self, run_dir: Path) -> None:
@@ -98,25 +118,44 @@ class RunLock:
             import fcntl
         except ImportError:  # not on a POSIX system: no lock
             return self
+        while True:
+            try:
+                handle = open(self.path, "a")  # held until __exit__
+            except OSError as err:
+                raise ActbenchError(
+                    f"cannot write in {self.path.parent} ({err.strerror}); check its permissions"
+                ) from None
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                raise UsageError(
+                    f"{self.path.parent} is in use by another actbench process; "
+                    "wait for it to finish or stop it"
+                ) from None
+            if self._is_current(handle):
+                self.handle = handle
+                return self
+            handle.close()  # its holder deleted it as it finished: lock the folder's new one
+
+    def _is_current(self, handle: Any) -> bool:
+        """Whether the locked file is still the folder's `.lock` (not deleted meanwhile)."""
         try:
-            self.handle = open(self.path, "a")  # held until __exit__
-        except OSError as err:
-            raise ActbenchError(
-                f"cannot write in {self.path.parent} ({err.strerror}); check its permissions"
-            ) from None
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self.handle.close()
-            raise UsageError(
-                f"{self.path.parent} is in use by another actbench process; "
-                "wait for it to finish or stop it"
-            ) from None
-        return self
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        mine = os.fstat(handle.fileno())
+        return (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino)
 
     def __exit__(self, *exc: object) -> None:
-        if self.handle is not None:
+        if self.handle is None:
+            return
+        try:
+            with contextlib.suppress(OSError):  # a folder made read-only meanwhile keeps it
+                self.path.unlink()  # while still held: no other process can hold this file
+        finally:
             self.handle.close()  # closing releases the lock
+            self.handle = None
 
 
 class RunWriter:
@@ -281,3 +320,25 @@ def load_runs(*roots: Path | str) -> pd.DataFrame:
     """
     runs = find_runs(list(roots))
     return pd.concat([run_frame(run) for run in runs if len(run.metrics)], ignore_index=True)
+
+
+def activation_specs(runs: Sequence[RunFolder]) -> dict[str, str | None]:
+    """The activation each short label of `runs` stands for: {'sin': 'sin=torch:sin'}.
+
+    Read from the runs' manifests, for the activations given a short label (`label=spec`);
+    others are found from their label alone. A label that the runs give to different
+    functions maps to None. Nothing is imported.
+    """
+    from actbench.activations import split_label
+
+    specs: dict[str, str | None] = {}
+    for run in runs:
+        for given in run.manifest.get("config", {}).get("activations", []):
+            label, inner = split_label(str(given))
+            if label is None:
+                continue
+            if label not in specs:
+                specs[label] = str(given)
+            elif specs[label] is not None and split_label(str(specs[label]))[1] != inner:
+                specs[label] = None
+    return specs
