@@ -382,9 +382,11 @@ def test_unreadable_folder_for_real(mnist_dir):
 
 
 def _prefetched(folder: Path) -> None:
+    """Prefetch and wait until the files are read (the timeout only guards against a hang)."""
     thread = prefetch(folder)
     assert thread is not None
-    thread.join(timeout=30)
+    thread.join(timeout=300)
+    assert not thread.is_alive()  # else the test would go on racing the reading thread
 
 
 @pytest.mark.parametrize("gz", [False, True])
