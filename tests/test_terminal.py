@@ -5,6 +5,7 @@ catalogue of activations that answers without torch."""
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import random
 import subprocess
@@ -282,3 +283,26 @@ def test_the_display_counts_model_epochs_and_shows_each_group_in_training():
     assert "seed 1: tanh, leaky" in text and "epoch 3/4" in text
     assert "ETA" in text
     assert max(cell_len(line) for line in text.splitlines()) <= 80
+
+
+def test_a_run_over_two_workers_prints_every_seed_in_order(mnist_dir, tmp_path):
+    """Three seeds of three activations over two workers: seed 1's models are split between
+    them, and its lines still come whole and in their place."""
+    from typer.testing import CliRunner
+
+    from actbench.cli import app
+
+    args = ["run", "-a", "relu,tanh,leaky", "--seeds", "3", "--workers", "2", "--epochs", "2",
+            "--hidden", "8", "--batch-size", "64", "--data-dir", str(mnist_dir),
+            "--results-dir", str(tmp_path / "results")]  # fmt: skip
+    result = CliRunner().invoke(app, args, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (tmp_path / "results").iterdir()
+    assert json.loads((run_dir / "manifest.json").read_text())["workers"] == 2
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("seed ")]
+    assert [ln.split(" (")[0] for ln in lines] == [
+        f"seed {s} epoch {e}/2" for s in (0, 1, 2) for e in (1, 2)
+    ]
+    for line in lines:
+        accuracies = line.split("test accuracy: ")[1]
+        assert [part.split(" ")[0] for part in accuracies.split("  ")] == ["relu", "tanh", "leaky"]
