@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from actbench.catalog import CATALOG
 from actbench.errors import UsageError
 
 
@@ -51,109 +52,25 @@ def _or(value: float | None, default: float) -> float:
     return default if value is None else value
 
 
-REGISTRY: tuple[ActivationInfo, ...] = (
-    ActivationInfo(
-        "relu",
-        lambda p: nn.ReLU(),
-        "max(0, x)",
-        "[0, ∞)",
-        "cheap and the usual default; a unit stuck below 0 gets no gradient (dies)",
-    ),
-    ActivationInfo(
-        "leaky",
-        lambda p: nn.LeakyReLU(_or(p, 0.01)),
-        "max(αx, x), α = 0.01",
-        "(-∞, ∞)",
-        "ReLU with a small slope below 0 so no unit dies",
-        ("leaky_relu",),
-        "negative slope α",
-    ),
-    ActivationInfo(
-        "sigmoid",
-        lambda p: nn.Sigmoid(),
-        "1 / (1 + e^-x)",
-        "(0, 1)",
-        "saturates at both ends, so gradients vanish; not zero-centred",
-    ),
-    ActivationInfo(
-        "tanh",
-        lambda p: nn.Tanh(),
-        "(e^x - e^-x) / (e^x + e^-x)",
-        "(-1, 1)",
-        "zero-centred sigmoid; still saturates",
-    ),
-    ActivationInfo(
-        "softmax",
-        lambda p: nn.Softmax(dim=-1),
-        "e^x_i / Σ_j e^x_j over the hidden units",
-        "(0, 1), sums to 1",
-        "couples the units of a layer; meant for outputs, shown as a contrast",
-        elementwise=False,
-    ),
-    ActivationInfo(
-        "elu",
-        lambda p: nn.ELU(_or(p, 1.0)),
-        "x if x > 0 else α(e^x - 1), α = 1",
-        "(-α, ∞)",
-        "smooth below 0 with negative outputs that push means toward 0",
-        (),
-        "α",
-    ),
-    ActivationInfo(
-        "gelu",
-        lambda p: nn.GELU(),
-        "x · Φ(x), Φ the normal CDF",
-        "[-0.17, ∞)",
-        "smooth ReLU weighted by a Gaussian; the transformer default",
-    ),
-    ActivationInfo(
-        "silu",
-        lambda p: nn.SiLU(),
-        "x · σ(x)",
-        "[-0.28, ∞)",
-        "also called swish; smooth, non-monotonic near 0",
-        ("swish",),
-    ),
-    ActivationInfo(
-        "mish",
-        lambda p: nn.Mish(),
-        "x · tanh(softplus(x))",
-        "[-0.31, ∞)",
-        "smooth, non-monotonic; close to silu",
-    ),
-    ActivationInfo(
-        "selu",
-        lambda p: nn.SELU(),
-        "λ(x if x > 0 else α(e^x - 1)), λ ≈ 1.05, α ≈ 1.67",
-        "(-1.76, ∞)",
-        "self-normalising when weights use LeCun-normal init (here: PyTorch default)",
-    ),
-    ActivationInfo(
-        "softplus",
-        lambda p: nn.Softplus(beta=_or(p, 1.0)),
-        "ln(1 + e^(βx)) / β, β = 1",
-        "(0, ∞)",
-        "a smooth ReLU; never exactly 0",
-        (),
-        "β",
-    ),
-    ActivationInfo(
-        "prelu",
-        lambda p: nn.PReLU(init=_or(p, 0.25)),
-        "max(ax, x), a learned (starts at 0.25)",
-        "(-∞, ∞)",
-        "leaky ReLU whose slope is trained, one per layer",
-        (),
-        "initial slope a",
-    ),
-    ActivationInfo(
-        "identity",
-        lambda p: nn.Identity(),
-        "x",
-        "(-∞, ∞)",
-        "no non-linearity: the network is a linear model; the control",
-        ("linear", "none"),
-    ),
+# The module each built-in activation is computed by, given the number after ':' (None =
+# its default); what they are is described in `actbench.catalog`, which needs no torch.
+_BUILD: dict[str, Callable[[float | None], nn.Module]] = {
+    "relu": lambda p: nn.ReLU(),
+    "leaky": lambda p: nn.LeakyReLU(_or(p, 0.01)),
+    "sigmoid": lambda p: nn.Sigmoid(),
+    "tanh": lambda p: nn.Tanh(),
+    "softmax": lambda p: nn.Softmax(dim=-1),
+    "elu": lambda p: nn.ELU(_or(p, 1.0)),
+    "gelu": lambda p: nn.GELU(),
+    "silu": lambda p: nn.SiLU(),
+    "mish": lambda p: nn.Mish(),
+    "selu": lambda p: nn.SELU(),
+    "softplus": lambda p: nn.Softplus(beta=_or(p, 1.0)),
+    "prelu": lambda p: nn.PReLU(init=_or(p, 0.25)),
+    "identity": lambda p: nn.Identity(),
+}
+REGISTRY: tuple[ActivationInfo, ...] = tuple(
+    ActivationInfo(build=_BUILD[e.name], **vars(e)) for e in CATALOG
 )
 
 # Which functions can have dead units, and which saturate between two bounds.

@@ -13,14 +13,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from typer.core import TyperGroup
 
 from actbench import __version__
@@ -29,6 +21,7 @@ from actbench.datafiles import prefetch
 from actbench.errors import ActbenchError
 
 if TYPE_CHECKING:
+    from actbench.progress import Group
     from actbench.train import EpochResult
 
 # torch, pandas and matplotlib are imported by the commands that use them, so that --help and
@@ -221,6 +214,7 @@ def run(
     else:
         settings = load_config(config, **flags)
         prefetch(settings.data_dir)  # decompress MNIST while torch is imported
+    from actbench.display import RunProgress
     from actbench.experiment import Hooks, baseline_label, resume_experiment, run_experiment
     from actbench.tables import comparison_table, cost_table, epoch_line, summary_table
 
@@ -228,43 +222,19 @@ def run(
         start = lambda hooks: resume_experiment(resume, overrides, hooks)  # noqa: E731
     else:
         start = lambda hooks: run_experiment(settings, hooks)  # noqa: E731
-    progress = Progress(
-        TextColumn("[bold]training"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("steps"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        refresh_per_second=4,  # the bar shares the CPU with training: redraw sparingly
-    )
+    display = RunProgress(err)
     task: dict[str, Any] = {}
 
-    def on_start(run_dir: Path, total: int, settings: RunConfig) -> None:
+    def on_start(run_dir: Path, groups: list[Group], settings: RunConfig) -> None:
         task["dir"], task["epochs"] = run_dir, settings.epochs
         task["seeded"], task["baseline"] = len(settings.seed_list) > 1, baseline_label(settings)
         err.print(f"{'Resuming run' if resume else 'Run folder'}: {run_dir}", soft_wrap=True)
-        task["id"] = progress.add_task("train", total=total)
-        task["shown"] = True
-        progress.start()
-
-    def stop_progress() -> None:
-        # once, and only if it was shown: stopping a progress display that never started
-        # still writes an empty line, which would come before a one-line error
-        if task.pop("shown", False):
-            progress.stop()
+        display.start(groups)
 
     def on_epoch(rows: list[EpochResult]) -> None:
-        line = epoch_line(rows, task["epochs"], task["seeded"])
-        progress.console.print(line, soft_wrap=True)
+        display.print(epoch_line(rows, task["epochs"], task["seeded"]))
 
-    hooks = Hooks(
-        on_start=on_start,
-        on_steps=lambda n: progress.advance(task["id"], n),
-        on_epoch=on_epoch,
-    )
+    hooks = Hooks(on_start=on_start, on_steps=display.steps, on_epoch=on_epoch)
     signals: list[int] = []
 
     def terminate(signum: int, frame: Any) -> None:  # SIGTERM ends a run the way Ctrl-C does
@@ -277,7 +247,7 @@ def run(
     except KeyboardInterrupt:
         for signum in (signal.SIGINT, signal.SIGTERM):  # exiting: more signals change nothing
             signal.signal(signum, signal.SIG_IGN)
-        stop_progress()
+        display.stop()
         where = task.get("dir")
         kept = (
             f"; finished epochs are kept in {where}; continue with: actbench run --resume {where}"
@@ -287,7 +257,7 @@ def run(
         err.print(f"Interrupted{kept}", soft_wrap=True)
         raise typer.Exit(128 + (signals[0] if signals else signal.SIGINT)) from None
     finally:
-        stop_progress()
+        display.stop()
     signal.signal(signal.SIGTERM, previous)
     out.print(summary_table(result.run_dir, result.metrics))
     comparison = comparison_table(result.metrics, task["baseline"])
@@ -385,9 +355,9 @@ def list_activations() -> None:
 
     Example: actbench activations
     """
-    from actbench.tables import activations_table
+    from actbench.catalog import catalog_table  # no torch: answers at once
 
-    out.print(activations_table())
+    out.print(catalog_table())
     out.print(
         "Your own: package.module:attribute (an nn.Module class or a tensor function), "
         "or label=package.module:attribute to name it, e.g. sin=torch:sin."

@@ -10,7 +10,7 @@ import contextlib
 import math
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,9 @@ from actbench.config import RunConfig, make_config
 from actbench.cost import measure_run_cost
 from actbench.data import SUBSET_SEED, load_mnist, prepare
 from actbench.errors import ActbenchError, UsageError
-from actbench.jobs import Unit, plan_jobs, run_jobs, total_steps
+from actbench.jobs import Unit, plan_jobs, run_jobs
 from actbench.parallel import train_in_workers
+from actbench.progress import EpochLines, Group, StepRouter, plan_groups
 from actbench.results import (
     MANIFEST,
     METRICS,
@@ -37,7 +38,7 @@ from actbench.results import (
 )
 from actbench.runtime import choose_device, cpu_cores, plan_workers, versions
 from actbench.signals import signals_held
-from actbench.train import EpochResult
+from actbench.train import EpochResult, steps_per_epoch
 
 # Settings that change what the models learn: a resumed run must keep every one of them.
 RESULT_KEYS = (
@@ -66,49 +67,15 @@ class RunResult:
 class Hooks:
     """Optional callbacks a front end uses to show progress; the library never prints."""
 
-    # the run folder, the optimiser steps to take, the settings
-    on_start: Callable[[Path, int, RunConfig], None] | None = None
-    on_steps: Callable[[int], None] | None = None  # steps just taken
-    on_epoch: Callable[[list[EpochResult]], None] | None = None  # all rows of a finished epoch
+    # the run folder, the groups of models that will train (`progress.Group`), the settings
+    on_start: Callable[[Path, list[Group], RunConfig], None] | None = None
+    on_steps: Callable[[Group, int], None] | None = None  # steps (batches) a group just took
+    # one (seed, epoch)'s rows, every model of the seed, in seed-then-epoch order
+    on_epoch: Callable[[list[EpochResult]], None] | None = None
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-@dataclass
-class _EpochCollector:
-    """Hands the front end one list per (seed, epoch) once every model still training reported.
-
-    Workers report their own models separately; a model that diverged reports no more epochs.
-    """
-
-    units: list[Unit]
-    first: dict[Unit, int]  # epochs a unit had finished before this session
-    last: dict[Unit, int]  # the epoch a unit ends at (the run's epochs, or where it diverged)
-    order: dict[str, int]
-    emit: Callable[[list[EpochResult]], None] | None
-    pending: dict[tuple[int, int], list[EpochResult]] = field(default_factory=dict)
-
-    def add(self, rows: list[EpochResult]) -> None:
-        for row in rows:
-            self.pending.setdefault((row.seed, row.epoch), []).append(row)
-            if row.status == "diverged":
-                unit = next(
-                    u for u in self.units if (u.seed, u.label) == (row.seed, row.activation)
-                )
-                self.last[unit] = row.epoch
-        for key in sorted(self.pending):
-            seed, epoch = key
-            expected = {
-                u.label
-                for u in self.units
-                if u.seed == seed and self.first.get(u, 0) < epoch <= self.last[u]
-            }
-            if {r.activation for r in self.pending[key]} >= expected:
-                done = sorted(self.pending.pop(key), key=lambda r: self.order[r.activation])
-                if self.emit is not None:
-                    self.emit(done)
 
 
 def _diverged(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -145,12 +112,14 @@ def _execute(
     """Train what is left of the run and keep the folder's CSV and manifest up to date."""
     store = CheckpointStore(run_dir)
     plans = plan_jobs(units, finished, done, workers)
+    per_epoch = steps_per_epoch(len(data.train_x), config.batch_size)
+    groups = plan_groups(plans, config.epochs, per_epoch)
     if hooks.on_start is not None:
-        hooks.on_start(run_dir, total_steps(plans, config, len(data.train_x)), config)
-    last = {u: config.epochs for u in units}
-    collector = _EpochCollector(
-        units, finished, last, {u.label: u.index for u in units}, hooks.on_epoch
-    )
+        hooks.on_start(run_dir, groups, config)
+    steps = StepRouter(groups, hooks.on_steps)
+    known = {f.name for f in fields(EpochResult)}
+    earlier = [EpochResult(**{k: v for k, v in r.items() if k in known}) for r in writer.rows]
+    collector = EpochLines(units, config.epochs, hooks.on_epoch, finished, earlier, done)
 
     def on_epoch(rows: list[EpochResult]) -> None:
         writer.add(rows)  # at once: workers report their models separately
@@ -160,13 +129,15 @@ def _execute(
 
     try:
         if len(plans) == 1:
-            run_jobs(plans[0], data, config, store, on_epoch, hooks.on_steps)
+            run_jobs(plans[0], data, config, store, on_epoch, lambda n: steps.add(0, n))
         elif plans:
-            train_in_workers(plans, data, config, store, threads, on_epoch, hooks.on_steps)
+            train_in_workers(plans, data, config, store, threads, on_epoch, steps.add)
     except KeyboardInterrupt:
         _record_interrupt(writer)
+        collector.flush()  # the epochs finished so far, shown even where a seed is incomplete
         raise
     except BaseException as err:
+        collector.flush()
         # the disk that failed the run may refuse this too; the error says so already
         with contextlib.suppress(ActbenchError):
             writer.update(status="failed", error=f"{type(err).__name__}: {err}", finished=_now())

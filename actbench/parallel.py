@@ -123,9 +123,13 @@ def train_in_workers(
     store: CheckpointStore | None,
     threads: int,
     on_epoch: Callable[[list[EpochResult]], None] | None = None,
-    on_steps: Callable[[int], None] | None = None,
+    on_steps: Callable[[int, int], None] | None = None,
 ) -> None:
-    """Run each plan's jobs in its own process of `threads` CPU threads."""
+    """Run each plan's jobs in its own process of `threads` CPU threads.
+
+    `on_epoch` receives each job's rows of a finished epoch, `on_steps` (worker, steps) the
+    optimiser steps a worker (its index in `plans`) just took.
+    """
     context = _context()
     messages = context.Queue()
     stop = context.Event()
@@ -150,7 +154,7 @@ def train_in_workers(
                     _check_alive(processes, running)
                     continue
                 if kind == "steps" and on_steps is not None:
-                    on_steps(payload)
+                    on_steps(index, payload)
                 elif kind == "epoch" and on_epoch is not None:
                     on_epoch(payload)
                 elif kind in ("done", "failed", "error"):

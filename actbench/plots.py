@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from matplotlib.figure import Figure  # no pyplot: works headless, with no displ
 from matplotlib.ticker import MaxNLocator
 
 from actbench.activations import Activation, resolve
+from actbench.catalog import CATALOG
 from actbench.config import RunConfig
 from actbench.cost import describe, kibibytes, summarize_cost
 from actbench.errors import ActbenchError, UsageError
@@ -28,8 +30,20 @@ CURVES = {
     "val_loss": ("Validation loss", "cross-entropy"),  # only runs with a validation split
     "val_accuracy": ("Validation accuracy", "accuracy (%)"),
 }
-STYLES = ("-", "--", ":", "-.")  # cycled with the colours so overlapping lines stay visible
 FOREST = "differences.png"  # the figure a report opens with
+LOSSES = ("train_loss", "test_loss", "val_loss")  # drawn on a log axis
+# One colour, marker and dash per built-in activation, in the catalogue's order: the same in
+# every figure of every run (relu is always blue). The colours are matplotlib's tab10 and
+# three more; the dashes cycle so that relu and leaky, whose curves overlap, both show.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf", "#e6ab02", "#1b9e77", "#000000")  # fmt: skip
+# For other activations (a user's own, or a built-in with its own parameter, e.g. leaky:0.1):
+# one of these, chosen by a hash of the name that is the same in every process. None is a
+# blue, so none is taken for relu, the usual baseline.
+EXTRA = ("#6a3d9a", "#e7298a", "#66a61e", "#b15928", "#35978f", "#4d4d4d", "#fb9a99")
+MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "*", "d", "p", "h")
+DASHES = ("-", "--", "-.", ":")
+BANDS_UP_TO = 3  # lines with seed bands; more lines show their intervals as error bars
 
 
 def label_series(frame: pd.DataFrame) -> pd.Series:
@@ -145,27 +159,135 @@ def curves(frame: pd.DataFrame, column: str, scale: float = 1.0) -> list[Line]:
     return lines
 
 
-def colours(frame: pd.DataFrame) -> dict[str, str]:
-    """One colour and line style per label, the same in every figure of the frame."""
-    labels = dict.fromkeys(label_series(frame))
-    return {label: (f"C{i % 10}", STYLES[i // 10 % len(STYLES)]) for i, label in enumerate(labels)}
+@dataclass(frozen=True)
+class Style:
+    """How one line is drawn."""
+
+    colour: str
+    marker: str
+    dash: str
 
 
-def _draw(ax: Any, lines: list[Line], styles: dict[str, Any], log: bool = False) -> None:
-    for line in lines:
-        colour, style = styles[line.key]
+def _stable(name: str) -> int:
+    return zlib.crc32(name.encode("utf-8"))
+
+
+def activation_style(activation: str) -> Style:
+    """The style an activation has in every figure: fixed for the built-ins (in the
+    catalogue's order), chosen by a stable hash of the name for any other."""
+    names = [entry.name for entry in CATALOG]
+    if activation in names:
+        i = names.index(activation)
+        return Style(PALETTE[i], MARKERS[i % len(MARKERS)], DASHES[i % len(DASHES)])
+    h = _stable(activation)
+    shapes = MARKERS[1:10]  # the clearly different ones, but relu's circle
+    return Style(EXTRA[h % len(EXTRA)], shapes[h // 7 % len(shapes)], DASHES[h // 11 % 4])
+
+
+def line_styles(frame: pd.DataFrame) -> dict[str, Style]:
+    """Each line label's style, the same in every figure of the frame.
+
+    The colour is the activation's (`activation_style`), so a line's colour says which
+    activation it is in every figure and run; lines of one activation with different settings
+    (`relu (lr=0.01)`, `relu (lr=0.1)`) share it and differ in dash and marker. Where two other
+    activations' hashes give the same colour, the later takes the next colour free.
+    """
+    labels = label_series(frame)
+    activation_of = dict(zip(labels, frame["activation"].astype(str), strict=True))
+    styles: dict[str, Style] = {}
+    owner: dict[str, str] = {}  # colour -> the activation that has it here
+    seen: dict[str, int] = {}  # activation -> its lines so far
+    for label in dict.fromkeys(labels):
+        activation = activation_of[label]
+        base = activation_style(activation)
+        colour = base.colour
+        if owner.get(colour, activation) != activation and colour in EXTRA:
+            free = [c for c in EXTRA[EXTRA.index(colour) :] + EXTRA if c not in owner]
+            colour = free[0] if free else colour
+        owner.setdefault(colour, activation)
+        k = seen.get(activation, 0)
+        seen[activation] = k + 1
+        marker = MARKERS[(MARKERS.index(base.marker) + k) % len(MARKERS)]
+        dash = DASHES[(DASHES.index(base.dash) + k) % len(DASHES)]
+        styles[label] = Style(colour, marker, dash)
+    return styles
+
+
+def _shared(frame: pd.DataFrame, column: str) -> list[str]:
+    """The values a `cfg_` setting takes in `frame`, each once, without unknown ones."""
+    if column not in frame:
+        return []
+    values = frame[column].dropna().astype(str)
+    return [v for v in dict.fromkeys(values) if v not in ("None", "nan", "")]
+
+
+def setup_line(frame: pd.DataFrame) -> str:
+    """What the models in `frame` were trained with, for a figure's caption: e.g. 'MNIST,
+    784-128-128-10, Adam lr 0.001, batch 64, 3 seeds'. From the runs' settings (`cfg_`
+    columns); a setting that differs between runs shows each value ('lr 0.001/0.01'), and
+    one no run records is left out."""
+    parts = ["MNIST"]
+    subset = _shared(frame, "cfg_subset")
+    if subset:
+        parts[0] += f" ({'/'.join(subset)}-sample subset)"
+    hidden = _shared(frame, "cfg_hidden")
+    if hidden:
+        parts.append("784-" + "/".join(hidden) + "-" + "/".join(hidden) + "-10"
+                     if len(hidden) > 1 else f"784-{hidden[0]}-{hidden[0]}-10")  # fmt: skip
+    optimizers = _shared(frame, "cfg_optimizer")
+    lrs = _shared(frame, "cfg_lr")
+    training = "/".join({"adam": "Adam", "sgd": "SGD"}.get(o, o) for o in optimizers)
+    if lrs:
+        training = f"{training} lr {'/'.join(lrs)}".strip()
+    if "sgd" in optimizers and (momentum := _shared(frame, "cfg_momentum")):
+        training += f", momentum {'/'.join(momentum)}"
+    if training:
+        parts.append(training)
+    batch = _shared(frame, "cfg_batch_size")
+    if batch:
+        parts.append(f"batch {'/'.join(batch)}")
+    val = _shared(frame, "cfg_val")
+    if val and val != ["0"]:
+        parts.append(f"{'/'.join(val)} held out for validation")
+    seeds = sorted(int(s) for s in frame["seed"].unique())
+    parts.append(f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds")
+    return ", ".join(parts)
+
+
+def _draw(ax: Any, lines: list[Line], styles: dict[str, Style], log: bool = False) -> None:
+    """Each line's mean by epoch, with its 95% interval where it has two seeds or more.
+
+    Up to `BANDS_UP_TO` lines the intervals are light bands. With more, overlapping bands
+    would hide one another, so each interval is an error bar, and the lines are set side by
+    side around each epoch (a small shift, the same for a line at every epoch) so that lines
+    that coincide, and their bars, all show. A line with one seed has no interval and shows
+    none.
+    """
+    side_by_side = len(lines) > BANDS_UP_TO
+    bars = side_by_side and any(line.low.notna().any() for line in lines)
+    offsets = _offsets(len(lines)) if side_by_side else [0.0] * len(lines)
+    for i, (line, offset) in enumerate(zip(lines, offsets, strict=True)):
+        style = styles[line.key]
         end = line.full_to if line.full_to is not None else line.mean.index.max()
         for part, faint in ((line.mean.index <= end, False), (line.mean.index >= end, True)):
             if faint and line.full_to is None:
                 continue
             mean, low, high = line.mean[part], line.low[part], line.high[part]
-            ax.plot(mean.index, mean.values, style, color=colour, marker="o", markersize=3,
+            x = mean.index + offset
+            ax.plot(x, mean.values, linestyle=style.dash, color=style.colour,
+                    marker=style.marker, markersize=4, linewidth=1.6, zorder=3 + i,
                     alpha=0.35 if faint else 1, label=None if faint else line.label)  # fmt: skip
-            if low.notna().any():
-                # every measure here is non-negative: so is its band (a log axis needs it positive)
-                low = low.clip(lower=line.mean[line.mean > 0].min() / 10 if log else 0)
-                ax.fill_between(mean.index, low, high, color=colour, alpha=0.08 if faint else 0.2,
-                                linewidth=0)  # fmt: skip
+            if not low.notna().any():
+                continue
+            # every measure here is non-negative: so is its band (a log axis needs it positive)
+            low = low.clip(lower=line.mean[line.mean > 0].min() / 10 if log else 0)
+            if bars:
+                ax.errorbar(x, mean.values, yerr=[mean - low, high - mean], fmt="none",
+                            ecolor=style.colour, elinewidth=1, capsize=2,
+                            alpha=0.35 if faint else 0.8, zorder=2)  # fmt: skip
+            else:
+                ax.fill_between(mean.index, low, high, color=style.colour, linewidth=0,
+                                alpha=0.06 if faint else 0.13, zorder=1)  # fmt: skip
     if log:
         ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -176,35 +298,79 @@ def _draw(ax: Any, lines: list[Line], styles: dict[str, Any], log: bool = False)
     ax.grid(alpha=0.3)
 
 
-def _title(title: str, frame: pd.DataFrame) -> str:
+def _offsets(n: int, width: float = 0.24) -> list[float]:
+    """Where n lines sit around each epoch (with their error bars): over `width` epochs."""
+    if n < 2:
+        return [0.0] * n
+    return [width * (i / (n - 1) - 0.5) for i in range(n)]
+
+
+def _heading(fig: Figure, title: str, frame: pd.DataFrame, apart: bool = False) -> None:
+    """The figure's title above it and a caption below it: the set-up (`setup_line`), what
+    the intervals are and, with `apart`, that the lines are set side by side (`_draw`), so
+    that a figure pasted alone still says what it shows."""
     counts = frame.assign(label=label_series(frame)).groupby("label")["seed"].nunique()
     low, high = int(counts.min()), int(counts.max())
-    if high == 1:
-        return title
-    seeds = f"{high} seeds" if low == high else f"{low} to {high} seeds per line"
-    return f"{title}\nmean and 95% interval over {seeds}"
+    if high > 1:
+        seeds = f"{high} seeds" if low == high else f"{low} to {high} seeds per line"
+        one = " (none for one seed)" if low == 1 else ""
+        shown = f"mean and 95% interval over {seeds}{one}"
+    else:
+        shown = "one seed: no interval (rerun with --seeds 5)"
+    if apart:
+        shown += "; lines set slightly apart at each epoch so that none hides another"
+    fig.suptitle(title, fontsize="large")
+    # below the figure's own area: saving with a tight bounding box takes it in
+    fig.text(0.5, -0.01, f"{setup_line(frame)}\n{shown}", ha="center", va="top",
+             fontsize="small", gid="caption")  # fmt: skip
+
+
+def _legend(fig: Figure, axes: list[Any]) -> None:
+    """One legend for every line of `axes`, outside them (right of the figure), so it covers
+    no curve."""
+    handles, labels = [], []
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    if handles:
+        fig.legend(handles, labels, loc="outside right upper", fontsize="small")
+
+
+def curve_figure(
+    frame: pd.DataFrame, column: str, epoch: int | None = None, styles: dict | None = None
+) -> Figure | None:
+    """The figure of one curve (`CURVES`), one line per label; None where no run has it.
+
+    Losses are drawn on a log axis, where their late epochs do not sink against zero. With
+    `epoch` (the epoch a report compares at), a dotted vertical line marks it when some line
+    goes beyond it.
+    """
+    title, ylabel = CURVES[column]
+    lines = curves(frame, column, 100 if column.endswith("accuracy") else 1)
+    if not lines:  # no run has this measure (validation without a validation split)
+        return None
+    fig = Figure(figsize=(7, 4.2), layout="constrained")
+    ax = fig.subplots()
+    _draw(ax, lines, styles or line_styles(frame), log=column in LOSSES)
+    if epoch is not None and frame["epoch"].max() > epoch:
+        ax.axvline(epoch, color="black", linestyle=":", linewidth=1,
+                   label=f"compared at epoch {epoch}")  # fmt: skip
+    ax.set_ylabel(ylabel + (" (log scale)" if column in LOSSES else ""))
+    _heading(fig, title, frame, apart=len(lines) > BANDS_UP_TO)
+    _legend(fig, [ax])
+    return fig
 
 
 def plot_curves(frame: pd.DataFrame, out_dir: Path, epoch: int | None = None) -> list[Path]:
-    """One PNG per curve (training loss, test loss, test accuracy), one line per label.
-
-    With `epoch` (the epoch a report compares at), a dotted vertical line marks it when some
-    line goes beyond it.
-    """
-    paths, styles = [], colours(frame)
-    for column, (title, ylabel) in CURVES.items():
-        lines = curves(frame, column, 100 if column.endswith("accuracy") else 1)
-        if not lines:  # no run has this measure (validation without a validation split)
-            continue
-        fig = Figure(figsize=(7, 4.5), layout="constrained")
-        ax = fig.subplots()
-        _draw(ax, lines, styles)
-        if epoch is not None and frame["epoch"].max() > epoch:
-            ax.axvline(epoch, color="black", linestyle=":", linewidth=1,
-                       label=f"compared at epoch {epoch}")  # fmt: skip
-        ax.set(title=_title(title, frame), ylabel=ylabel)
-        ax.legend(fontsize="small")
-        paths.append(_save(fig, out_dir / f"{column}.png"))
+    """One PNG per curve (`curve_figure`): training loss, test loss, test accuracy, and the
+    validation ones where there is a validation split."""
+    paths, styles = [], line_styles(frame)
+    for column in CURVES:
+        fig = curve_figure(frame, column, epoch, styles)
+        if fig is not None:
+            paths.append(_save(fig, out_dir / f"{column}.png"))
     return paths
 
 
@@ -221,27 +387,19 @@ HEALTH = (
 
 def plot_health(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Gradient flow, dead and saturated units per layer; a figure with nothing to show is skipped."""
-    paths, styles = [], colours(frame)
+    paths, styles = [], line_styles(frame)
     for name, title, ylabel, columns, scale, log in HEALTH:
         panels = [(column, curves(frame, column, scale)) for column in columns]
         if not any(lines for _, lines in panels):
             continue
-        fig = Figure(figsize=(4.2 * len(columns), 4.4), layout="constrained")
+        fig = Figure(figsize=(2.8 * len(columns) + 1.6, 4.0), layout="constrained")
         axes = fig.subplots(1, len(columns), sharey=True, squeeze=False)[0]
         for ax, (column, lines) in zip(axes, panels, strict=True):
             _draw(ax, lines, styles, log)
             ax.set_title(f"layer {column[-1]}" + (" (output)" if column.endswith("3") else ""))
         axes[0].set_ylabel(ylabel)
-        handles, labels = axes[0].get_legend_handles_labels()
-        for ax in axes[1:]:  # a panel may have lines the first lacks
-            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-                if label not in labels:
-                    handles.append(handle)
-                    labels.append(label)
-        if handles:
-            fig.legend(handles, labels, fontsize="small", loc="outside lower center",
-                       ncols=min(4, len(labels)))  # fmt: skip
-        fig.suptitle(_title(title, frame))
+        _legend(fig, list(axes))  # a panel may have lines the first lacks
+        _heading(fig, title, frame, apart=max(len(p) for _, p in panels) > BANDS_UP_TO)
         paths.append(_save(fig, out_dir / f"{name}.png"))
     return paths
 
@@ -276,8 +434,8 @@ def plot_cost(frame: pd.DataFrame, cost: pd.DataFrame, out_dir: Path) -> list[Pa
     table = cost_summary(frame, cost)
     if table.empty:
         return []
-    styles = colours(frame)
-    colour = [styles[k][0] if k in styles else "grey" for k in table["key"]]
+    styles = line_styles(frame)
+    colour = [styles[k].colour if k in styles else "grey" for k in table["key"]]
     x = list(range(len(table)))
     fig = Figure(figsize=(max(8, 1.4 * len(table) + 3), 4.6), layout="constrained")
     ax_time, ax_memory = fig.subplots(1, 2)
@@ -296,9 +454,11 @@ def plot_cost(frame: pd.DataFrame, cost: pd.DataFrame, out_dir: Path) -> list[Pa
                            ha="center", va="bottom", fontsize="small")  # fmt: skip
     ax_memory.set(title="Kept for the backward pass (both layers)\nlight: saved; dark: extra "
                   "(not the output)", ylabel="KiB saved (in brackets: extra)")  # fmt: skip
+    # slanted where the names would run into one another side by side
+    slant = len(table) > 4 or table["label"].astype(str).str.len().max() * len(table) > 40
     for ax in (ax_time, ax_memory):
-        ax.set_xticks(x, table["label"], rotation=30 if len(table) > 4 else 0,
-                      ha="right" if len(table) > 4 else "center")  # fmt: skip
+        ax.set_xticks(x, table["label"], rotation=30 if slant else 0,
+                      ha="right" if slant else "center")  # fmt: skip
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"Activation cost: {describe(table)}", fontsize="small", wrap=True)
     return [_save(fig, out_dir / "activation_cost.png")]
@@ -348,7 +508,7 @@ def plot_activations(
     themselves. Each function is drawn through `activation_curve` at width `hidden`; one that
     cannot be imported or drawn here is left out, and the figure's title says which and why.
     """
-    fig = Figure(figsize=(10, 4))
+    fig = Figure(figsize=(10, 4), layout="constrained")
     ax_f, ax_d = fig.subplots(1, 2)
     skipped = []
     specs = specs or {}
@@ -371,16 +531,15 @@ def plot_activations(
             skipped.append(f"{label} (drawing it failed: {type(err).__name__})")
             continue
         shown = f"{label} (unit 1; the other {hidden - 1} at 0)" if coupled else label
-        style = STYLES[i % len(STYLES)]
-        ax_f.plot(x, y, style, label=shown)
-        ax_d.plot(x, dy, style, label=shown)
+        style = _function_style(label, i)
+        ax_f.plot(x, y, **style, label=shown)
+        ax_d.plot(x, dy, **style)
     ax_f.set(title="Activation f(x)", xlabel="x")
     ax_d.set(title="Derivative f'(x)", xlabel="x")
     for ax in (ax_f, ax_d):
         ax.grid(alpha=0.3)
         ax.axhline(0, color="grey", linewidth=0.5)
-        if ax.lines:
-            ax.legend(fontsize="small")
+    _legend(fig, [ax_f])
     if skipped:
         fig.suptitle("not drawn: " + "; ".join(skipped), fontsize="small", wrap=True)
     return _save(fig, out_path)
@@ -392,6 +551,15 @@ def _hidden(frame: pd.DataFrame) -> int:
         return RunConfig.hidden
     widths = pd.to_numeric(frame["cfg_hidden"], errors="coerce").dropna()
     return int(widths.mode().iloc[0]) if len(widths) else RunConfig.hidden
+
+
+def _function_style(label: str, i: int) -> dict[str, Any]:
+    """How `plot_activations` draws its `i`-th function: the activation's colour and dash,
+    each line thinner than the one before and drawn over it, so that curves that coincide
+    (relu and leaky for x > 0) all stay visible."""
+    style = activation_style(label)
+    return {"color": style.colour, "linestyle": style.dash, "zorder": 2 + i,
+            "linewidth": max(1.0, 3.4 - 1.0 * i)}  # fmt: skip
 
 
 def make_plot_dir(out_dir: Path) -> None:
@@ -414,13 +582,16 @@ def _verdict(row: Any) -> str:
     return f"{d_z}Holm p {p_value(row.p_holm)}: {verdict}"
 
 
-def forest_figure(pairs: pd.DataFrame, baseline: str, where: str, key: str = "label") -> Figure:
+def forest_figure(
+    pairs: pd.DataFrame, baseline: str, where: str, key: str = "label", setup: str = ""
+) -> Figure:
     """A forest plot: each line's paired difference from `baseline`, with its 95% interval.
 
     `pairs` is `summary.compare`'s frame (differences as fractions, drawn in percentage
     points); `where` says at which epoch (e.g. 'at epoch 10 (final)'). A filled marker is a
     real difference (Holm-adjusted p below `summary.ALPHA`), a hollow one is not; the right
-    margin gives each line's effect size d_z, adjusted p-value and verdict.
+    margin gives each line's effect size d_z, adjusted p-value and verdict. `setup`
+    (`setup_line`), if given, is the figure's caption.
     """
     n = len(pairs)
     fig = Figure(figsize=(8, 2.0 + 0.5 * n), layout="constrained")
@@ -450,14 +621,21 @@ def forest_figure(pairs: pd.DataFrame, baseline: str, where: str, key: str = "la
     )
     ax.set_title(f"Difference from {baseline} {where}\n{how}", fontsize="medium")
     ax.grid(axis="x", alpha=0.3)
+    if setup:
+        fig.text(0.5, -0.01, setup, ha="center", va="top", fontsize="small", gid="caption")
     return fig
 
 
 def plot_differences(
-    pairs: pd.DataFrame, baseline: str, where: str, out_path: Path, key: str = "label"
+    pairs: pd.DataFrame,
+    baseline: str,
+    where: str,
+    out_path: Path,
+    key: str = "label",
+    setup: str = "",
 ) -> Path:
     """`forest_figure` written to `out_path` as a PNG."""
-    return _save(forest_figure(pairs, baseline, where, key), out_path)
+    return _save(forest_figure(pairs, baseline, where, key, setup), out_path)
 
 
 def plot_runs(

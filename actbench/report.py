@@ -12,7 +12,14 @@ import pandas as pd
 from actbench.cost import COLUMNS as COST_COLUMNS
 from actbench.cost import METHOD, describe, kibibytes, microseconds, read_cost
 from actbench.errors import UsageError
-from actbench.plots import FOREST, cost_summary, make_plot_dir, plot_differences, plot_runs
+from actbench.plots import (
+    FOREST,
+    cost_summary,
+    make_plot_dir,
+    plot_differences,
+    plot_runs,
+    setup_line,
+)
 from actbench.results import RunFolder, activation_specs, write_or_explain
 from actbench.selection import DATA_SEED, IDENTITY, Selection, planned_models, seed_list
 from actbench.stats import HOLM
@@ -80,7 +87,9 @@ def make_report(
     make_plot_dir(out_dir)
     figures = []
     if not pairs.empty:
-        figures.append(plot_differences(pairs, base, where(selection), out_dir / FOREST))
+        setup = setup_line(selection.frame)
+        figures.append(plot_differences(pairs, base, where(selection), out_dir / FOREST,
+                                        setup=setup))  # fmt: skip
     cost = selection_costs(selection)
     specs = activation_specs(selection.runs)
     figures += plot_runs(selection.frame, out_dir, selection.epoch, cost, specs)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
 from rich import box
+from rich.cells import cell_len, set_cell_size
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
-from actbench.activations import REGISTRY
 from actbench.cost import describe, kibibytes, microseconds, read_cost, summarize_cost
 from actbench.stats import HOLM
 from actbench.summary import ALPHA, compare, comparison_epoch, p_value, percent_interval, summarize
@@ -47,11 +51,7 @@ def summary_table(run_dir: Path, frame: pd.DataFrame) -> Table:
         caption=f"{chosen}; an epoch took {wall:.2f} s (shared by the models trained together)",
         box=box.SIMPLE_HEAVY,
     )
-    columns = ["activation", "test acc", *(["best (ep)"] if with_val else [])]
-    for column in (*columns, "train loss", "test loss"):
-        table.add_column(
-            column, justify="left" if column == "activation" else "right", no_wrap=True
-        )
+    rows = []
     for row in summary.itertuples(index=False):
         accuracy = percent_interval(
             row.test_accuracy, row.test_accuracy_low, row.test_accuracy_high
@@ -70,14 +70,10 @@ def summary_table(run_dir: Path, frame: pd.DataFrame) -> Table:
                 if pd.isna(row.best_epoch)
                 else f"{100 * row.best_test_accuracy:.2f}% ({int(row.best_epoch)})"
             ]
-        table.add_row(
-            row.activation,
-            accuracy,
-            *best,
-            _loss(row.train_loss),
-            _loss(row.test_loss),
-        )
-    return table
+        rows.append([row.activation, accuracy, *best, _loss(row.train_loss),
+                     _loss(row.test_loss)])  # fmt: skip
+    headings = ["test acc", *(["best (ep)"] if with_val else []), "train loss", "test loss"]
+    return _fill(table, headings, rows)
 
 
 def cost_table(run_dir: Path, frame: pd.DataFrame) -> Table | None:
@@ -97,20 +93,72 @@ def cost_table(run_dir: Path, frame: pd.DataFrame) -> Table | None:
         "extra: the part that is not the output (which the next layer keeps anyway)",
         box=box.SIMPLE_HEAVY,
     )
-    for column in ("activation", "f(x) µs", "95% interval", "saved KiB", "extra KiB"):
-        table.add_column(
-            column, justify="left" if column == "activation" else "right", no_wrap=True
-        )
+    rows = []
     for row in cost.itertuples(index=False):
         interval = microseconds(row.low) + "–" + microseconds(row.high)
-        table.add_row(
-            row.activation,
-            microseconds(row.seconds),
-            "n/a" if pd.isna(row.low) else interval,
-            kibibytes(row.saved_bytes),
-            kibibytes(row.extra_saved_bytes),
-        )
+        rows.append([row.activation, microseconds(row.seconds),
+                     "n/a" if pd.isna(row.low) else interval, kibibytes(row.saved_bytes),
+                     kibibytes(row.extra_saved_bytes)])  # fmt: skip
+    return _fill(table, ["f(x) µs", "95% interval", "saved KiB", "extra KiB"], rows)
+
+
+def _fill(table: Table, headings: list[str], rows: list[list[str]]) -> Table:
+    """Add the activation column, one column per heading, and `rows` (label first); return it.
+
+    A number is never cut or wrapped: where the terminal is narrow, the activation's label
+    wraps instead (a label without spaces, such as `package.module:Class`, folds onto further
+    lines). A heading wider than every value under it takes two lines, so that its column is
+    as narrow as its numbers.
+    """
+    table.add_column("activation")
+    for i, heading in enumerate(headings, start=1):
+        widest = max((cell_len(row[i]) for row in rows), default=0)
+        if cell_len(heading) > widest and " " in heading:
+            heading = _two_lines(heading)
+        table.add_column(heading, justify="right", no_wrap=True)
+    for label, *numbers in rows:
+        table.add_row(Label(label), *numbers)
     return table
+
+
+class Label:
+    """An activation's label in a table cell: whole where it fits, else broken after a '.',
+    ':', '=', '_', ',' or space (`torch.nn.functional:` over `hardswish`), and only where a
+    part is still too long, anywhere."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def parts(self) -> list[str]:
+        return [p for p in re.split(r"(?<=[.:=_, ])", self.text) if p]
+
+    def lines(self, width: int) -> list[str]:
+        """The label as lines of at most `width` cells (width >= 1)."""
+        lines, line = [], ""
+        for part in self.parts():
+            if line and cell_len(line + part) > width:
+                lines.append(line)
+                line = ""
+            line += part
+            while cell_len(line) > width:
+                cut = set_cell_size(line, width)
+                lines.append(cut)
+                line = line[len(cut) :]
+        return [*lines, line] if line or not lines else lines
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        widest = max((cell_len(p) for p in self.parts()), default=1)
+        return Measurement(widest, cell_len(self.text)).with_maximum(options.max_width)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield Text("\n".join(self.lines(max(1, options.max_width))), no_wrap=True)
+
+
+def _two_lines(heading: str) -> str:
+    """'train loss' -> 'train' over 'loss': the heading broken at the space nearest its middle."""
+    spaces = [i for i, c in enumerate(heading) if c == " "]
+    middle = min(spaces, key=lambda i: abs(2 * i - len(heading)))
+    return heading[:middle] + "\n" + heading[middle + 1 :]
 
 
 def _count(n: int, noun: str) -> str:
@@ -135,31 +183,11 @@ def comparison_table(frame: pd.DataFrame, baseline: str) -> Table | None:
         else "one seed gives no interval: use --seeds 5",
         box=box.SIMPLE_HEAVY,
     )
-    for column in ("activation", "difference", "95% interval", "d_z", "Holm p", "real?"):
-        table.add_column(
-            column, justify="left" if column == "activation" else "right", no_wrap=True
-        )
+    rows = []
     for row in pairs.itertuples(index=False):
         interval = "n/a" if seeds < 2 else f"{100 * row.low:+.2f} to {100 * row.high:+.2f}"
         verdict = "n/a" if pd.isna(row.p_holm) else "yes" if row.significant else "no (noise)"
         d_z = "n/a" if pd.isna(row.d_z) else f"{row.d_z:+.2f}"
-        table.add_row(
-            row.activation, f"{100 * row.difference:+.2f}", interval, d_z, p_value(row.p_holm),
-            verdict,
-        )  # fmt: skip
-    return table
-
-
-def activations_table() -> Table:
-    """The built-in activations with formula, output range and a note."""
-    table = Table(title="Built-in activations (names are case-insensitive)")
-    for column in ("name", "formula", "range", "note"):
-        table.add_column(column, overflow="fold")
-    for info in REGISTRY:
-        name = info.name
-        if info.aliases:
-            name += f" ({', '.join(info.aliases)})"
-        if info.parameter:
-            name += f"\n{info.name}:X sets {info.parameter}"
-        table.add_row(name, info.formula, info.output_range, info.note)
-    return table
+        rows.append([row.activation, f"{100 * row.difference:+.2f}", interval, d_z,
+                     p_value(row.p_holm), verdict])  # fmt: skip
+    return _fill(table, ["difference", "95% interval", "d_z", "Holm p", "real?"], rows)

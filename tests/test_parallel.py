@@ -56,8 +56,9 @@ def test_workers_give_the_same_rows_as_one_process(mnist_dir):
     units = [Unit(3, i, a.label) for i, a in enumerate(activations)]
     plans = plan_jobs(units, {}, set(), 2)
     train_in_workers(
-        plans, data, config, None, threads=1, on_epoch=parallel.extend, on_steps=steps.append
-    )
+        plans, data, config, None, threads=1, on_epoch=parallel.extend,
+        on_steps=lambda worker, n: steps.append(n),
+    )  # fmt: skip
     key = lambda r: (r.epoch, r.activation)  # noqa: E731
     assert sorted(map(key, parallel)) == sorted(map(key, alone))
     by_key = {key(r): r for r in parallel}
@@ -87,6 +88,11 @@ def test_progress_counts_every_step_of_the_plan(mnist_dir):
     units = [Unit(seed, i, name) for seed in (0, 1) for i, name in enumerate(["relu", "tanh"])]
     plans = plan_jobs(units, {}, set(), 2)
     steps = []
-    train_in_workers(plans, data, config, None, threads=1, on_steps=steps.append)
+    train_in_workers(
+        plans, data, config, None, threads=1, on_steps=lambda worker, n: steps.append((worker, n))
+    )
     # each worker runs one job per seed it holds: 2 epochs x 256/32 steps each
-    assert sum(steps) == total_steps(plans, config, len(data.train_x)) == 2 * 2 * 8
+    assert sum(n for _, n in steps) == total_steps(plans, config, len(data.train_x)) == 2 * 2 * 8
+    for worker, jobs in enumerate(plans):  # and says which worker took them
+        mine = sum(n for w, n in steps if w == worker)
+        assert mine == total_steps([jobs], config, len(data.train_x))

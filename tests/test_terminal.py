@@ -1,0 +1,308 @@
+"""What the terminal shows: tables that fit 80 columns with every number whole, per-epoch
+lines in seed-then-epoch order with every model, a progress display in model-epochs, and a
+catalogue of activations that answers without torch."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from rich.cells import cell_len
+from rich.console import Console
+
+from actbench.catalog import CATALOG, catalog_table
+from actbench.cost import COLUMNS as COST_COLUMNS
+from actbench.cost import COST
+from actbench.display import RunProgress
+from actbench.jobs import Unit, plan_jobs
+from actbench.progress import EpochLines, StepRouter, plan_groups
+from actbench.summary import summarize
+from actbench.tables import Label, comparison_table, cost_table, summary_table
+from actbench.train import EpochResult
+
+LONG = ["relu", "leaky:0.1", "my_acts:InplaceReLU", "torch.nn.functional:hardswish", "sin"]
+
+
+def _frame(labels, seeds=(0, 1, 2), epochs=3, diverged=None):
+    """Rows whose numbers differ by label, seed and epoch; with a validation split."""
+    rows = []
+    for seed in seeds:
+        for epoch in range(1, epochs + 1):
+            for i, label in enumerate(labels):
+                status = "ok"
+                if diverged == (label, seed):
+                    if epoch > 2:
+                        continue
+                    status = "diverged" if epoch == 2 else "ok"
+                accuracy = 0.9 + 0.01 * i + 0.004 * seed * (i + 1) + 0.001 * epoch
+                row = EpochResult(label, seed, epoch, 0.3 / epoch + 0.01 * i, accuracy,
+                                  0.35 / epoch, accuracy, 1.25, status,
+                                  val_loss=0.4 / epoch, val_accuracy=accuracy - 0.002)  # fmt: skip
+                rows.append(row.__dict__)
+    return pd.DataFrame(rows)
+
+
+def _render(*tables, width=80):
+    console = Console(width=width, record=True, highlight=False)
+    for table in tables:
+        console.print(table)
+    return console.export_text()
+
+
+def _cells(text):
+    return {cell for line in text.splitlines() for cell in line.split("  ") if cell.strip()}
+
+
+@pytest.mark.parametrize("diverged", [None, ("my_acts:InplaceReLU", 1)])
+def test_end_of_run_tables_fit_80_columns_with_every_number_whole(tmp_path, diverged):
+    frame = _frame(LONG, diverged=diverged)
+    run = tmp_path / "run"
+    run.mkdir()
+    cost = [[label, r, 0, 8, (i + 1) * 1e-4 * r, 64, 128, "cpu", 1, 10, 65536, 65536 * i]
+            for i, label in enumerate(LONG) for r in range(1, 21)]  # fmt: skip
+    (run / COST).write_text(pd.DataFrame(cost, columns=COST_COLUMNS).to_csv(index=False))
+    text = _render(
+        summary_table(run, frame), comparison_table(frame, "relu"), cost_table(run, frame)
+    )
+    assert max(cell_len(line) for line in text.splitlines()) <= 80
+    assert "…" not in text  # nothing cut, headings included
+    for heading in ("test acc", "best (ep)", "difference", "95% interval", "Holm p", "real?"):
+        assert heading in text or _split(heading, text)
+    # every accuracy of the summary appears whole in one cell
+    summary = summarize(frame)
+    cells = " | ".join(_cells(text))
+    for row in summary.itertuples():
+        assert f"{100 * row.test_accuracy:.2f}%" in cells, row.activation
+        assert f"{row.train_loss:.4f}" in cells and f"{row.test_loss:.4f}" in cells
+    # a long label wraps after its punctuation, and all of it is there
+    assert "torch.nn.functional:" in text and "hardswish" in text
+    for label in LONG:
+        assert all(part in text for part in Label(label).parts()), label
+
+
+def _split(heading, text):
+    """A heading printed over two lines: each word on consecutive lines."""
+    first, second = heading.split(" ", 1)
+    lines = text.splitlines()
+    return any(first in a and second in b for a, b in itertools.pairwise(lines))
+
+
+def test_a_label_breaks_after_punctuation_and_only_then_anywhere():
+    assert Label("torch.nn.functional:hardswish").lines(20) == [
+        "torch.nn.functional:",
+        "hardswish",
+    ]
+    assert Label("my_acts:InplaceReLU").lines(12) == ["my_acts:", "InplaceReLU"]
+    assert Label("abcdefghij").lines(4) == ["abcd", "efgh", "ij"]
+    assert Label("relu").lines(80) == ["relu"]
+
+
+def test_the_catalogue_fits_80_columns_with_each_note_on_one_line():
+    text = _render(catalog_table())
+    lines = text.splitlines()
+    assert max(cell_len(line) for line in lines) <= 80
+    for entry in CATALOG:
+        assert any(entry.note in line for line in lines), entry.name
+        assert any(f"{entry.formula}; range {entry.output_range}" in line for line in lines)
+    assert len(lines) <= 4 + 3 * len(CATALOG)  # at most three lines an activation
+
+
+def test_actbench_activations_answers_without_torch():
+    """torch takes seconds to import: listing the built-ins must not wait for it."""
+    code = (
+        "import sys\n"
+        "from actbench.cli import app\n"
+        "print('exit', app(['activations'], standalone_mode=False) or 0)\n"
+        "print('loaded', sorted(m for m in ('torch', 'pandas', 'matplotlib') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "COLUMNS": "80"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[-2:] == ["exit 0", "loaded []"]
+    assert "relu" in proc.stdout and "max(0, x)" in proc.stdout
+    assert max(cell_len(line) for line in lines) <= 80
+
+
+def _row(label, seed, epoch, status="ok"):
+    return EpochResult(label, seed, epoch, 0.5, 0.8, 0.6, 0.9 - 0.01 * epoch, 1.0, status)
+
+
+ACTIVATIONS = ["relu", "sigmoid", "tanh", "leaky"]
+
+
+def _units(seeds=(0, 1, 2)):
+    return [Unit(s, i, a) for s in seeds for i, a in enumerate(ACTIVATIONS)]
+
+
+def _reports(plans, epochs, first=None):
+    """Each worker's reports in its own order: every job's rows, epoch by epoch."""
+    first = first or {}
+    return [
+        [
+            [_row(u.label, job.seed, epoch) for u in job.units]
+            for job in jobs
+            for epoch in range(job.start_epoch + 1, epochs + 1)
+        ]
+        for jobs in plans
+    ]
+
+
+def _interleave(streams, rng):
+    """One order in which the workers' reports could arrive (each worker's own kept)."""
+    streams = [list(s) for s in streams]
+    order = []
+    while any(streams):
+        pick = rng.choice([s for s in streams if s])
+        order.append(pick.pop(0))
+    return order
+
+
+def test_epoch_lines_come_in_seed_then_epoch_order_with_every_model():
+    units, epochs = _units(), 4
+    plans = plan_jobs(units, {}, set(), 2)  # seed 1's models are split between the workers
+    assert {job.seed for job in plans[0]} & {job.seed for job in plans[1]} == {1}
+    streams = _reports(plans, epochs)
+    orders = [
+        [r for s in streams for r in s],  # worker 0 first, then worker 1
+        [r for s in reversed(streams) for r in s],  # worker 1 (seed 1 part, seed 2) first
+        *[_interleave(streams, random.Random(k)) for k in range(20)],
+    ]
+    for order in orders:
+        shown = []
+        lines = EpochLines(units, epochs, shown.append)
+        for rows in order:
+            lines.add(rows)
+        assert [(rows[0].seed, rows[0].epoch) for rows in shown] == [
+            (s, e) for s in (0, 1, 2) for e in range(1, epochs + 1)
+        ]
+        for rows in shown:
+            assert [r.activation for r in rows] == ACTIVATIONS
+            assert {r.seed for r in rows} == {rows[0].seed}
+
+
+def test_after_a_resume_every_line_still_has_every_model_of_its_seed():
+    units, epochs = _units(), 6
+    # the run stopped with seed 1 split: tanh and leaky at epoch 5, relu and sigmoid at 2;
+    # seed 2's identity-like model (relu) diverged at epoch 1 and trains no more
+    first = {u: 0 for u in units}
+    for u in units:
+        if u.seed == 0:
+            first[u] = 6
+        if u.seed == 1:
+            first[u] = 5 if u.label in ("tanh", "leaky") else 2
+        if u.seed == 2:
+            first[u] = 1 if u.label == "relu" else 3
+    done = {u for u in units if u.seed == 0 or (u.seed, u.label) == (2, "relu")}
+    earlier = [
+        _row(u.label, u.seed, e, "diverged" if (u.seed, u.label, e) == (2, "relu", 1) else "ok")
+        for u in units
+        for e in range(1, first[u] + 1)
+    ]
+    plans = plan_jobs(units, first, done, 2)
+    shown = []
+    lines = EpochLines(units, epochs, shown.append, first, earlier, done)
+    for rows in _interleave(_reports(plans, epochs), random.Random(0)):
+        lines.add(rows)
+    keys = [(rows[0].seed, rows[0].epoch) for rows in shown]
+    assert keys == [(1, e) for e in range(3, 7)] + [(2, e) for e in range(4, 7)]
+    for rows in shown:
+        expected = ACTIVATIONS if rows[0].seed == 1 else ["sigmoid", "tanh", "leaky"]
+        assert [r.activation for r in rows] == expected, (rows[0].seed, rows[0].epoch)
+
+
+def test_a_model_diverging_ends_its_part_of_the_lines():
+    units, epochs = _units(seeds=(0,)), 3
+    shown = []
+    lines = EpochLines(units, epochs, shown.append)
+    lines.add([_row("relu", 0, 1), _row("sigmoid", 0, 1)])
+    lines.add([_row("tanh", 0, 1), _row("leaky", 0, 1, "diverged")])  # the second group
+    lines.add([_row("relu", 0, 2), _row("sigmoid", 0, 2)])
+    lines.add([_row("tanh", 0, 2)])
+    assert [[r.activation for r in rows] for rows in shown] == [ACTIVATIONS, ACTIVATIONS[:3]]
+
+
+def test_a_stopped_run_shows_every_epoch_it_finished():
+    units, epochs = _units(seeds=(0, 1)), 2
+    shown = []
+    lines = EpochLines(units, epochs, shown.append)
+    lines.add([_row("tanh", 1, 1), _row("leaky", 1, 1)])  # seed 1 waits for its other half
+    lines.add([_row(a, 0, 1) for a in ACTIVATIONS])
+    assert [(r[0].seed, r[0].epoch) for r in shown] == [(0, 1)]
+    lines.flush()  # interrupted here
+    assert [(r[0].seed, r[0].epoch, len(r)) for r in shown] == [(0, 1, 4), (1, 1, 2)]
+
+
+def test_steps_are_counted_to_the_group_that_took_them():
+    units = _units()
+    plans = plan_jobs(units, {}, set(), 2)
+    groups = plan_groups(plans, epochs=3, steps_per_epoch=10)
+    calls = []
+    router = StepRouter(groups, lambda g, n: calls.append((g, n)))
+    rng = random.Random(1)
+    left = {w: sum(g.steps for g in groups if g.worker == w) for w in (0, 1)}
+    while any(left.values()):
+        worker = rng.choice([w for w in left if left[w]])
+        n = min(left[worker], rng.choice([3, 7, 32]))
+        router.add(worker, n)
+        left[worker] -= n
+    assert {g: sum(n for h, n in calls if h == g) for g in groups} == {g: g.steps for g in groups}
+    for worker in (0, 1):  # a worker's groups, one after the other, in its plan's order
+        order = [g for g, _ in calls if g.worker == worker]
+        assert list(dict.fromkeys(order)) == [g for g in groups if g.worker == worker]
+        assert order == sorted(order, key=groups.index)
+    assert sum(g.model_epochs for g in groups) == 3 * 12
+
+
+def test_the_display_counts_model_epochs_and_shows_each_group_in_training():
+    units = _units()
+    plans = plan_jobs(units, {}, set(), 2)
+    groups = plan_groups(plans, epochs=4, steps_per_epoch=10)
+    console = Console(width=80, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    display = RunProgress(console)
+    display.start(groups)
+    try:
+        w0, w1 = groups[0], next(g for g in groups if g.worker == 1)
+        display.steps(w0, 15)  # seed 0's four models: one and a half epochs
+        display.steps(w1, 20)  # seed 1's two models on worker 1: two epochs
+        recorder = Console(width=80, record=True)
+        recorder.print(display.progress.make_tasks_table(display.progress.tasks))
+        text = recorder.export_text()
+    finally:
+        display.stop()
+    assert f"10/{3 * 4 * 4} model-epochs" in text  # 4 x 1.5 + 2 x 2
+    assert "seed 0: relu, sigmoid, tanh, leaky" in text and "epoch 2/4" in text
+    assert "seed 1: tanh, leaky" in text and "epoch 3/4" in text
+    assert "ETA" in text
+    assert max(cell_len(line) for line in text.splitlines()) <= 80
+
+
+def test_a_run_over_two_workers_prints_every_seed_in_order(mnist_dir, tmp_path):
+    """Three seeds of three activations over two workers: seed 1's models are split between
+    them, and its lines still come whole and in their place."""
+    from typer.testing import CliRunner
+
+    from actbench.cli import app
+
+    args = ["run", "-a", "relu,tanh,leaky", "--seeds", "3", "--workers", "2", "--epochs", "2",
+            "--hidden", "8", "--batch-size", "64", "--data-dir", str(mnist_dir),
+            "--results-dir", str(tmp_path / "results")]  # fmt: skip
+    result = CliRunner().invoke(app, args, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (tmp_path / "results").iterdir()
+    assert json.loads((run_dir / "manifest.json").read_text())["workers"] == 2
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("seed ")]
+    assert [ln.split(" (")[0] for ln in lines] == [
+        f"seed {s} epoch {e}/2" for s in (0, 1, 2) for e in (1, 2)
+    ]
+    for line in lines:
+        accuracies = line.split("test accuracy: ")[1]
+        assert [part.split(" ")[0] for part in accuracies.split("  ")] == ["relu", "tanh", "leaky"]
