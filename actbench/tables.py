@@ -102,18 +102,24 @@ def cost_table(run_dir: Path, frame: pd.DataFrame) -> Table | None:
     return _fill(table, ["f(x) µs", "95% interval", "saved KiB", "extra KiB"], rows)
 
 
+FIT_COLUMNS = 80  # the terminal width every table must fit
+
+
 def _fill(table: Table, headings: list[str], rows: list[list[str]]) -> Table:
     """Add the activation column, one column per heading, and `rows` (label first); return it.
 
     A number is never cut or wrapped: where the terminal is narrow, the activation's label
     wraps instead (a label without spaces, such as `package.module:Class`, folds onto further
-    lines). A heading wider than every value under it takes two lines, so that its column is
-    as narrow as its numbers.
+    lines). Where the table with one-line headings would not fit 80 columns, a heading wider
+    than every value under it takes two lines, so that its column is as narrow as its numbers.
     """
     table.add_column("activation")
+    values = [max((cell_len(row[i]) for row in rows), default=0) for i in range(len(headings) + 1)]
+    label = max(values[0], len("activation"))
+    one_line = label + sum(max(cell_len(h), w) for h, w in zip(headings, values[1:], strict=True))
+    squeeze = one_line + 3 * (len(headings) + 1) > FIT_COLUMNS
     for i, heading in enumerate(headings, start=1):
-        widest = max((cell_len(row[i]) for row in rows), default=0)
-        if cell_len(heading) > widest and " " in heading:
+        if squeeze and cell_len(heading) > values[i] and " " in heading:
             heading = _two_lines(heading)
         table.add_column(heading, justify="right", no_wrap=True)
     for label, *numbers in rows:

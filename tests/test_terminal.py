@@ -86,6 +86,15 @@ def test_end_of_run_tables_fit_80_columns_with_every_number_whole(tmp_path, dive
         assert all(part in text for part in Label(label).parts()), label
 
 
+def test_headings_stay_on_one_line_where_the_table_fits(tmp_path):
+    """Only a table that would not fit 80 columns breaks its headings over two lines."""
+    frame = _frame(["relu", "sigmoid", "tanh", "leaky"])
+    text = _render(summary_table(tmp_path, frame), comparison_table(frame, "relu"))
+    assert max(cell_len(line) for line in text.splitlines()) <= 80
+    for heading in ("test acc", "best (ep)", "train loss", "test loss", "95% interval"):
+        assert heading in text, heading
+
+
 def _split(heading, text):
     """A heading printed over two lines: each word on consecutive lines."""
     first, second = heading.split(" ", 1)
