@@ -14,6 +14,7 @@ A run measures this once training has finished and keeps it in its folder as `co
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,13 +26,14 @@ import pandas as pd
 import torch
 from scipy import stats
 from torch import nn
-from torch.utils.benchmark import Timer
 
 from actbench.activations import Activation, resolve_all
 from actbench.errors import ActbenchError
 from actbench.results import write_or_explain
 
 if TYPE_CHECKING:
+    from torch.utils.benchmark import Timer
+
     from actbench.config import RunConfig
 
 COST = "cost.csv"
@@ -209,8 +211,9 @@ def measure_cost(
             label: _Bench.build(by_label[label], batch_size, hidden, device) for label in labels
         }
         memory = {label: benches[label].saved_bytes() for label in labels}
+        timer_class = _timer_class()
         timers = {
-            label: Timer(
+            label: timer_class(
                 "step()", globals={"step": benches[label].step}, num_threads=threads, **clock
             )
             for label in labels
@@ -227,6 +230,23 @@ def measure_cost(
                                batch_size, hidden, str(device), threads, warmup, *memory[label])
                 )  # fmt: skip
     return records
+
+
+def _timer_class() -> type[Timer]:
+    """`torch.utils.benchmark.Timer`, imported when first needed.
+
+    Importing it imports torch's C++-extension helpers, which on a CUDA build of torch without
+    a CUDA runtime (a default install on a machine with no GPU) log a warning about CUDA_HOME
+    that has nothing to do with the measurement: it is kept off the user's terminal.
+    """
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        from torch.utils.benchmark import Timer
+    finally:
+        logger.setLevel(level)
+    return Timer
 
 
 def _calibrate(timer: Timer, min_block: float) -> int:

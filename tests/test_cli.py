@@ -423,3 +423,14 @@ def test_help_and_usage_errors_answer_without_loading_torch():
     marked = [line for line in proc.stdout.splitlines() if line.startswith(("exit", "loaded"))]
     assert marked == ["exit 0", "exit 0", "exit 2", "loaded []"]
     assert "Invalid value for '--epochs'" in proc.stderr
+
+
+def test_a_usage_error_is_one_line_on_stderr_in_a_fresh_process(mnist_dir, tmp_path):
+    """Nothing torch logs on import (a CUDA_HOME warning on a CPU machine) joins the line."""
+    command = [sys.executable, "-m", "actbench", "run", "-a", "rleu", "--data-dir",
+               str(mnist_dir), "--results-dir", str(tmp_path / "results")]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("Error: unknown activation 'rleu' (did you mean 'relu'?)")
+    assert proc.stderr.count("\n") == 1
+    assert not (tmp_path / "results").exists()
