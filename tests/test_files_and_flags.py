@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import os
 import re
+import signal
 import stat
 from pathlib import Path
 
@@ -64,7 +65,16 @@ def test_a_run_and_its_figures_can_be_served(mnist_dir, tmp_path, umask):
     }
 
 
-def test_no_lock_file_is_left_however_a_run_ends(mnist_dir, tmp_path, monkeypatch):
+@pytest.fixture
+def signal_handlers():
+    """An interrupted run ignores further signals as it exits: give this process them back."""
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
+def test_no_lock_file_is_left_however_a_run_ends(mnist_dir, tmp_path, monkeypatch, signal_handlers):
     args = ["run", *FAST, "--workers", "1", "--data-dir", str(mnist_dir)]
     finished = runner.invoke(app, [*args, "--results-dir", str(tmp_path / "ok")])
     assert finished.exit_code == 0, finished.output
