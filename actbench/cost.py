@@ -370,17 +370,22 @@ def kibibytes(size: float) -> str:
     return f"{kib:.0f}" if kib >= 10 or kib == 0 else f"{kib:.2g}"
 
 
-def describe(summary: pd.DataFrame) -> str:
-    """What the rows of `summarize_cost(...)` measured, in one sentence per setting used."""
+def where(summary: pd.DataFrame) -> str:
+    """The shapes, device, threads and rounds the rows of `summarize_cost(...)` were measured at."""
     settings = summary.drop_duplicates(["batch_size", "hidden", "device", "threads", "rounds"])
-    where = "; ".join(
+    return "; ".join(
         f"batch {s.batch_size} × {s.hidden} units on {s.device} with {s.threads} "
         f"thread{'' if s.threads == 1 else 's'}, {s.rounds} rounds"
         for s in settings.itertuples(index=False)
     )
+
+
+def describe(summary: pd.DataFrame) -> str:
+    """What the rows of `summarize_cost(...)` measured, in one sentence per setting used."""
+    where_ = where(summary)
     return (
         "one training step's activation work, forward + backward (autograd) through both "
-        f"hidden layers ({where}); median and 95% interval over rounds that interleave the "
+        f"hidden layers ({where_}); median and 95% interval over rounds that interleave the "
         "activations, timed with torch.utils.benchmark after warm-up (on a CPU with one "
         "thread, as that thread's CPU time, which other programs do not inflate)"
     )

@@ -13,7 +13,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from actbench.cost import describe, kibibytes, microseconds, read_cost, summarize_cost
+from actbench.cost import kibibytes, microseconds, read_cost, summarize_cost, where
 from actbench.stats import HOLM
 from actbench.summary import ALPHA, compare, comparison_epoch, p_value, percent_interval, summarize
 from actbench.train import EpochResult
@@ -89,8 +89,8 @@ def cost_table(run_dir: Path, frame: pd.DataFrame) -> Table | None:
     cost = cost.sort_values("activation", key=lambda s: s.map(order).fillna(len(order)))
     table = Table(
         title="What each activation costs per training step, measured after training",
-        caption=f"f(x) µs: {describe(cost)}. Saved: what autograd keeps for the backward pass; "
-        "extra: the part that is not the output (which the next layer keeps anyway)",
+        caption=f"f(x) µs: forward + backward through both hidden layers ({where(cost)}), "
+        "median of interleaved rounds; extra KiB: kept beyond the output. How: report.md",
         box=box.SIMPLE_HEAVY,
     )
     rows = []
