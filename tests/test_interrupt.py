@@ -30,8 +30,14 @@ def start_run(mnist_dir, results, workers, epochs=100000, extra=()):
                "--epochs", str(epochs), "--hidden", "8", "--data-dir", str(mnist_dir),
                "--results-dir", str(results), "--workers", str(workers), *extra]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # Ctrl-C reaches the run as it reaches one typed in a terminal, even where the suite itself
+    # was started with SIGINT ignored (a background job of a script): a child inherits that
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)  # fmt: skip
+                            env=env, preexec_fn=_default_sigint)  # fmt: skip
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_epochs(results, count, proc, timeout=600):
