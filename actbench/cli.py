@@ -41,6 +41,8 @@ class OneLineErrors(TyperGroup):
         except typer.TyperException as error:  # bad flags, bad values: a usage error
             hint = f"; see '{error.ctx.command_path} --help'" if getattr(error, "ctx", None) else ""
             message = " ".join(error.format_message().split())
+            if hint:
+                message = message.rstrip(".")  # "Missing argument 'paths'; see ..."
             err.print(f"Error: {message}{hint}", soft_wrap=True)
             code = error.exit_code
         except typer.Abort:

@@ -109,6 +109,11 @@ def _check_values(cfg: RunConfig) -> None:
         _positive_int(cfg, key)
     if cfg.subset is not None:
         _positive_int(cfg, "subset")
+        if cfg.subset < cfg.batch_size:
+            raise UsageError(
+                f"subset {cfg.subset} is smaller than one batch of {cfg.batch_size}; "
+                f"use --subset {cfg.batch_size} or more"
+            )
     _positive_int(cfg, "seeds")
     seeds = cfg.seed_list
     if not seeds:

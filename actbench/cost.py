@@ -190,7 +190,8 @@ def measure_cost(
     order that changes from round to round and does not depend on the order of `activations`.
     Everything runs with `threads` CPU threads. `timer` replaces the Timer's clock (seconds).
     By default: on the CPU with one thread, the thread's own CPU time (`time.thread_time`), so
-    that other programs competing for the cores do not count; elsewhere `torch.utils.
+    that time other programs hold the cores does not count (their effect on caches and clock
+    speed still does); elsewhere `torch.utils.
     benchmark`'s wall clock, which synchronises the device at each reading.
 
     Returns one record per activation per round, round by round. Raises ValueError for
@@ -387,5 +388,6 @@ def describe(summary: pd.DataFrame) -> str:
         "one training step's activation work, forward + backward (autograd) through both "
         f"hidden layers ({where_}); median and 95% interval over rounds that interleave the "
         "activations, timed with torch.utils.benchmark after warm-up (on a CPU with one "
-        "thread, as that thread's CPU time, which other programs do not inflate)"
+        "thread, as that thread's CPU time, which other programs inflate less than wall time; "
+        "on a busy machine rerun it when quiet)"
     )

@@ -434,3 +434,16 @@ def test_a_usage_error_is_one_line_on_stderr_in_a_fresh_process(mnist_dir, tmp_p
     assert proc.stderr.startswith("Error: unknown activation 'rleu' (did you mean 'relu'?)")
     assert proc.stderr.count("\n") == 1
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["plot"], "Error: Missing argument 'paths'; see 'actbench plot --help'"),
+        (["frobnicate"], "Error: No such command 'frobnicate'; see 'actbench --help'"),
+    ],
+)
+def test_a_click_usage_error_reads_as_one_sentence(args, line):
+    result = invoke(*args)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == line

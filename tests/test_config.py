@@ -125,3 +125,9 @@ def test_settings_round_trip_through_a_dict():
     config = make_config({"activations": ["gelu"], "subset": 100, "seed": 3})
     assert make_config(config.to_dict()) == config
     assert set(config.to_dict()) == set(KEYS)
+
+
+def test_a_subset_smaller_than_one_batch_is_refused():
+    with pytest.raises(UsageError, match="subset 5 is smaller than one batch of 64; "):
+        make_config({"subset": 5})
+    assert make_config({"subset": 64}).subset == 64

@@ -304,7 +304,7 @@ def test_an_interrupted_run_has_no_cost_file(mnist_dir, tmp_path):
 
 
 def test_on_one_cpu_thread_the_default_clock_is_the_threads_cpu_time(monkeypatch):
-    """Other programs on the machine must not inflate the cost: CPU time of the thread."""
+    """The time other programs hold the cores does not count: CPU time of the thread."""
     readings = itertools.count()
     monkeypatch.setattr("actbench.cost.time.thread_time", lambda: float(next(readings)))
     records = measure_cost(resolve_all(["relu"]), 4, 3, rounds=2, warmup=1)
