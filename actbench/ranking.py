@@ -103,7 +103,7 @@ def block_means(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     return means.loc[configs, activations]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: its frames have no single truth value
 class Ranking:
     """The activations ranked within each configuration, and whether the ranks differ.
 
