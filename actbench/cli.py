@@ -114,13 +114,21 @@ def run(
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs (default 10).")] = None,
     batch_size: Annotated[
-        int | None, typer.Option(help="Training batch size (default 64).")
+        str | None, typer.Option(help="Training batch size (default 64); a list makes a study.")
     ] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate (default 0.001).")] = None,
-    optimizer: Annotated[str | None, typer.Option(help="adam (default) or sgd.")] = None,
-    momentum: Annotated[float | None, typer.Option(help="SGD momentum (default 0).")] = None,
+    lr: Annotated[
+        str | None,
+        typer.Option(help="Learning rate (default 0.001); a list such as 1e-3,3e-3 makes a study."),
+    ] = None,
+    optimizer: Annotated[
+        str | None, typer.Option(help="adam (default) or sgd, or both: adam,sgd.")
+    ] = None,
+    momentum: Annotated[
+        str | None, typer.Option(help="SGD momentum (default 0); a list makes a study.")
+    ] = None,
     hidden: Annotated[
-        int | None, typer.Option(help="Hidden units per layer (default 128).")
+        str | None,
+        typer.Option(help="Hidden units per layer (default 128); a list such as 64,128 too."),
     ] = None,
     seed: Annotated[
         str | None,
@@ -174,6 +182,14 @@ def run(
             "model's last digits with the models trained beside it."
         ),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print what would train (configurations, models, model-epochs) and an "
+            "estimate of the time from a short measurement here, then exit.",
+        ),
+    ] = False,
     resume: Annotated[
         Path | None,
         typer.Option(
@@ -216,6 +232,9 @@ def run(
     else:
         settings = load_config(config, **flags)
         prefetch(settings.data_dir)  # decompress MNIST while torch is imported
+        if dry_run:
+            _print_plan(settings)
+            return
     from actbench.display import RunProgress
     from actbench.experiment import Hooks, baseline_label, resume_experiment, run_experiment
     from actbench.tables import comparison_table, cost_table, epoch_line, summary_table
@@ -230,11 +249,22 @@ def run(
     def on_start(run_dir: Path, groups: list[Group], settings: RunConfig) -> None:
         task["dir"], task["epochs"] = run_dir, settings.epochs
         task["seeded"], task["baseline"] = len(settings.seed_list) > 1, baseline_label(settings)
+        task["grid"] = list(settings.grid)
         err.print(f"{'Resuming run' if resume else 'Run folder'}: {run_dir}", soft_wrap=True)
+        if task["grid"]:
+            points = len(settings.points())
+            models = points * len(settings.activations) * len(settings.seed_list)
+            err.print(
+                f"Study: {points} configurations x {len(settings.activations)} activations x "
+                f"{len(settings.seed_list)} seeds = {models} models, {settings.epochs} epochs "
+                "each; rows go to metrics.csv as each epoch ends",
+                soft_wrap=True,
+            )
         display.start(groups)
 
     def on_epoch(rows: list[EpochResult]) -> None:
-        display.print(epoch_line(rows, task["epochs"], task["seeded"]))
+        if not task["grid"]:  # a study shows its progress in the bars only
+            display.print(epoch_line(rows, task["epochs"], task["seeded"]))
 
     hooks = Hooks(on_start=on_start, on_steps=display.steps, on_epoch=on_epoch)
     signals: list[int] = []
@@ -261,6 +291,13 @@ def run(
     finally:
         display.stop()
     signal.signal(signal.SIGTERM, previous)
+    if task["grid"]:
+        from actbench.study_table import study_table
+
+        out.print(study_table(result.metrics, task["grid"]))
+        out.print(f"Metrics: {result.run_dir / 'metrics.csv'}", soft_wrap=True)
+        out.print(f"Plot them with: actbench plot {result.run_dir}", soft_wrap=True)
+        return
     out.print(summary_table(result.run_dir, result.metrics))
     comparison = comparison_table(result.metrics, task["baseline"])
     if comparison is not None:
@@ -270,6 +307,31 @@ def run(
         out.print(cost)
     out.print(f"Metrics: {result.run_dir / 'metrics.csv'}", soft_wrap=True)
     out.print(f"Plot them with: actbench plot {result.run_dir}", soft_wrap=True)
+
+
+def _print_plan(settings: RunConfig) -> None:
+    """`actbench run --dry-run`: what would train, and about how long it would take."""
+    from actbench.experiment import dry_run
+
+    plan = dry_run(settings)
+    for number, name in enumerate(plan.configurations, 1):
+        out.print(f"{number:>4}. {name}", soft_wrap=True)
+    configurations = max(1, len(plan.configurations))
+    out.print(
+        f"{configurations} configuration{'s' * (configurations > 1)} x {plan.activations} "
+        f"activation{'s' * (plan.activations > 1)} x {plan.seeds} seed{'s' * (plan.seeds > 1)}"
+        f" = {plan.models} models, {plan.model_epochs} model-epochs",
+        soft_wrap=True,
+    )
+    minutes, seconds = divmod(round(plan.seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    took = f"{plan.seconds:.1f} s" if plan.seconds < 60 else f"{hours}:{minutes:02d}:{seconds:02d}"
+    out.print(
+        f"Estimated training time here: about {took} with "
+        f"{plan.workers} worker{'s' * (plan.workers > 1)} (from a short measurement of "
+        "each model shape; test passes add a little). Nothing was written.",
+        soft_wrap=True,
+    )
 
 
 def _data_dir_of(run_dir: Path) -> str | None:
@@ -321,8 +383,23 @@ def plot(
     from actbench.report import make_report
     from actbench.results import find_runs
     from actbench.selection import select_models
+    from actbench.study_report import is_study, make_study_report
 
-    runs = find_runs(paths)
+    found = find_runs(paths)
+    studies = [run for run in found if is_study(run) and len(run.metrics)]
+    for study in studies:  # each study is read on its own: its grid is its comparison
+        where = out_dir / study.path.name if out_dir and len(found) > 1 else out_dir
+        where = where or study.path / "plots"
+        report, figures = make_study_report(study, where, baseline)
+        out.print(f"Study {study.name}: wrote {len(figures)} figures and {report.name} to "
+                  f"{where}:", soft_wrap=True)  # fmt: skip
+        for path in [*figures, report]:
+            out.print(f"  {path.name}")
+    runs = [run for run in found if not is_study(run)]
+    if not any(len(run.metrics) for run in runs):
+        return
+    if studies:
+        out.print("The other runs, compared together:")
     selection = select_models(runs)
     report, figures = make_report(selection, target, baseline)
     used = ", ".join(run.name for run in selection.runs)

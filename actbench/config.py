@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import tomllib
@@ -12,6 +13,9 @@ from typing import Any
 from actbench.errors import UsageError
 
 OPTIMIZERS = ("adam", "sgd")
+# Settings a study may give as lists: every combination of their values is one configuration.
+# `epochs` stays one value for the whole study; activations and seeds are the models of each.
+GRID_ORDER = ("dataset", "depth", "hidden", "lr", "optimizer", "momentum", "batch_size", "init")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -20,12 +24,12 @@ class RunConfig:
     """Every setting of one `actbench run`; presets and flags only override these defaults."""
 
     activations: tuple[str, ...] = ("relu", "sigmoid", "tanh", "leaky")  # the classic four
-    hidden: int = 128  # width H of both hidden layers: 784 -> H -> H -> 10
+    hidden: int | tuple[int, ...] = 128  # width H of both hidden layers: 784 -> H -> H -> 10
     epochs: int = 10  # full passes over the training data
-    batch_size: int = 64  # training mini-batch size
-    optimizer: str = "adam"  # "adam" or "sgd"
-    lr: float = 1e-3  # learning rate
-    momentum: float = 0.0  # SGD momentum (ignored by Adam)
+    batch_size: int | tuple[int, ...] = 64  # training mini-batch size
+    optimizer: str | tuple[str, ...] = "adam"  # "adam" or "sgd"
+    lr: float | tuple[float, ...] = 1e-3  # learning rate
+    momentum: float | tuple[float, ...] = 0.0  # SGD momentum (ignored by Adam)
     seed: int | tuple[int, ...] = 0  # the first seed, or a list of seeds
     seeds: int = 1  # how many seeds from `seed` on: seed, seed+1, ... (one model each)
     baseline: str | None = None  # the activation others are compared with; None = the first
@@ -40,7 +44,47 @@ class RunConfig:
     threads: int = 0  # CPU threads per process; 0 = one (more gives up bit-identical models)
 
     def __post_init__(self) -> None:
-        _check_values(self)
+        if self.is_grid:
+            _check_grid(self)
+        else:
+            _check_values(self)
+
+    @property
+    def grid(self) -> dict[str, tuple[Any, ...]]:
+        """The settings given as lists of two or more values, in `GRID_ORDER`."""
+        return {
+            key: getattr(self, key) for key in GRID_KEYS if isinstance(getattr(self, key), tuple)
+        }
+
+    @property
+    def is_grid(self) -> bool:
+        """Whether this is a study: some setting lists several values."""
+        return bool(self.grid)
+
+    def points(self) -> list[RunConfig]:
+        """Every configuration of the study, each a RunConfig with one value per setting.
+
+        The Cartesian product of the listed values, the first setting of `GRID_ORDER` varying
+        slowest. Under Adam a listed momentum does not apply: Adam's configurations take
+        momentum 0 and appear once. A config that is not a grid is its only configuration.
+        """
+        grid = self.grid
+        if not grid:
+            return [self]
+        seen: dict[tuple[Any, ...], RunConfig] = {}
+        for values in itertools.product(*grid.values()):
+            point = dict(zip(grid, values, strict=True))
+            if point.get("optimizer", self.optimizer) == "adam":
+                point["momentum"] = 0.0
+            key = tuple(point.get(k, getattr(self, k)) for k in GRID_KEYS)
+            if key in seen:
+                continue
+            try:
+                seen[key] = replace(self, **point)
+            except UsageError as err:  # each configuration is checked as one run would be
+                where = ", ".join(f"{k} {point[k]}" for k in grid)
+                raise UsageError(f"{err} (in the configuration {where})") from None
+        return list(seen.values())
 
     @property
     def seed_list(self) -> list[int]:
@@ -56,6 +100,8 @@ class RunConfig:
         """
         data = asdict(self)
         data["activations"] = list(self.activations)
+        for key, values in self.grid.items():
+            data[key] = list(values)
         if isinstance(self.seed, tuple):
             data["seed"] = list(self.seed)
             del data["seeds"]
@@ -86,6 +132,34 @@ _KINDS: dict[str, tuple[str, tuple[type, ...]]] = {
 }
 KEYS = tuple(f.name for f in fields(RunConfig))
 assert set(_KINDS) == set(KEYS), "every config key needs a type rule"
+GRID_KEYS = tuple(k for k in GRID_ORDER if k in KEYS)
+
+
+def _check_grid(cfg: RunConfig) -> None:
+    """A study's lists: each names its values once, and every configuration is valid."""
+    for key, values in cfg.grid.items():
+        kind, types = _KINDS[key]
+        for value in values:
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                raise UsageError(f"{key} must be {kind} or a list of them, got {value!r}")
+        repeated = [v for i, v in enumerate(values) if v in values[:i]]
+        if repeated:
+            raise UsageError(
+                f"{key} lists {repeated[0]!r} twice ({_listed(values)}); give each value once"
+            )
+    grid = cfg.grid
+    momentum = grid.get("momentum", (cfg.momentum,))
+    optimizers = grid.get("optimizer", (cfg.optimizer,))
+    if any(momentum) and "sgd" not in optimizers:
+        raise UsageError(
+            f"momentum {_listed(momentum)} (--momentum) applies to SGD only, and no "
+            "configuration uses --optimizer sgd: add sgd to --optimizer or drop --momentum"
+        )
+    cfg.points()  # each configuration checked as one run would be
+
+
+def _listed(values: tuple[Any, ...]) -> str:
+    return ",".join(str(v) for v in values)
 
 
 def _positive_int(cfg: RunConfig, key: str) -> None:
@@ -168,6 +242,44 @@ def _parse_seeds(text: str) -> tuple[int, ...]:
         ) from None
 
 
+_NUMBERS = {"lr": float, "momentum": float}
+
+
+def _grid_value(key: str, value: Any) -> Any:
+    """A grid setting as given (a value, 'a,b' from a flag, or a TOML list) in its typed form.
+
+    One value stays a scalar; several become a tuple. Integers of `lr` and `momentum` become
+    floats; names are lowercased. Values that do not parse are usage errors naming the key.
+    """
+    kind = _KINDS[key][1]
+    if isinstance(value, str) and (int in kind or float in kind):
+        parse = _NUMBERS.get(key, int)
+        items = []
+        for part in value.split(","):
+            try:
+                items.append(parse(part.strip()))
+            except ValueError:
+                raise UsageError(
+                    f"{key} must be {_KINDS[key][0]} or a comma-separated list of them, "
+                    f"got {part.strip()!r}"
+                ) from None
+        value = items
+    elif isinstance(value, str):
+        value = [part.strip() for part in value.split(",")]
+    if not isinstance(value, list | tuple):
+        value = [value]
+    if not value:
+        raise UsageError(f"{key} is an empty list; give at least one value")
+    items = []
+    for item in value:
+        if key in _NUMBERS and isinstance(item, int) and not isinstance(item, bool):
+            item = float(item)
+        if isinstance(item, str):
+            item = item.lower()
+        items.append(item)
+    return items[0] if len(items) == 1 else tuple(items)
+
+
 def _check_keys(values: dict[str, Any]) -> None:
     unknown = sorted(set(values) - set(KEYS))
     if unknown:
@@ -211,13 +323,11 @@ def make_config(overrides: dict[str, Any], base: RunConfig | None = None) -> Run
         values["seed"] = tuple(values["seed"])
     if isinstance(values.get("seed"), tuple) and len(values["seed"]) == 1:
         values["seed"] = values["seed"][0]
-    if isinstance(values.get("lr"), int) and not isinstance(values.get("lr"), bool):
-        values["lr"] = float(values["lr"])
-    if isinstance(values.get("momentum"), int) and not isinstance(values.get("momentum"), bool):
-        values["momentum"] = float(values["momentum"])
-    for key in ("optimizer", "device"):
-        if isinstance(values.get(key), str):
-            values[key] = values[key].lower()
+    for key in GRID_KEYS:
+        if key in values and values[key] is not None:
+            values[key] = _grid_value(key, values[key])
+    if isinstance(values.get("device"), str):
+        values["device"] = values["device"].lower()
     for key in ("data_dir", "results_dir"):
         if isinstance(values.get(key), os.PathLike):
             values[key] = os.fspath(values[key])

@@ -87,7 +87,8 @@ class RunProgress:
         if not self.each or group in self.finished:
             return
         if group not in self.rows:
-            name = f"  seed {group.seed}: {', '.join(group.labels)}"
+            where = f"{group.setting}, " if group.setting else ""
+            name = f"  {where}seed {group.seed}: {', '.join(group.labels)}"
             self.rows[group] = self.progress.add_task(name, total=group.steps, group=group)
         row = self.rows[group]
         self.progress.advance(row, steps)

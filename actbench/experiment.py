@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,14 +30,17 @@ from actbench.progress import EpochLines, Group, StepRouter, plan_groups
 from actbench.results import (
     MANIFEST,
     METRICS,
+    SETTINGS,
     RunLock,
     RunWriter,
     create_run_dir,
     read_manifest,
     read_metrics,
+    settings_of,
 )
 from actbench.runtime import choose_device, cpu_cores, plan_workers, versions
 from actbench.signals import signals_held
+from actbench.study import StudyPlan, describe, job_weight, plan_study
 from actbench.train import EpochResult, steps_per_epoch
 
 # Settings that change what the models learn: a resumed run must keep every one of them.
@@ -78,12 +81,14 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _diverged(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _diverged(rows: list[dict[str, Any]], grid: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The manifest's list of diverged models (with the settings a study varies)."""
     return [
-        {"activation": r["activation"], "seed": r["seed"], "epoch": r["epoch"]}
+        {"activation": r["activation"], **{k: r[k] for k in grid}, "seed": r["seed"],
+         "epoch": r["epoch"]}
         for r in rows
         if r["status"] == "diverged"
-    ]
+    ]  # fmt: skip
 
 
 def _record_interrupt(writer: RunWriter) -> None:
@@ -91,6 +96,7 @@ def _record_interrupt(writer: RunWriter) -> None:
     while True:
         try:
             with signals_held():
+                writer.finish()
                 writer.update(status="interrupted", finished=_now())
             return
         except KeyboardInterrupt:  # the run is stopping already: record how it ended first
@@ -104,46 +110,66 @@ def _execute(
     units: list[Unit],
     finished: dict[Unit, int],
     done: set[Unit],
-    data: Any,
+    data: list[Any],
     workers: int,
     threads: int,
     hooks: Hooks,
 ) -> RunResult:
-    """Train what is left of the run and keep the folder's CSV and manifest up to date."""
+    """Train what is left of the run and keep the folder's CSV and manifest up to date.
+
+    `data[p]` is configuration p's data set (one object per data set, shared).
+    """
     store = CheckpointStore(run_dir)
-    plans = plan_jobs(units, finished, done, workers)
-    per_epoch = steps_per_epoch(len(data.train_x), config.batch_size)
-    groups = plan_groups(plans, config.epochs, per_epoch)
+    points = config.points()
+    grid = tuple(config.grid)
+    per_epoch = [
+        steps_per_epoch(len(d.train_x), p.batch_size) for d, p in zip(data, points, strict=True)
+    ]
+    weight = lambda job: job_weight(job, points[job.point], data[job.point])  # noqa: E731
+    jobs = plan_jobs(units, finished, done, workers, weight)
+    settings = [describe(p, grid) for p in points] if grid else []
+    groups = plan_groups(jobs, config.epochs, per_epoch, settings)
     if hooks.on_start is not None:
         hooks.on_start(run_dir, groups, config)
     steps = StepRouter(groups, hooks.on_steps)
-    known = {f.name for f in fields(EpochResult)}
-    earlier = [EpochResult(**{k: v for k, v in r.items() if k in known}) for r in writer.rows]
-    collector = EpochLines(units, config.epochs, hooks.on_epoch, finished, earlier, done)
+    collector: EpochLines | None = None
+    if not grid:  # a study's rows go to the CSV only: lines per epoch would flood the terminal
+        known = {f.name for f in fields(EpochResult)}
+        earlier = [EpochResult(**{k: v for k, v in r.items() if k in known}) for r in writer.rows]
+        collector = EpochLines(units, config.epochs, hooks.on_epoch, finished, earlier, done)
 
-    def on_epoch(rows: list[EpochResult]) -> None:
-        writer.add(rows)  # at once: workers report their models separately
+    def on_epoch(number: int, rows: list[EpochResult]) -> None:
+        writer.add(rows, jobs[number].point)  # at once: workers report their models separately
         if any(r.status == "diverged" for r in rows):
-            writer.update(diverged=_diverged(writer.rows))
-        collector.add(rows)
+            writer.update(diverged=_diverged(writer.rows, grid))
+        if collector is not None:
+            collector.add(rows)
+        elif hooks.on_epoch is not None:
+            hooks.on_epoch(rows)
+
+    def wrap_up(**fields_: Any) -> None:
+        writer.finish()  # the CSV in the run's order, whichever worker finished first
+        writer.update(**fields_)
 
     try:
-        if len(plans) == 1:
-            run_jobs(plans[0], data, config, store, on_epoch, lambda n: steps.add(0, n))
-        elif plans:
-            train_in_workers(plans, data, config, store, threads, on_epoch, steps.add)
+        if workers == 1 or len(jobs) == 1:
+            run_jobs(jobs, data, points, store, on_epoch, steps.add)
+        elif jobs:
+            train_in_workers(jobs, data, points, store, workers, threads, on_epoch, steps.add)
     except KeyboardInterrupt:
         _record_interrupt(writer)
-        collector.flush()  # the epochs finished so far, shown even where a seed is incomplete
+        if collector is not None:
+            collector.flush()  # the epochs finished so far, shown even where a seed is incomplete
         raise
     except BaseException as err:
-        collector.flush()
+        if collector is not None:
+            collector.flush()
         # the disk that failed the run may refuse this too; the error says so already
         with contextlib.suppress(ActbenchError):
-            writer.update(status="failed", error=f"{type(err).__name__}: {err}", finished=_now())
+            wrap_up(status="failed", error=f"{type(err).__name__}: {err}", finished=_now())
         raise
-    writer.update(status="completed", finished=_now())
-    measure_run_cost(run_dir, config)  # on quiet cores, now that training is over
+    wrap_up(status="completed", finished=_now())
+    measure_run_cost(run_dir, points[0])  # on quiet cores, now that training is over
     return RunResult(run_dir, pd.DataFrame(writer.rows), writer.manifest)
 
 
@@ -171,29 +197,59 @@ def baseline_label(config: RunConfig) -> str:
 
 def _setup(
     config: RunConfig, subset_seed: int = SUBSET_SEED
-) -> tuple[list[Unit], Any, Any, int, int, torch.device]:
-    """Everything a user can get wrong, checked before any file is written."""
+) -> tuple[list[Unit], list[Any], Any, int, int, torch.device]:
+    """Everything a user can get wrong, checked before any file is written.
+
+    Returns the run's models, each configuration's data set (one object per data set), the
+    data files' checksums, the worker processes and threads, and the device.
+    """
     activations = resolve_all(config.activations)
-    for activation in activations:  # a user's own: does it train at all?
-        check_trainable(activation, config.batch_size, config.hidden)
+    points = config.points()
+    for shape in dict.fromkeys((p.batch_size, p.hidden) for p in points):
+        for activation in activations:  # a user's own: does it train at all?
+            check_trainable(activation, *shape)
     baseline_label(config)
     device = choose_device(config.device)
-    models = len(activations) * len(config.seed_list)
+    models = len(activations) * len(config.seed_list) * len(points)
     workers, threads = plan_workers(models, device, config.workers, config.threads)
     torch.set_num_threads(threads if workers == 1 else cpu_cores())
     mnist = load_mnist(config.data_dir, download=config.download)
-    data = prepare(mnist, config.subset, subset_seed, device, config.val, config.batch_size)
+    most = max(p.batch_size for p in points)  # the split must leave a batch of each
+    shared = prepare(mnist, config.subset, subset_seed, device, config.val, most)
+    data = [shared for _ in points]
+    n = len(activations)
     units = [
-        Unit(seed, i, a.label, a.given)
+        Unit(seed, p * n + i, a.label, a.given, p)
         for seed in config.seed_list
+        for p in range(len(points))
         for i, a in enumerate(activations)
     ]
     return units, data, mnist.md5, workers, threads, device
 
 
-def _validation(data: Any) -> dict[str, Any] | None:
+def dry_run(config: RunConfig) -> StudyPlan:
+    """What `run_experiment(config)` would train and an estimate of how long, writing nothing.
+
+    Every check of a real run is made first (the same errors); the estimate times a few
+    training steps of each shape of model on this machine (`study.plan_study`).
+    """
+    _units, data, _, workers, threads, _ = _setup(config)
+    torch.set_num_threads(threads)  # as each worker will train
+    activations = resolve_all(config.activations)
+    return plan_study(config, activations, data, workers)
+
+
+def _validation(data: list[Any]) -> dict[str, Any] | None:
     """The manifest's record of the validation split (None without one)."""
-    return data.val_split.record() if data.val_split is not None else None
+    return data[0].val_split.record() if data[0].val_split is not None else None
+
+
+def _study(config: RunConfig) -> dict[str, Any]:
+    """The manifest's record of a study's grid: the lists and every configuration."""
+    if not config.is_grid:
+        return {}
+    return {"grid": {k: list(v) for k, v in config.grid.items()},
+            "configurations": [settings_of(p) for p in config.points()]}  # fmt: skip
 
 
 def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
@@ -204,17 +260,19 @@ def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
     keeps its finished epochs and can be resumed; the manifest says how the run ended.
     """
     units, data, md5, workers, threads, device = _setup(config)
+    points = config.points()
     run_dir = create_run_dir(Path(config.results_dir))
     with RunLock(run_dir):
         manifest = {
             "status": "running",
             "config": config.to_dict(),
-            "activations": [u.label for u in units],
+            "activations": _labels(units),
             "device": str(device),
             "workers": workers,
             "threads_per_worker": threads,
-            "data": {"train_samples": len(data.train_x), "val_samples": config.val,
-                     "test_samples": len(data.test_x), "md5": md5, "subset_seed": SUBSET_SEED},
+            **_study(config),
+            "data": {"train_samples": len(data[0].train_x), "val_samples": config.val,
+                     "test_samples": len(data[0].test_x), "md5": md5, "subset_seed": SUBSET_SEED},
             "validation": _validation(data),
             "versions": versions(),
             "command": ["actbench", *sys.argv[1:]],
@@ -223,7 +281,8 @@ def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
             "diverged": [],
             "resumed": [],
         }  # fmt: skip
-        writer = RunWriter(run_dir, [u.label for u in units], manifest)
+        writer = RunWriter(run_dir, _labels(units), manifest,
+                           settings=[settings_of(p) for p in points])  # fmt: skip
         return _execute(config, run_dir, writer, units, {}, set(), data, workers, threads,
                         hooks or Hooks())  # fmt: skip
 
@@ -259,17 +318,26 @@ def _resumed_config(run_dir: Path, saved: dict[str, Any], overrides: dict[str, A
     return config
 
 
+def _labels(units: list[Unit]) -> list[str]:
+    """The run's activation labels, each once, in the run's order."""
+    return list(dict.fromkeys(u.label for u in units))
+
+
 def _show(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
 
 
-def _align(units: tuple[Unit, ...], states: dict[Unit, Any], store: CheckpointStore) -> None:
+def _align(
+    units: tuple[Unit, ...], states: dict[Unit, Any], store: CheckpointStore, csv: dict[Unit, int]
+) -> None:
     """Put models that trained in lockstep back at one epoch, in place in `states`.
 
-    A group's checkpoints are saved one file after another; a run killed outright half-way
-    through leaves some models one epoch ahead. Those go back to their previous generation,
-    so the group trains on together and the resumed numbers stay exactly those of an
-    uninterrupted run (the epoch they lose is computed again, identically).
+    A group's checkpoints are saved one file after another, and its rows written after all
+    of them; a run killed outright half-way through leaves some models one epoch ahead of
+    the others and of the CSV (`csv`: each model's last epoch there). Those go back to their
+    previous generation, so the group trains on together and the resumed numbers stay
+    exactly those of an uninterrupted run (the epoch they lose is computed again,
+    identically). A model whose epoch is in the CSV is never sent back.
     """
     epochs = {u: states[u].epoch if states[u] is not None else 0 for u in units}
     latest = max(epochs.values())
@@ -282,7 +350,7 @@ def _align(units: tuple[Unit, ...], states: dict[Unit, Any], store: CheckpointSt
     if not behind:
         return
     for unit in units:
-        if epochs[unit] != latest:
+        if epochs[unit] != latest or csv.get(unit, 0) >= latest:
             continue
         if latest == 1:
             states[unit] = None  # back to the start, with the others
@@ -290,6 +358,41 @@ def _align(units: tuple[Unit, ...], states: dict[Unit, Any], store: CheckpointSt
         previous = store.load(unit.index, unit.label, unit.seed, previous=True)
         if previous is not None and previous.epoch == latest - 1:
             states[unit] = previous
+
+
+def _csv_groups(
+    frame: pd.DataFrame, units: list[Unit], points: list[RunConfig]
+) -> Iterator[tuple[str, int, Unit | None, pd.DataFrame]]:
+    """The CSV's rows model by model: activation, seed, the run's model (None if not one).
+
+    A row belongs to the configuration its settings columns name; rows of runs made before
+    rows named their settings belong to the only configuration.
+    """
+    by_model = {(u.label, u.seed, u.point): u for u in units}
+    if frame[list(SETTINGS)].isna().all().all():
+        frame = frame.assign(**settings_of(points[0]))
+    keys = {_setting_key(settings_of(p)): i for i, p in enumerate(points)}
+    for values, rows in frame.groupby(["activation", "seed", *SETTINGS], sort=False):
+        label, seed, *rest = values
+        point = keys.get(_setting_key(dict(zip(SETTINGS, rest, strict=True))), -1)
+        yield label, int(seed), by_model.get((label, seed, point)), rows
+
+
+def _setting_key(settings: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(str(settings[k]) for k in SETTINGS)
+
+
+def _csv_epochs(run_dir: Path, units: list[Unit], points: list[RunConfig]) -> dict[Unit, int]:
+    """Each model's last epoch in the run's CSV."""
+    path = run_dir / METRICS
+    if not path.exists():
+        return {}
+    frame = read_metrics(path)
+    return {
+        unit: int(rows["epoch"].max())
+        for _, _, unit, rows in _csv_groups(frame, units, points)
+        if unit is not None
+    }
 
 
 _KEEP = "start a new run (the rows stay as they are)"
@@ -303,7 +406,9 @@ def _same(mine: Any, theirs: Any) -> bool:
     return bool(mine == theirs)
 
 
-def _check_rows(run_dir: Path, units: list[Unit], states: dict[Unit, Any]) -> None:
+def _check_rows(
+    run_dir: Path, units: list[Unit], states: dict[Unit, Any], points: list[RunConfig]
+) -> None:
     """Refuse to resume where metrics.csv holds finished epochs the checkpoints do not hold.
 
     A resume rewrites the CSV from the checkpoints, which hold every row of their model up to
@@ -318,10 +423,8 @@ def _check_rows(run_dir: Path, units: list[Unit], states: dict[Unit, Any]) -> No
     frame = read_metrics(path)
     if frame.empty:
         return
-    by_model = {(u.label, u.seed): u for u in units}
     behind: list[tuple[Unit, int, int]] = []
-    for (label, seed), rows in frame.groupby(["activation", "seed"], sort=False):
-        unit = by_model.get((label, seed))
+    for label, seed, unit, rows in _csv_groups(frame, units, points):
         if unit is None:
             raise UsageError(
                 f"{path} has rows of {label} (seed {seed}), which {run_dir} does not train; {_KEEP}"
@@ -334,7 +437,9 @@ def _check_rows(run_dir: Path, units: list[Unit], states: dict[Unit, Any]) -> No
             continue
         for row in rows.to_dict("records"):
             theirs = saved.get(row["epoch"])
-            if theirs is None or not all(_same(v, theirs[k]) for k, v in row.items()):
+            if theirs is None or not all(
+                _same(v, theirs[k]) for k, v in row.items() if k in theirs
+            ):
                 raise UsageError(
                     f"the checkpoint of {label} (seed {seed}) in {run_dir} does not match its "
                     f"epoch {row['epoch']} in {METRICS}: it comes from another run; {_KEEP}"
@@ -389,13 +494,13 @@ def resume_experiment(
             )
         store = CheckpointStore(run_dir)
         states = {u: store.load(u.index, u.label, u.seed) for u in units}
-        _check_rows(run_dir, units, states)
-        for jobs in plan_jobs(units, {}, set(), workers):
-            for job in jobs:
-                _align(job.units, states, store)
-        # a group's rows are written after all its checkpoints: aligning never goes behind
-        # them, unless a checkpoint was lost (refused above); checked again all the same
-        _check_rows(run_dir, units, states)
+        points = config.points()
+        _check_rows(run_dir, units, states, points)
+        csv = _csv_epochs(run_dir, units, points)
+        for job in plan_jobs(units, {}, set()):  # each configuration and seed trains together
+            _align(job.units, states, store, csv)
+        # aligning never goes behind the CSV's rows; checked again all the same
+        _check_rows(run_dir, units, states, points)
         finished = {u: s.epoch for u, s in states.items() if s is not None}
         most = max(finished.values(), default=0)
         if config.epochs < most:
@@ -412,14 +517,20 @@ def resume_experiment(
                 f"{run_dir} is complete with {config.epochs} epochs; "
                 f"to extend it, add --epochs N with N above {config.epochs}"
             )
-        rows = [asdict(r) for s in states.values() if s is not None for r in s.rows]
+        settings = [settings_of(p) for p in points]
+        rows = [
+            {**asdict(r), **settings[u.point]}
+            for u, s in states.items()
+            if s is not None
+            for r in s.rows
+        ]
         resumed = [*manifest.get("resumed", []), {"at": _now(), "epochs": config.epochs,
                    "device": str(device), "workers": workers}]  # fmt: skip
         manifest.update(
             status="running", config=config.to_dict(), finished=None, resumed=resumed,
-            diverged=_diverged(rows), versions=versions(),
+            diverged=_diverged(rows, tuple(config.grid)), versions=versions(),
         )  # fmt: skip
         manifest.pop("error", None)
-        writer = RunWriter(run_dir, [u.label for u in units], manifest, rows)
+        writer = RunWriter(run_dir, _labels(units), manifest, rows, settings)
         return _execute(config, run_dir, writer, units, finished, done, data, workers, threads,
                         hooks or Hooks())  # fmt: skip

@@ -1,10 +1,9 @@
-"""Which models train together, where, and from which epoch; and running such a plan."""
+"""Which models train together, from which epoch, in what order; and training one such group."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import groupby
 from typing import Any
 
 from actbench.activations import resolve_all
@@ -16,21 +15,27 @@ from actbench.train import EpochResult, ModelState, steps_per_epoch, train_locks
 
 @dataclass(frozen=True)
 class Unit:
-    """One model of a run: activation number `index` (named `label`) trained from `seed`."""
+    """One model of a run: activation `label` trained from `seed` in configuration `point`.
+
+    `index` numbers the models of one seed across the whole run (configuration by
+    configuration, activations in the run's order); it names the model's checkpoint file.
+    """
 
     seed: int
     index: int
     label: str
     spec: str = ""  # the activation as the user gave it ('sin=torch:sin'); '' = the label
+    point: int = 0  # the configuration of a study (0 in a run of one configuration)
 
 
 @dataclass(frozen=True)
 class Job:
-    """Models that train in lockstep: one seed, one starting epoch (0 = from scratch)."""
+    """Models that train in lockstep: one configuration, one seed, one starting epoch."""
 
     seed: int
     start_epoch: int
     units: tuple[Unit, ...]
+    point: int = 0
 
 
 def split(items: list[Any], parts: int) -> list[list[Any]]:
@@ -45,28 +50,49 @@ def split(items: list[Any], parts: int) -> list[list[Any]]:
 
 
 def plan_jobs(
-    units: list[Unit], finished: dict[Unit, int], done: set[Unit], workers: int
-) -> list[list[Job]]:
-    """The jobs of each worker process.
+    units: list[Unit],
+    finished: dict[Unit, int],
+    done: set[Unit],
+    workers: int = 1,
+    weight: Callable[[Job], float] | None = None,
+) -> list[Job]:
+    """The groups of models to train, heaviest first, for `workers` processes to take in turn.
 
-    All units are split over the workers the same way whether a run starts or resumes, so a
-    resumed run groups its models exactly as the uninterrupted run would; units in `done`
-    (complete or diverged) are then left out, and the rest grouped by seed and finished epoch.
+    Models of one configuration and seed train in lockstep (they see the same batches). Where
+    those groups are too few to share out evenly over the workers (fewer than eight per
+    worker, in a number the workers do not divide), each is split into `workers` parts, so
+    no core idles while another trains the last group. Units in `done` (complete or diverged)
+    are left out; the rest are grouped further by the epoch they had finished (a resume).
+    `weight` orders the jobs, heaviest first (the order of the run where None); a model's
+    numbers do not depend on its group, so neither does the CSV.
     """
-    plans = []
-    for share in split(units, workers):
-        todo = [u for u in share if u not in done]
-        key = lambda u: (u.seed, finished.get(u, 0))  # noqa: E731
-        jobs = [Job(seed, epoch, tuple(group)) for (seed, epoch), group in groupby(todo, key)]
-        if jobs:
-            plans.append(jobs)
-    return plans
+    groups: dict[tuple[int, int], list[Unit]] = {}
+    for unit in units:
+        groups.setdefault((unit.point, unit.seed), []).append(unit)
+    parts = workers if len(groups) % workers and len(groups) < 8 * workers else 1
+    jobs = []
+    for (point, seed), members in groups.items():
+        for share in split(members, parts):
+            by_epoch: dict[int, list[Unit]] = {}
+            for unit in share:
+                if unit not in done:
+                    by_epoch.setdefault(finished.get(unit, 0), []).append(unit)
+            jobs += [Job(seed, epoch, tuple(us), point) for epoch, us in by_epoch.items()]
+    if weight is not None:
+        jobs.sort(key=weight, reverse=True)  # stable: equal weights keep the run's order
+    return jobs
 
 
-def total_steps(plans: list[list[Job]], config: RunConfig, samples: int) -> int:
-    """Optimiser steps the plan takes (one step trains every model of a job)."""
-    per_epoch = steps_per_epoch(samples, config.batch_size)
-    return sum((config.epochs - job.start_epoch) * per_epoch for jobs in plans for job in jobs)
+def total_steps(jobs: list[Job], configs: Sequence[RunConfig], samples: Sequence[int]) -> int:
+    """Optimiser steps the jobs take (one step trains every model of a job).
+
+    `configs[p]` and `samples[p]` are configuration p's settings and training-set size.
+    """
+    return sum(
+        (configs[j.point].epochs - j.start_epoch)
+        * steps_per_epoch(samples[j.point], configs[j.point].batch_size)
+        for j in jobs
+    )
 
 
 def _saver(store: CheckpointStore, job: Job) -> Callable[[list[ModelState]], None]:
@@ -80,28 +106,54 @@ def _saver(store: CheckpointStore, job: Job) -> Callable[[list[ModelState]], Non
     return save
 
 
-def run_jobs(
-    jobs: list[Job],
+def run_job(
+    job: Job,
     data: Tensors,
     config: RunConfig,
     store: CheckpointStore | None,
     on_epoch: Callable[[list[EpochResult]], None] | None = None,
     on_steps: Callable[[int], None] | None = None,
 ) -> None:
-    """Train the jobs one after the other, saving every model's checkpoint after each epoch."""
-    for job in jobs:
-        start: list[ModelState] | None = None
-        if job.start_epoch:  # each model's checkpoint after that epoch
-            if store is None:
-                raise ValueError("resuming needs the run's checkpoints")
-            start = [store.load_at(u.index, u.label, u.seed, job.start_epoch) for u in job.units]
-        train_lockstep(
-            resolve_all([u.spec or u.label for u in job.units]),
-            data,
-            config,
-            job.seed,
-            on_epoch=on_epoch,
-            on_steps=on_steps,
-            start=start,
-            on_checkpoint=_saver(store, job) if store is not None else None,
+    """Train one job's models to `config.epochs`, saving each model's checkpoint every epoch.
+
+    `config` and `data` are the job's configuration and its data set.
+    """
+    start: list[ModelState] | None = None
+    if job.start_epoch:  # each model's checkpoint after that epoch
+        if store is None:
+            raise ValueError("resuming needs the run's checkpoints")
+        start = [store.load_at(u.index, u.label, u.seed, job.start_epoch) for u in job.units]
+    train_lockstep(
+        resolve_all([u.spec or u.label for u in job.units]),
+        data,
+        config,
+        job.seed,
+        on_epoch=on_epoch,
+        on_steps=on_steps,
+        start=start,
+        on_checkpoint=_saver(store, job) if store is not None else None,
+    )
+
+
+def run_jobs(
+    jobs: list[Job],
+    data: Sequence[Tensors],
+    configs: Sequence[RunConfig],
+    store: CheckpointStore | None,
+    on_epoch: Callable[[int, list[EpochResult]], None] | None = None,
+    on_steps: Callable[[int, int], None] | None = None,
+) -> None:
+    """Train `jobs` one after the other in this process.
+
+    `data[p]` and `configs[p]` belong to configuration p; `on_epoch(job, rows)` and
+    `on_steps(job, steps)` name the job by its position in `jobs`.
+    """
+    for number, job in enumerate(jobs):
+        run_job(
+            job,
+            data[job.point],
+            configs[job.point],
+            store,
+            on_epoch=None if on_epoch is None else lambda rows, n=number: on_epoch(n, rows),
+            on_steps=None if on_steps is None else lambda s, n=number: on_steps(n, s),
         )

@@ -2,8 +2,9 @@
 
 On a small CPU, one single-threaded process per core is both faster and steadier than one
 process with several threads: small matrix products gain little from a second thread and slow
-down badly when anything else wants the core. Each worker trains its jobs (groups of models in
-lockstep) on the shared, read-only data and sends its rows back as each epoch ends.
+down badly when anything else wants the core. Workers take jobs (groups of models in lockstep)
+from one queue, the heaviest first, so the cores stay busy until the last job; each trains on
+the shared, read-only data and sends its rows back as each epoch ends.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -24,7 +25,7 @@ from actbench.checkpoint import CheckpointStore
 from actbench.config import RunConfig
 from actbench.data import Tensors
 from actbench.errors import ActbenchError
-from actbench.jobs import Job, run_jobs
+from actbench.jobs import Job, run_job
 from actbench.signals import signals_held
 from actbench.train import EpochResult
 
@@ -36,10 +37,11 @@ class _Stopped(Exception):
 def _worker(
     index: int,
     jobs: list[Job],
-    data: Tensors,
-    config: RunConfig,
+    data: Sequence[Tensors],
+    configs: Sequence[RunConfig],
     store: CheckpointStore | None,
     threads: int,
+    todo: Any,
     messages: Any,
     stop: Any,
 ) -> None:
@@ -48,22 +50,30 @@ def _worker(
     torch.set_num_threads(threads)
     parent = os.getppid()
 
-    def on_steps(n: int) -> None:
-        if os.getppid() != parent:  # the parent died without ending us: stop, do not train on
-            os._exit(1)
-        if stop.is_set():  # the parent was interrupted: drop the unfinished epoch
-            raise _Stopped
-        messages.put(("steps", index, n))
-
     try:
-        run_jobs(
-            jobs,
-            data,
-            config,
-            store,
-            on_epoch=lambda rows: messages.put(("epoch", index, rows)),
-            on_steps=on_steps,
-        )
+        while True:
+            number = todo.get()
+            if number is None:  # the queue is empty for good
+                break
+            if stop.is_set():
+                raise _Stopped
+
+            def on_steps(n: int, number: int = number) -> None:
+                if os.getppid() != parent:  # the parent died without ending us: stop
+                    os._exit(1)
+                if stop.is_set():  # the parent was interrupted: drop the unfinished epoch
+                    raise _Stopped
+                messages.put(("steps", number, n))
+
+            job = jobs[number]
+            run_job(
+                job,
+                data[job.point],
+                configs[job.point],
+                store,
+                on_epoch=lambda rows, number=number: messages.put(("epoch", number, rows)),
+                on_steps=on_steps,
+            )
         messages.put(("done", index, None))
     except _Stopped:
         messages.put(("stopped", index, None))
@@ -85,7 +95,7 @@ def _check_alive(processes: list[Any], running: set[int]) -> None:
 def _drain(
     messages: Any,
     running: set[int],
-    on_epoch: Callable[[list[EpochResult]], None] | None,
+    on_epoch: Callable[[int, list[EpochResult]], None] | None,
     processes: list[Any],
     patience: float = 10.0,
 ) -> None:
@@ -101,7 +111,7 @@ def _drain(
             except Exception:  # a message cut short earlier: the rest of the stream is unreadable
                 break  # what it held is in the checkpoints, and a resume brings it back
             if kind == "epoch" and on_epoch is not None:
-                on_epoch(payload)
+                on_epoch(index, payload)
             elif kind in ("done", "stopped", "failed", "error"):
                 running.discard(index)
 
@@ -117,29 +127,37 @@ def _context() -> Any:
 
 
 def train_in_workers(
-    plans: list[list[Job]],
-    data: Tensors,
-    config: RunConfig,
+    jobs: list[Job],
+    data: Sequence[Tensors],
+    configs: Sequence[RunConfig],
     store: CheckpointStore | None,
+    workers: int,
     threads: int,
-    on_epoch: Callable[[list[EpochResult]], None] | None = None,
+    on_epoch: Callable[[int, list[EpochResult]], None] | None = None,
     on_steps: Callable[[int, int], None] | None = None,
 ) -> None:
-    """Run each plan's jobs in its own process of `threads` CPU threads.
+    """Train `jobs` in `workers` processes of `threads` CPU threads, each taking the next job.
 
-    `on_epoch` receives each job's rows of a finished epoch, `on_steps` (worker, steps) the
-    optimiser steps a worker (its index in `plans`) just took.
+    `data[p]` and `configs[p]` belong to configuration p. `on_epoch(job, rows)` receives a
+    job's rows of a finished epoch and `on_steps(job, steps)` the optimiser steps it just
+    took, each job named by its position in `jobs`.
     """
     context = _context()
     messages = context.Queue()
+    todo = context.Queue()
     stop = context.Event()
+    count = max(1, min(workers, len(jobs)))
+    for number in range(len(jobs)):
+        todo.put(number)
+    for _ in range(count):
+        todo.put(None)
     processes = [
         context.Process(
             target=_worker,
-            args=(i, jobs, data, config, store, threads, messages, stop),
+            args=(i, jobs, data, configs, store, threads, todo, messages, stop),
             daemon=True,
         )
-        for i, jobs in enumerate(plans)
+        for i in range(count)
     ]
     for process in processes:
         process.start()
@@ -156,7 +174,7 @@ def train_in_workers(
                 if kind == "steps" and on_steps is not None:
                     on_steps(index, payload)
                 elif kind == "epoch" and on_epoch is not None:
-                    on_epoch(payload)
+                    on_epoch(index, payload)
                 elif kind in ("done", "failed", "error"):
                     running.discard(index)
             if kind == "failed":

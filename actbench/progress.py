@@ -6,7 +6,7 @@ The library never prints; `actbench.experiment.Hooks` hands these to whoever sho
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from actbench.jobs import Job, Unit
@@ -15,19 +15,20 @@ from actbench.train import EpochResult
 
 @dataclass(frozen=True)
 class Group:
-    """Models that train together, in lockstep, in one worker process.
+    """Models that train together, in lockstep: one job of the run.
 
     One optimiser step takes one batch and trains every model of the group on it, so the
     group takes `steps_per_epoch` steps per epoch, from epoch `start_epoch` + 1 (the epochs
     it had finished before) to `epochs`.
     """
 
-    worker: int  # the worker process (0 without workers)
+    job: int  # its position in the run's list of jobs
     seed: int
     labels: tuple[str, ...]  # its activations, in the run's order
     start_epoch: int
     epochs: int
     steps_per_epoch: int
+    setting: str = ""  # its configuration in a study ('depth=8 lr=0.01'); '' otherwise
 
     @property
     def steps(self) -> int:
@@ -40,47 +41,39 @@ class Group:
         return len(self.labels) * (self.epochs - self.start_epoch)
 
 
-def plan_groups(plans: list[list[Job]], epochs: int, steps_per_epoch: int) -> list[Group]:
-    """Each worker's jobs (`jobs.plan_jobs`) as groups, worker by worker, in training order."""
-    groups = []
-    for worker, jobs in enumerate(plans):
-        for job in jobs:
-            labels = tuple(u.label for u in job.units)
-            groups.append(Group(worker, job.seed, labels, job.start_epoch, epochs, steps_per_epoch))
-    return groups
+def plan_groups(
+    jobs: list[Job], epochs: int, steps_per_epoch: Sequence[int], settings: Sequence[str] = ()
+) -> list[Group]:
+    """The jobs (`jobs.plan_jobs`) as groups, in the same order.
+
+    `steps_per_epoch[p]` and `settings[p]` are configuration p's batches per epoch and its
+    description (none in a run of one configuration).
+    """
+    return [
+        Group(
+            number,
+            job.seed,
+            tuple(u.label for u in job.units),
+            job.start_epoch,
+            epochs,
+            steps_per_epoch[job.point],
+            settings[job.point] if settings else "",
+        )
+        for number, job in enumerate(jobs)
+    ]
 
 
 @dataclass
 class StepRouter:
-    """Turns a worker's count of steps taken into steps of the group it is training.
-
-    A worker trains its groups one after the other and takes exactly `Group.steps` steps in
-    each (a group whose models all diverged reports its remaining steps at once), so the
-    running count says which group a step belongs to.
-    """
+    """Hands on each job's count of steps taken as steps of its group."""
 
     groups: list[Group]
     emit: Callable[[Group, int], None] | None
-    _left: dict[int, list[list]] = field(default_factory=dict)  # worker -> [[group, steps left]]
 
-    def __post_init__(self) -> None:
-        for group in self.groups:
-            self._left.setdefault(group.worker, []).append([group, group.steps])
-
-    def add(self, worker: int, steps: int) -> None:
-        """Record `steps` more steps of `worker`, group by group in its training order."""
-        queue = self._left.get(worker, [])
-        while steps > 0:
-            while queue and queue[0][1] == 0:
-                queue.pop(0)
-            if not queue:  # never with the engine's exact counts; a display is no reason to stop
-                return
-            entry = queue[0]
-            taken = min(steps, entry[1])
-            entry[1] -= taken
-            steps -= taken
-            if self.emit is not None:
-                self.emit(entry[0], taken)
+    def add(self, job: int, steps: int) -> None:
+        """Record `steps` more steps of job number `job`."""
+        if self.emit is not None:
+            self.emit(self.groups[job], steps)
 
 
 @dataclass

@@ -85,23 +85,23 @@ def test_a_second_interrupt_ends_the_wait_for_the_workers(mnist_dir, monkeypatch
     and second report), so nothing here depends on timing.
     """
 
-    def stuck_worker(jobs, data, config, store, on_epoch, on_steps):
+    def stuck_worker(job, data, config, store, on_epoch, on_steps):
         on_epoch(["epoch before the first interrupt"])
         on_epoch(["epoch the parent takes while it waits"])
         threading.Event().wait()  # then hangs, and never checks for the request to stop
 
-    monkeypatch.setattr("actbench.parallel.run_jobs", stuck_worker)
+    monkeypatch.setattr("actbench.parallel.run_job", stuck_worker)
     received = []
 
-    def on_epoch(rows):
+    def on_epoch(job, rows):
         received.extend(rows)
         signal.raise_signal(signal.SIGINT)  # a Ctrl-C, at the first report and at the second
 
     config = make_config({"epochs": 1, "hidden": 8})
     data = prepare(load_mnist(mnist_dir, download=False), None, 0, torch.device("cpu"))
-    plans = [[Job(0, 0, (Unit(0, 0, "relu"),))]]
+    jobs = [Job(0, 0, (Unit(0, 0, "relu"),))]
     with pytest.raises(KeyboardInterrupt) as second:
-        train_in_workers(plans, data, config, None, threads=1, on_epoch=on_epoch)
+        train_in_workers(jobs, [data], [config], None, 1, threads=1, on_epoch=on_epoch)
     # the interrupt that ended the run came while the first was being handled: the wait ended
     # on it, not after the parent's patience ran out (which re-raises the first one alone)
     assert isinstance(second.value.__context__, KeyboardInterrupt)

@@ -20,17 +20,26 @@ def test_split_is_contiguous_and_balanced():
     assert split(list(range(8)), 4) == [[0, 1], [2, 3], [4, 5], [6, 7]]
 
 
-def test_plan_keeps_the_split_of_a_fresh_run_when_resuming():
+def test_a_plan_groups_models_of_one_configuration_and_seed_and_shares_them_out():
     units = [Unit(0, i, name) for i, name in enumerate(["relu", "tanh", "gelu", "elu"])]
     relu, tanh, gelu, elu = units
-    assert plan_jobs(units, {}, set(), 2) == [
-        [Job(0, 0, (relu, tanh))],
-        [Job(0, 0, (gelu, elu))],
-    ]
+    # one group, too few for two workers: split in two
+    assert plan_jobs(units, {}, set(), 2) == [Job(0, 0, (relu, tanh)), Job(0, 0, (gelu, elu))]
+    assert plan_jobs(units, {}, set(), 1) == [Job(0, 0, (relu, tanh, gelu, elu))]
     # resumed: relu finished epoch 3, tanh only 2 (interrupted between), gelu is done
     plans = plan_jobs(units, {relu: 3, tanh: 2, gelu: 5, elu: 4}, {gelu}, 2)
-    assert plans == [[Job(0, 3, (relu,)), Job(0, 2, (tanh,))], [Job(0, 4, (elu,))]]
+    assert plans == [Job(0, 3, (relu,)), Job(0, 2, (tanh,)), Job(0, 4, (elu,))]
     assert plan_jobs(units, {}, set(units), 2) == []
+
+
+def test_groups_enough_for_every_worker_stay_whole_and_the_heaviest_go_first():
+    units = [Unit(s, p * 2 + i, a, point=p) for s in (0, 1) for p in (0, 1)
+             for i, a in enumerate(["relu", "tanh"])]  # fmt: skip
+    jobs = plan_jobs(units, {}, set(), 2, weight=lambda job: job.point)
+    # four groups of (configuration, seed) for two workers: whole, configuration 1 first
+    assert [(j.point, j.seed, len(j.units)) for j in jobs] == [
+        (1, 0, 2), (1, 1, 2), (0, 0, 2), (0, 1, 2),
+    ]  # fmt: skip
 
 
 def test_thread_policy(monkeypatch):
@@ -54,10 +63,11 @@ def test_workers_give_the_same_rows_as_one_process(mnist_dir):
     steps = []
     train_lockstep(activations, data, config, seed=3, on_epoch=alone.extend)
     units = [Unit(3, i, a.label) for i, a in enumerate(activations)]
-    plans = plan_jobs(units, {}, set(), 2)
+    jobs = plan_jobs(units, {}, set(), 2)
     train_in_workers(
-        plans, data, config, None, threads=1, on_epoch=parallel.extend,
-        on_steps=lambda worker, n: steps.append(n),
+        jobs, [data], [config], None, 2, threads=1,
+        on_epoch=lambda job, rows: parallel.extend(rows),
+        on_steps=lambda job, n: steps.append(n),
     )  # fmt: skip
     key = lambda r: (r.epoch, r.activation)  # noqa: E731
     assert sorted(map(key, parallel)) == sorted(map(key, alone))
@@ -66,7 +76,7 @@ def test_workers_give_the_same_rows_as_one_process(mnist_dir):
         other = by_key[key(row)]
         assert other.train_loss == pytest.approx(row.train_loss, rel=1e-5)
         assert other.test_accuracy == pytest.approx(row.test_accuracy, abs=1.5 / len(data.test_x))
-    assert sum(steps) == 2 * 2 * 8  # 2 workers x 2 epochs x 256/32 steps
+    assert sum(steps) == 2 * 2 * 8  # 2 jobs x 2 epochs x 256/32 steps
 
 
 def test_a_failing_worker_is_reported(mnist_dir, monkeypatch):
@@ -77,22 +87,23 @@ def test_a_failing_worker_is_reported(mnist_dir, monkeypatch):
         raise ValueError("broken on purpose")
 
     monkeypatch.setattr("actbench.jobs.train_lockstep", boom)
-    plans = plan_jobs([Unit(0, 0, "relu"), Unit(0, 1, "tanh")], {}, set(), 2)
+    jobs = plan_jobs([Unit(0, 0, "relu"), Unit(0, 1, "tanh")], {}, set(), 2)
     with pytest.raises(RuntimeError, match="broken on purpose"):
-        train_in_workers(plans, data, config, None, threads=1)
+        train_in_workers(jobs, [data], [config], None, 2, threads=1)
 
 
 def test_progress_counts_every_step_of_the_plan(mnist_dir):
     config = make_config({"epochs": 2, "hidden": 8, "batch_size": 32})
     data = prepare(load_mnist(mnist_dir, download=False), None, 0, torch.device("cpu"))
     units = [Unit(seed, i, name) for seed in (0, 1) for i, name in enumerate(["relu", "tanh"])]
-    plans = plan_jobs(units, {}, set(), 2)
+    jobs = plan_jobs(units, {}, set(), 2)
     steps = []
     train_in_workers(
-        plans, data, config, None, threads=1, on_steps=lambda worker, n: steps.append((worker, n))
+        jobs, [data], [config], None, 2, threads=1, on_steps=lambda job, n: steps.append((job, n))
     )
-    # each worker runs one job per seed it holds: 2 epochs x 256/32 steps each
-    assert sum(n for _, n in steps) == total_steps(plans, config, len(data.train_x)) == 2 * 2 * 8
-    for worker, jobs in enumerate(plans):  # and says which worker took them
-        mine = sum(n for w, n in steps if w == worker)
-        assert mine == total_steps([jobs], config, len(data.train_x))
+    # one job per seed: 2 epochs x 256/32 steps each, and each step said which job took it
+    samples = [len(data.train_x)]
+    assert sum(n for _, n in steps) == total_steps(jobs, [config], samples) == 2 * 2 * 8
+    for number, job in enumerate(jobs):
+        mine = sum(n for j, n in steps if j == number)
+        assert mine == total_steps([job], [config], samples)

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actbench.config import KEYS, RunConfig, load_config, make_config
+from actbench.config import GRID_KEYS, KEYS, RunConfig, load_config, make_config
 from actbench.errors import UsageError
-from actbench.results import RunWriter, read_metrics
+from actbench.results import SETTINGS, RunWriter, read_metrics
 from actbench.train import EpochResult
 
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -50,7 +50,8 @@ def test_csv_round_trip_is_exact(written):
         order = list(dict.fromkeys(r.activation for r in written))
         writer = RunWriter(Path(folder), order, {})
         writer.add(written)
-        frame = read_metrics(Path(folder) / "metrics.csv")
+        writer.finish()
+        frame = read_metrics(Path(folder) / "metrics.csv").drop(columns=list(SETTINGS))
     back = [EpochResult(**record) for record in frame.to_dict("records")]
     assert len(back) == len(written)
     expected = sorted(written, key=lambda r: (r.seed, r.epoch, order.index(r.activation)))
@@ -164,6 +165,15 @@ def test_a_value_of_the_wrong_type_is_refused_naming_its_key(key, value):
         "seed": isinstance(value, list) and all(type(v) is int for v in value),
     }.get(key, False)
     if kind_ok or (key in ("activations", "seed") and isinstance(value, str)):
+        return
+    if key in GRID_KEYS and isinstance(value, list | str):
+        # a study's list (or "a,b" from a flag): refused naming the key, or each value valid
+        try:
+            config = make_config({key: value})
+        except UsageError as err:
+            assert key in str(err)
+        else:
+            assert all(isinstance(p, RunConfig) for p in config.points())
         return
     with pytest.raises(UsageError, match=key):
         make_config({key: value})

@@ -24,6 +24,11 @@ from actbench.train import EpochResult
 
 SCHEMA = [
     "activation",
+    "hidden",
+    "lr",
+    "optimizer",
+    "momentum",
+    "batch_size",
     "seed",
     "epoch",
     "train_loss",
@@ -69,6 +74,10 @@ def test_rows_from_several_workers_are_written_in_a_fixed_order(tmp_path):
     writer.add([row("gelu", 1), row("tanh", 1)])
     writer.add([row("tanh", 2), row("gelu", 2)])
     writer.add([row("relu", 1), row("relu", 2)])
+    # appended as they came (each epoch on the disk at once), then put in order as it ends
+    appended = read_metrics(tmp_path / METRICS)
+    assert appended["activation"].tolist() == ["gelu", "tanh", "tanh", "gelu", "relu", "relu"]
+    writer.finish()
     frame = read_metrics(tmp_path / METRICS)
     assert list(zip(frame["epoch"], frame["activation"], strict=True)) == [
         (1, "relu"),

@@ -152,21 +152,19 @@ def _units(seeds=(0, 1, 2)):
     return [Unit(s, i, a) for s in seeds for i, a in enumerate(ACTIVATIONS)]
 
 
-def _reports(plans, epochs, first=None):
-    """Each worker's reports in its own order: every job's rows, epoch by epoch."""
-    first = first or {}
+def _reports(jobs, epochs):
+    """Each job's reports in its own order: its rows, epoch by epoch."""
     return [
         [
             [_row(u.label, job.seed, epoch) for u in job.units]
-            for job in jobs
             for epoch in range(job.start_epoch + 1, epochs + 1)
         ]
-        for jobs in plans
+        for job in jobs
     ]
 
 
 def _interleave(streams, rng):
-    """One order in which the workers' reports could arrive (each worker's own kept)."""
+    """One order in which the jobs' reports could arrive (each job's own kept)."""
     streams = [list(s) for s in streams]
     order = []
     while any(streams):
@@ -177,12 +175,12 @@ def _interleave(streams, rng):
 
 def test_epoch_lines_come_in_seed_then_epoch_order_with_every_model():
     units, epochs = _units(), 4
-    plans = plan_jobs(units, {}, set(), 2)  # seed 1's models are split between the workers
-    assert {job.seed for job in plans[0]} & {job.seed for job in plans[1]} == {1}
-    streams = _reports(plans, epochs)
+    jobs = plan_jobs(units, {}, set(), 2)  # each seed's models are split in two jobs
+    assert [job.seed for job in jobs] == [0, 0, 1, 1, 2, 2]
+    streams = _reports(jobs, epochs)
     orders = [
-        [r for s in streams for r in s],  # worker 0 first, then worker 1
-        [r for s in reversed(streams) for r in s],  # worker 1 (seed 1 part, seed 2) first
+        [r for s in streams for r in s],  # one job after the other
+        [r for s in reversed(streams) for r in s],  # the last job first
         *[_interleave(streams, random.Random(k)) for k in range(20)],
     ]
     for order in orders:
@@ -216,10 +214,10 @@ def test_after_a_resume_every_line_still_has_every_model_of_its_seed():
         for u in units
         for e in range(1, first[u] + 1)
     ]
-    plans = plan_jobs(units, first, done, 2)
+    jobs = plan_jobs(units, first, done, 2)
     shown = []
     lines = EpochLines(units, epochs, shown.append, first, earlier, done)
-    for rows in _interleave(_reports(plans, epochs), random.Random(0)):
+    for rows in _interleave(_reports(jobs, epochs), random.Random(0)):
         lines.add(rows)
     keys = [(rows[0].seed, rows[0].epoch) for rows in shown]
     assert keys == [(1, e) for e in range(3, 7)] + [(2, e) for e in range(4, 7)]
@@ -252,43 +250,41 @@ def test_a_stopped_run_shows_every_epoch_it_finished():
 
 def test_steps_are_counted_to_the_group_that_took_them():
     units = _units()
-    plans = plan_jobs(units, {}, set(), 2)
-    groups = plan_groups(plans, epochs=3, steps_per_epoch=10)
+    jobs = plan_jobs(units, {}, set(), 2)
+    groups = plan_groups(jobs, epochs=3, steps_per_epoch=[10])
     calls = []
     router = StepRouter(groups, lambda g, n: calls.append((g, n)))
     rng = random.Random(1)
-    left = {w: sum(g.steps for g in groups if g.worker == w) for w in (0, 1)}
+    left = {number: group.steps for number, group in enumerate(groups)}
     while any(left.values()):
-        worker = rng.choice([w for w in left if left[w]])
-        n = min(left[worker], rng.choice([3, 7, 32]))
-        router.add(worker, n)
-        left[worker] -= n
+        number = rng.choice([j for j in left if left[j]])
+        n = min(left[number], rng.choice([3, 7, 32]))
+        router.add(number, n)
+        left[number] -= n
     assert {g: sum(n for h, n in calls if h == g) for g in groups} == {g: g.steps for g in groups}
-    for worker in (0, 1):  # a worker's groups, one after the other, in its plan's order
-        order = [g for g, _ in calls if g.worker == worker]
-        assert list(dict.fromkeys(order)) == [g for g in groups if g.worker == worker]
-        assert order == sorted(order, key=groups.index)
+    assert [(g.seed, g.labels) for g in groups] == [(j.seed, tuple(u.label for u in j.units))
+                                                    for j in jobs]  # fmt: skip
     assert sum(g.model_epochs for g in groups) == 3 * 12
 
 
 def test_the_display_counts_model_epochs_and_shows_each_group_in_training():
     units = _units()
-    plans = plan_jobs(units, {}, set(), 2)
-    groups = plan_groups(plans, epochs=4, steps_per_epoch=10)
+    jobs = plan_jobs(units, {}, set(), 2)
+    groups = plan_groups(jobs, epochs=4, steps_per_epoch=[10])
     console = Console(width=80, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
     display = RunProgress(console)
     display.start(groups)
     try:
-        w0, w1 = groups[0], next(g for g in groups if g.worker == 1)
-        display.steps(w0, 15)  # seed 0's four models: one and a half epochs
-        display.steps(w1, 20)  # seed 1's two models on worker 1: two epochs
+        first, other = groups[0], groups[3]
+        display.steps(first, 15)  # seed 0's relu and sigmoid: one and a half epochs
+        display.steps(other, 20)  # seed 1's tanh and leaky: two epochs
         recorder = Console(width=80, record=True)
         recorder.print(display.progress.make_tasks_table(display.progress.tasks))
         text = recorder.export_text()
     finally:
         display.stop()
-    assert f"10/{3 * 4 * 4} model-epochs" in text  # 4 x 1.5 + 2 x 2
-    assert "seed 0: relu, sigmoid, tanh, leaky" in text and "epoch 2/4" in text
+    assert f"7/{3 * 4 * 4} model-epochs" in text  # 2 x 1.5 + 2 x 2
+    assert "seed 0: relu, sigmoid" in text and "epoch 2/4" in text
     assert "seed 1: tanh, leaky" in text and "epoch 3/4" in text
     assert "ETA" in text
     assert max(cell_len(line) for line in text.splitlines()) <= 80

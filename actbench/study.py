@@ -1,0 +1,103 @@
+"""A study's configurations as people read them, and how heavy each group of models is."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from actbench.config import RunConfig
+from actbench.data import Tensors
+from actbench.jobs import Job
+from actbench.train import steps_per_epoch, train_lockstep
+
+
+def describe(point: RunConfig, keys: tuple[str, ...]) -> str:
+    """'depth=8 lr=0.01': a configuration's values of the settings a study varies (`keys`)."""
+    return " ".join(f"{key}={_value(getattr(point, key))}" for key in keys)
+
+
+def _value(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def job_weight(job: Job, point: RunConfig, data: Any) -> float:
+    """A job's work in multiply-adds, for ordering jobs heaviest first.
+
+    Models x epochs left x training samples x weights per model (every linear layer's
+    inputs x outputs); the cost of evaluation and of the activation itself is left out.
+    """
+    inputs = data.train_x.shape[1]
+    hidden = point.hidden
+    depth = getattr(point, "depth", 2)
+    classes = int(getattr(data, "classes", 10))
+    weights = inputs * hidden + (depth - 1) * hidden * hidden + hidden * classes
+    return len(job.units) * (point.epochs - job.start_epoch) * len(data.train_x) * weights
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """What a run or study would train, and about how long it would take here."""
+
+    configurations: list[str]  # each described by the settings the study varies
+    activations: int
+    seeds: int
+    models: int  # configurations x activations x seeds
+    model_epochs: int  # models x epochs
+    workers: int
+    seconds: float  # estimated training time, from a short measurement on this machine
+
+
+def measure_model_epoch(
+    activations: list[Any], point: RunConfig, data: Any, steps: int = 32
+) -> float:
+    """Seconds one model takes for one epoch of `point` on this machine, training in lockstep
+    with `activations`' other models as it would in the run.
+
+    Times `steps` optimiser steps (after as many for warm-up) of the group on the first
+    batches of `data`, scaled to the epoch's batches and divided by the group's models. The
+    test pass and unit health after each epoch are left out (a few percent).
+    """
+    batch = point.batch_size
+    count = min(len(data.train_x), 2 * steps * batch)
+    sample = Tensors(data.train_x[:count], data.train_y[:count], data.test_x[:1], data.test_y[:1])
+    marks: list[float] = []
+
+    def on_steps(n: int) -> None:
+        marks.append(time.perf_counter())
+
+    train_lockstep(activations, sample, replace(point, epochs=1), 0, on_steps=on_steps)
+    taken = steps_per_epoch(count, batch)
+    per_step = (marks[-1] - marks[0]) / max(taken - steps, 1) if len(marks) > 1 else 0.0
+    return per_step * steps_per_epoch(len(data.train_x), batch) / len(activations)
+
+
+def plan_study(
+    config: RunConfig, activations: list[Any], data: list[Any], workers: int
+) -> StudyPlan:
+    """The study's size and an estimate of its training time on `workers` processes.
+
+    `data[p]` is configuration p's data set. Each distinct shape of model (data set, depth,
+    width, batch size) is measured once (`measure_model_epoch`).
+    """
+    points = config.points()
+    keys = tuple(config.grid)
+    seeds = len(config.seed_list)
+    measured: dict[tuple[Any, ...], float] = {}
+    total = 0.0
+    for point, points_data in zip(points, data, strict=True):
+        shape = (id(points_data), getattr(point, "depth", 2), point.hidden, point.batch_size,
+                 point.optimizer)  # fmt: skip
+        if shape not in measured:
+            measured[shape] = measure_model_epoch(activations, point, points_data)
+        total += measured[shape] * len(activations) * seeds * config.epochs
+    models = len(points) * len(activations) * seeds
+    return StudyPlan(
+        [describe(p, keys) for p in points] if keys else [],
+        len(activations),
+        seeds,
+        models,
+        models * config.epochs,
+        workers,
+        total / max(1, min(workers, models)),
+    )

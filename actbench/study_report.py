@@ -1,0 +1,382 @@
+"""`actbench plot` of a study: figures and a Markdown report that read a grid.
+
+A study is one run folder whose rows name their configuration in settings columns
+(`results.SETTINGS`); the settings it varies are listed in its manifest's `grid`. Each
+configuration is read at the last epoch all its models reached, as a single run is.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import MaxNLocator
+
+from actbench.plots import activation_style, make_plot_dir
+from actbench.results import RunFolder
+from actbench.stats import mean_ci
+from actbench.study_table import by_configuration
+from actbench.summary import comparison_epoch, rows_at
+
+CURVES = "study_curves.png"
+HEATMAP = "study_heatmap.png"
+DEPTH = "depth_sweep.png"
+CD = "critical_difference.png"
+REPORT = "report.md"
+COLUMNS_MAX = 4  # small multiples per row
+
+
+def is_study(run: RunFolder) -> bool:
+    """Whether a run folder holds a study (a grid of two or more configurations)."""
+    return bool(run.manifest.get("grid"))
+
+
+@dataclass(frozen=True)
+class StudyData:
+    """A study's rows as a report reads them.
+
+    `keys` are the settings the study varies; `final` has one row per configuration,
+    activation and seed at that configuration's comparison epoch (`epoch` column), with a
+    `config` column naming the configuration ('depth=8 lr=0.01').
+    """
+
+    run: RunFolder
+    keys: list[str]
+    frame: pd.DataFrame
+    final: pd.DataFrame
+    configs: list[str]
+    activations: list[str]
+
+
+def study_data(run: RunFolder) -> StudyData:
+    """Read a study's rows into the form its report uses.
+
+    Raises ValueError when no epoch has finished.
+    """
+    keys = [k for k in run.manifest.get("grid", {}) if k in run.metrics.columns]
+    frame = run.metrics.copy()
+    if frame.empty:
+        raise ValueError(f"{run.name} has no finished epochs")
+    parts, configs = [], []
+    named = []
+    for name, rows in by_configuration(frame, keys):
+        rows = rows.assign(config=name)
+        named.append(rows)
+        epoch = comparison_epoch(rows)
+        final = rows_at(rows, epoch).assign(config=name, epoch=epoch)
+        parts.append(final)
+        configs.append(name)
+    frame = pd.concat(named, ignore_index=True)
+    activations = list(dict.fromkeys(frame["activation"]))
+    return StudyData(run, keys, frame, pd.concat(parts, ignore_index=True), configs, activations)
+
+
+def accuracy_table(data: StudyData) -> pd.DataFrame:
+    """Mean final test accuracy (0-1) over seeds with its 95% t interval, per configuration
+    and activation: columns config, activation, seeds, epoch, mean, low, high."""
+    rows = []
+    for (config, activation), group in data.final.groupby(["config", "activation"], sort=False):
+        interval = mean_ci(group["test_accuracy"].tolist())
+        rows.append({"config": config, "activation": activation, "seeds": len(group),
+                     "epoch": int(group["epoch"].iloc[0]), "mean": interval.mean,
+                     "low": interval.low, "high": interval.high})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _caption(fig: Any, text: str) -> None:
+    fig.text(0.01, 0.005, text, fontsize=8, ha="left", va="bottom", wrap=True)
+
+
+def _setup(data: StudyData) -> str:
+    """The settings every configuration shares, for captions: 'mnist, Adam, batch 64'."""
+    config = data.run.manifest.get("config", {})
+    fixed = [f"{k} {config[k]}" for k in ("dataset", "depth", "hidden", "optimizer", "lr",
+             "batch_size", "init") if k in config and k not in data.keys]  # fmt: skip
+    seeds = data.final.groupby(["config", "activation"])["seed"].nunique().max()
+    return ", ".join([*fixed, f"{seeds} seeds"])
+
+
+def plot_study_curves(data: StudyData, out_dir: Path, column: str = "test_accuracy") -> Path:
+    """Small multiples: `column` (percent) per epoch, mean over seeds, one panel per
+    configuration, one colour per activation in every panel."""
+    n = len(data.configs)
+    cols = min(COLUMNS_MAX, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows + 1.2), squeeze=False,
+                             sharex=True, sharey=True, layout="constrained")  # fmt: skip
+    for ax, config in zip(axes.flat, data.configs, strict=False):
+        mine = data.frame[data.frame["config"] == config]
+        for activation in data.activations:
+            curve = mine[mine["activation"] == activation].groupby("epoch")[column].mean()
+            if curve.empty:
+                continue
+            style = activation_style(activation)
+            ax.plot(curve.index, 100 * curve.values, color=style.colour, marker=style.marker,
+                    markersize=3, linewidth=1.3, label=activation)  # fmt: skip
+        ax.set_title(config, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"{column.replace('_', ' ')} (%)", fontsize=8)
+    for ax in axes[-1, :]:
+        ax.set_xlabel("epoch", fontsize=8)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False)
+    fig.suptitle(f"{column.replace('_', ' ').capitalize()} per epoch, mean over seeds",
+                 fontsize=11)  # fmt: skip
+    fig.supxlabel(_setup(data), fontsize=8, x=0.01, ha="left")
+    path = out_dir / CURVES
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_heatmap(data: StudyData, table: pd.DataFrame, out_dir: Path) -> Path:
+    """Final test accuracy (percent, mean over seeds): activations x configurations."""
+    grid = table.pivot(index="activation", columns="config", values="mean")
+    grid = grid.reindex(index=data.activations, columns=data.configs)
+    values = 100 * grid.to_numpy(dtype=float)
+    width = max(5.0, 0.9 * len(data.configs) + 2.5)
+    height = max(2.5, 0.4 * len(data.activations) + 1.8)
+    fig, ax = plt.subplots(figsize=(width, height))
+    image = ax.imshow(values, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(data.configs)), data.configs, rotation=35, ha="right", fontsize=8)
+    ax.set_yticks(range(len(data.activations)), data.activations, fontsize=8)
+    finite = values[np.isfinite(values)]
+    middle = (finite.min() + finite.max()) / 2 if finite.size else 0
+    for (i, j), value in np.ndenumerate(values):
+        text = "n/a" if not np.isfinite(value) else f"{value:.1f}"
+        colour = "black" if np.isfinite(value) and value > middle else "white"
+        ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
+    fig.colorbar(image, ax=ax, label="test accuracy (%)")
+    ax.set_title("Final test accuracy (%), mean over seeds", fontsize=10)
+    _caption(fig, _setup(data) + "; intervals in the report's table")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    path = out_dir / HEATMAP
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_depth_sweep(data: StudyData, out_dir: Path) -> Path | None:
+    """Where the study varies depth: per activation, the gradient reaching the first layer
+    and the final test accuracy against depth (means over seeds and the other settings'
+    configurations). None where depth does not vary."""
+    if "depth" not in data.keys or "grad_layer1" not in data.final.columns:
+        return None
+    final = data.final
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+    for activation in data.activations:
+        mine = final[final["activation"] == activation]
+        by_depth = mine.groupby("depth")
+        style = activation_style(activation)
+        grad = by_depth["grad_layer1"].mean()
+        accuracy = by_depth["test_accuracy"].mean()
+        left.plot(grad.index, grad.values, color=style.colour, marker=style.marker,
+                  label=activation)  # fmt: skip
+        right.plot(accuracy.index, 100 * accuracy.values, color=style.colour,
+                   marker=style.marker, label=activation)  # fmt: skip
+    left.set_yscale("log")
+    left.set_xlabel("depth (hidden layers)")
+    left.set_ylabel("mean |gradient| at layer 1")
+    left.set_title("Gradient reaching the first layer", fontsize=10)
+    right.set_xlabel("depth (hidden layers)")
+    right.set_ylabel("final test accuracy (%)")
+    right.set_title("Accuracy against depth", fontsize=10)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.set_xticks(sorted(final["depth"].unique()))
+    right.legend(fontsize=8, frameon=False, loc="best")
+    others = [k for k in data.keys if k != "depth"]
+    over = f"; means over seeds and over {', '.join(others)}" if others else "; means over seeds"
+    _caption(fig, _setup(data) + over)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    path = out_dir / DEPTH
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _percent(mean: float, low: float, high: float) -> str:
+    """'97.12 (96.80–97.44)': a mean accuracy and its interval, clipped to 0-100%."""
+    if not math.isfinite(low):
+        return f"{100 * mean:.2f}"
+    return f"{100 * mean:.2f} ({100 * max(low, 0):.2f}–{100 * min(high, 1):.2f})"
+
+
+def _incomplete(data: StudyData) -> list[str]:
+    """What the report must say is missing: models short of the planned epochs, diverged."""
+    planned = data.run.manifest.get("config", {}).get("epochs")
+    notes = []
+    last = data.frame.groupby(["config", "activation", "seed"], sort=False)
+    for (config, activation, seed), rows in last:
+        status = rows["status"].iloc[-1]
+        epoch = int(rows["epoch"].max())
+        if status == "diverged":
+            notes.append(f"{activation} (seed {seed}) in {config} diverged in epoch {epoch}")
+        elif planned and epoch < planned:
+            notes.append(f"{activation} (seed {seed}) in {config} finished {epoch} of {planned}")
+    expected = len(data.configs) * len(data.activations)
+    have = data.final.groupby(["config", "activation"]).ngroups
+    if have < expected:
+        notes.append(f"{expected - have} activation-configuration pairs have no finished epoch")
+    return notes
+
+
+def make_study_report(
+    run: RunFolder, out_dir: Path, baseline: str | None = None
+) -> tuple[Path, list[Path]]:
+    """Draw a study's figures and write its report into `out_dir`.
+
+    Returns the report's path and the figures. `baseline` names the activation the others
+    are compared with in paired differences (default: the first). Raises ValueError where
+    the study has no finished epoch, and UsageError for an unknown baseline.
+    """
+    from actbench.errors import UsageError
+
+    data = study_data(run)
+    base = baseline or data.activations[0]
+    if base not in data.activations:
+        raise UsageError(
+            f"baseline {base!r} is not one of the study's activations "
+            f"({', '.join(data.activations)}); name one of them with --baseline"
+        )
+    make_plot_dir(out_dir)
+    table = accuracy_table(data)
+    figures = [plot_study_curves(data, out_dir), plot_heatmap(data, table, out_dir)]
+    depth = plot_depth_sweep(data, out_dir)
+    if depth is not None:
+        figures.append(depth)
+    sections = _ranking_sections(data, base, out_dir, figures)
+    lines = [f"# Study {run.name}", ""]
+    grid = run.manifest.get("grid", {})
+    lines.append(
+        f"{len(data.configs)} configurations ("
+        + "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in grid.items())
+        + f") x {len(data.activations)} activations; {_setup(data)}."
+    )
+    lines.append("")
+    notes = _incomplete(data)
+    status = run.manifest.get("status", "unknown")
+    if status != "completed" or notes:
+        lines += [f"**Incomplete** (the study is {status}):", ""]
+        lines += [f"- {note}" for note in notes[:30]]
+        if len(notes) > 30:
+            lines.append(f"- and {len(notes) - 30} more")
+        lines.append("")
+    lines += sections
+    lines += ["## Final test accuracy per configuration", "",
+              "Mean over seeds in percent, with its 95% interval (Student's t, clipped to 0–100; "
+              "wide with few seeds); each configuration at the last epoch all its models "
+              "reached.", ""]  # fmt: skip
+    header = ["configuration", "epoch", *data.activations]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    for config in data.configs:
+        mine = table[table["config"] == config].set_index("activation")
+        cells = [
+            _percent(*mine.loc[a, ["mean", "low", "high"]]) if a in mine.index else "n/a"
+            for a in data.activations
+        ]
+        epoch = int(mine["epoch"].iloc[0]) if len(mine) else 0
+        lines.append("| " + " | ".join([config, str(epoch), *cells]) + " |")
+    lines.append("")
+    for figure in figures:
+        if figure.name != CD:  # shown with the ranking
+            lines += [f"![{figure.stem}]({figure.name})", ""]
+    versions = run.manifest.get("versions", {})
+    if versions:
+        lines += ["## Versions", "", ", ".join(f"{k} {v}" for k, v in versions.items()), ""]
+    path = out_dir / REPORT
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path, figures
+
+
+def _difference(row: Any) -> str:
+    """'+0.31 (-0.05 to +0.67)': a paired difference in points with its interval."""
+    if not math.isfinite(row.low):
+        return f"{100 * row.difference:+.2f}"
+    return f"{100 * row.difference:+.2f} ({100 * row.low:+.2f} to {100 * row.high:+.2f})"
+
+
+def _verdict(row: Any) -> str:
+    if not math.isfinite(row.p_holm):
+        return "n/a"
+    return "yes" if row.significant else "no (noise)"
+
+
+def _ranking_sections(
+    data: StudyData, baseline: str, out_dir: Path, figures: list[Path]
+) -> list[str]:
+    """The ranking across configurations, the tuned comparison and the paired differences."""
+    from actbench.cdplot import critical_difference_figure
+    from actbench.ranking import (
+        per_config_differences,
+        rank_activations,
+        tuned_comparison,
+    )
+    from actbench.summary import p_value
+
+    final = data.final
+    lines = ["## Ranking across configurations", ""]
+    try:
+        ranking = rank_activations(final)
+    except ValueError as err:
+        lines += [f"No ranking: {err}", ""]
+    else:
+        figures.append(critical_difference_figure(ranking, out_dir / CD))
+        lines += [ranking.verdict, "", ranking.method, "",
+                  "| activation | mean rank (1 = best) |", "|---|---|"]  # fmt: skip
+        lines += [f"| {name} | {rank:.2f} |" for name, rank in ranking.mean_ranks.items()]
+        lines += ["", f"![critical difference]({CD})", ""]
+    lines += ["## Each activation at its own best settings", ""]
+    try:
+        tuned = tuned_comparison(final, baseline)
+    except ValueError as err:
+        lines += [f"Not made: {err}", ""]
+    else:
+        lines += [
+            "Each activation's configuration is chosen on the validation split (mean over "
+            "seeds), then its test accuracy is compared with the baseline's, paired by seed "
+            "(Holm over each family). 'shared': every activation at the baseline's best "
+            f"configuration. {baseline} (the baseline) is at its best configuration, "
+            f"{tuned['baseline_config'].iloc[0]}, in both.",
+            "",
+            "| comparison | activation | configuration | difference (points, 95% interval) "
+            "| Holm p | real? |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in tuned.itertuples(index=False):
+            lines.append(f"| {row.comparison} | {row.activation} | {row.config} | "
+                         f"{_difference(row)} | {p_value(row.p_holm)} | {_verdict(row)} |")  # fmt: skip
+        lines.append("")
+    lines += [f"## Paired differences from {baseline}, per configuration", ""]
+    try:
+        pairs = per_config_differences(final, baseline)
+    except ValueError as err:
+        lines += [f"Not made: {err}", ""]
+    else:
+        lines += [
+            f"Test accuracy minus {baseline}'s in points, paired by seed, at each "
+            "configuration's last common epoch; Holm-corrected over every comparison of the "
+            "study.",
+            "",
+            "| configuration | activation | difference (95% interval) | d_z | Holm p | real? |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in pairs.itertuples(index=False):
+            d_z = f"{row.d_z:+.2f}" if math.isfinite(row.d_z) else "n/a"
+            lines.append(f"| {row.config} | {row.activation} | {_difference(row)} | {d_z} | "
+                         f"{p_value(row.p_holm)} | {_verdict(row)} |")  # fmt: skip
+        lines.append("")
+    return lines

@@ -1,0 +1,181 @@
+"""Studies: list-valued settings expand to a grid, one run folder holds it, rows say which
+configuration they belong to, and every model's numbers are those it has trained alone."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from actbench.cli import app
+from actbench.config import load_config, make_config
+from actbench.errors import UsageError
+from actbench.experiment import run_experiment
+from actbench.results import COLUMNS, SETTINGS, RunWriter, read_metrics, settings_of
+from actbench.train import EpochResult
+
+runner = CliRunner()
+
+
+def test_lists_expand_to_the_cartesian_product_in_a_fixed_order():
+    config = load_config(None, lr="1e-3,3e-3", hidden="16,32", batch_size="8")
+    points = config.points()
+    assert [(p.hidden, p.lr) for p in points] == [
+        (16, 1e-3), (16, 3e-3), (32, 1e-3), (32, 3e-3),
+    ]  # fmt: skip
+    assert all(not p.is_grid and p.batch_size == 8 for p in points)
+    assert config.grid == {"hidden": (16, 32), "lr": (1e-3, 3e-3)}
+    assert config.to_dict()["lr"] == [1e-3, 3e-3]
+    assert make_config(config.to_dict()) == config  # a manifest reads back to the same study
+
+
+def test_a_toml_preset_gives_lists(tmp_path):
+    preset = tmp_path / "study.toml"
+    preset.write_text('lr = [0.001, 0.01]\noptimizer = ["adam", "sgd"]\nmomentum = 0.9\n')
+    config = load_config(preset)
+    # Adam has no momentum: its configurations take 0 and appear once each
+    assert [(p.lr, p.optimizer, p.momentum) for p in config.points()] == [
+        (0.001, "adam", 0.0), (0.001, "sgd", 0.9), (0.01, "adam", 0.0), (0.01, "sgd", 0.9),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"lr": "1e-3,1e-3"}, "lr lists 0.001 twice (0.001,0.001); give each value once"),
+        ({"hidden": "16,x"}, "hidden must be an integer or a comma-separated list of them, got 'x'"),
+        ({"lr": "1e-3,-1"}, "lr must be a positive finite number, got -1.0 (in the configuration lr -1.0)"),
+        ({"optimizer": "adam,rmsprop"}, "optimizer must be one of adam, sgd, got 'rmsprop'"),
+        ({"momentum": "0.5,0.9"}, "momentum 0.5,0.9 (--momentum) applies to SGD only"),
+        ({"epochs": "2"}, None),
+    ],
+)  # fmt: skip
+def test_bad_grid_values_name_the_key_and_the_value(flags, message):
+    if message is None:  # epochs is one value for the whole study
+        with pytest.raises(UsageError, match="epochs must be an integer"):
+            make_config({"epochs": [2, 3]})
+        return
+    with pytest.raises(UsageError) as caught:
+        load_config(None, **flags)
+    assert message in str(caught.value)
+
+
+def test_the_cli_refuses_a_bad_grid_before_writing(mnist_dir, tmp_path):
+    results = tmp_path / "results"
+    result = runner.invoke(app, ["run", "--lr", "0.01,0.01", "--data-dir", str(mnist_dir),
+                                 "--results-dir", str(results)])  # fmt: skip
+    assert result.exit_code == 2
+    assert "lr lists 0.01 twice" in result.output
+    assert not results.exists()
+
+
+def study(mnist_dir, results, **extra):
+    values = {"activations": "relu,tanh", "hidden": "8,12", "lr": "0.001,0.01", "seeds": 2,
+              "batch_size": 16, "epochs": 2, "data_dir": str(mnist_dir),
+              "results_dir": str(results), **extra}  # fmt: skip
+    return load_config(None, **values)
+
+
+def without_times(frame):
+    return frame.drop(columns=["epoch_seconds"]).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_study_is_one_folder_whose_models_equal_the_same_models_trained_alone(
+    mnist_dir, tmp_path, workers
+):
+    result = run_experiment(study(mnist_dir, tmp_path / "s", workers=workers))
+    frame = read_metrics(result.run_dir / "metrics.csv")
+    assert list(frame.columns) == COLUMNS
+    assert len(frame) == 4 * 2 * 2 * 2  # configurations x activations x seeds x epochs
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    assert manifest["grid"] == {"hidden": [8, 12], "lr": [0.001, 0.01]}
+    assert len(manifest["configurations"]) == 4
+    # rows in the run's order: configuration, seed, epoch, activation
+    order = [(r.hidden, r.lr, r.seed, r.epoch) for r in frame.itertuples()]
+    assert order == sorted(order)
+    for hidden, lr, seed in [(12, 0.01, 1), (8, 0.001, 0)]:
+        alone = run_experiment(make_config({
+            "activations": "tanh", "hidden": hidden, "lr": lr, "seed": seed, "batch_size": 16,
+            "epochs": 2, "data_dir": str(mnist_dir), "results_dir": str(tmp_path / "alone"),
+            "workers": 1,
+        }))  # fmt: skip
+        mine = frame[(frame.activation == "tanh") & (frame.hidden == hidden) & (frame.lr == lr)
+                     & (frame.seed == seed)]  # fmt: skip
+        theirs = read_metrics(alone.run_dir / "metrics.csv")
+        pd.testing.assert_frame_equal(without_times(mine), without_times(theirs),
+                                      check_exact=True)  # fmt: skip
+
+
+def test_a_study_prints_one_line_per_configuration_not_per_epoch(mnist_dir, tmp_path):
+    args = ["run", "-a", "relu,tanh", "--hidden", "8,12", "--batch-size", "16", "--epochs", "2",
+            "--data-dir", str(mnist_dir), "--results-dir", str(tmp_path / "r")]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Study: 2 configurations x 2 activations x 1 seeds = 4 models" in result.output
+    assert "epoch 1/2" not in result.output  # no per-epoch lines
+    assert "hidden=8" in result.output and "hidden=12" in result.output
+
+
+def test_dry_run_counts_and_estimates_and_writes_nothing(mnist_dir, tmp_path):
+    results = tmp_path / "r"
+    args = ["run", "-a", "relu,tanh,sigmoid", "--lr", "0.001,0.01", "--hidden", "8,12,16",
+            "--seeds", "2", "--epochs", "3", "--batch-size", "16", "--dry-run",
+            "--data-dir", str(mnist_dir), "--results-dir", str(results)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "6 configurations x 3 activations x 2 seeds = 36 models, 108 model-epochs" in (
+        result.output
+    )
+    assert "hidden=16 lr=0.01" in result.output
+    assert "Estimated training time here: about" in result.output
+    assert not results.exists()
+
+
+def rows(count, seed=0):
+    return [EpochResult("relu", seed, epoch, 0.5, 0.9, 0.4, 0.91, 1.0) for epoch in
+            range(1, count + 1)]  # fmt: skip
+
+
+def test_recording_an_epoch_appends_what_is_new_and_nothing_else(tmp_path):
+    """The bytes written per epoch do not grow with the rows recorded before."""
+    settings = [settings_of(make_config({}))]
+    sizes = {}
+    for before in (10, 5000):
+        folder = tmp_path / str(before)
+        folder.mkdir()
+        writer = RunWriter(folder, ["relu"], {}, settings=settings)
+        writer.add(rows(before))
+        path = folder / "metrics.csv"
+        inode, old = os.stat(path).st_ino, path.read_bytes()
+        writer.add(rows(1, seed=1))
+        new = path.read_bytes()
+        assert os.stat(path).st_ino == inode and new.startswith(old)  # appended in place
+        sizes[before] = len(new) - len(old)
+    assert sizes[10] == sizes[5000] > 0
+
+
+def test_a_last_line_cut_short_is_not_a_finished_epoch(tmp_path):
+    writer = RunWriter(tmp_path, ["relu"], {}, settings=[settings_of(make_config({}))])
+    writer.add(rows(3))
+    path = tmp_path / "metrics.csv"
+    whole = path.read_text()
+    path.write_text(whole + whole.splitlines()[-1][:25])  # the machine stopped mid-line
+    frame = read_metrics(path)
+    assert frame["epoch"].tolist() == [1, 2, 3]
+
+
+def test_runs_of_earlier_versions_get_their_settings_from_the_manifest(mnist_dir, tmp_path):
+    from actbench.results import find_runs
+
+    run = run_experiment(make_config({"activations": "relu", "hidden": 8, "epochs": 1,
+                                      "batch_size": 16, "data_dir": str(mnist_dir),
+                                      "results_dir": str(tmp_path / "r")}))  # fmt: skip
+    path = run.run_dir / "metrics.csv"
+    pd.read_csv(path).drop(columns=list(SETTINGS)).to_csv(path, index=False)
+    (found,) = find_runs([run.run_dir])
+    assert found.metrics["hidden"].tolist() == [8]
+    assert found.metrics["optimizer"].tolist() == ["adam"]
