@@ -149,6 +149,10 @@ def run(
         int | None,
         typer.Option(help="Batch size of the test and validation passes (default 1000)."),
     ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="mnist (default), fashion-mnist, kmnist, cifar10 or mnist1d."),
+    ] = None,
     data_dir: Annotated[
         Path | None,
         typer.Option(
@@ -200,6 +204,7 @@ def run(
         subset=subset,
         val=val,
         eval_batch_size=eval_batch_size,
+        dataset=dataset,
         data_dir=data_dir,
         download=download,
         results_dir=results_dir,
@@ -215,7 +220,7 @@ def run(
             prefetch(folder)  # as for a new run: decompress MNIST while torch is imported
     else:
         settings = load_config(config, **flags)
-        prefetch(settings.data_dir)  # decompress MNIST while torch is imported
+        prefetch(settings.data_dir, settings.dataset)  # decompress while torch is imported
     from actbench.display import RunProgress
     from actbench.experiment import Hooks, baseline_label, resume_experiment, run_experiment
     from actbench.tables import comparison_table, cost_table, epoch_line, summary_table

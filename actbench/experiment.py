@@ -22,7 +22,8 @@ from actbench.activations import check_trainable, resolve_all
 from actbench.checkpoint import CheckpointStore
 from actbench.config import RunConfig, make_config
 from actbench.cost import measure_run_cost
-from actbench.data import SUBSET_SEED, load_mnist, prepare
+from actbench.data import SUBSET_SEED, load_dataset, prepare
+from actbench.datasets import MNIST1D, title
 from actbench.errors import ActbenchError, UsageError
 from actbench.jobs import Unit, plan_jobs, run_jobs
 from actbench.parallel import train_in_workers
@@ -51,6 +52,7 @@ RESULT_KEYS = (
     "seed",
     "subset",
     "val",
+    "dataset",
 )
 
 
@@ -181,7 +183,7 @@ def _setup(
     models = len(activations) * len(config.seed_list)
     workers, threads = plan_workers(models, device, config.workers, config.threads)
     torch.set_num_threads(threads if workers == 1 else cpu_cores())
-    mnist = load_mnist(config.data_dir, download=config.download)
+    mnist = load_dataset(config.dataset, config.data_dir, download=config.download)
     data = prepare(mnist, config.subset, subset_seed, device, config.val, config.batch_size)
     units = [
         Unit(seed, i, a.label, a.given)
@@ -213,8 +215,9 @@ def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
             "device": str(device),
             "workers": workers,
             "threads_per_worker": threads,
-            "data": {"train_samples": len(data.train_x), "val_samples": config.val,
-                     "test_samples": len(data.test_x), "md5": md5, "subset_seed": SUBSET_SEED},
+            "data": {**data.record(), "train_samples": len(data.train_x),
+                     "val_samples": config.val, "test_samples": len(data.test_x), "md5": md5,
+                     "subset_seed": SUBSET_SEED},
             "validation": _validation(data),
             "versions": versions(),
             "command": ["actbench", *sys.argv[1:]],
@@ -376,10 +379,12 @@ def resume_experiment(
         subset_seed = manifest.get("data", {}).get("subset_seed", config.seed_list[0])
         units, data, md5, workers, threads, device = _setup(config, subset_seed)
         if md5 != manifest.get("data", {}).get("md5", md5):
-            raise UsageError(
-                f"the MNIST files in {config.data_dir} differ from those {run_dir} was trained "
-                "on; point --data-dir at the original files"
-            )
+            what = f"{title(config.dataset)} files in {config.data_dir}"
+            fix = "point --data-dir at the original files"
+            if config.dataset == MNIST1D.key:  # generated: only other versions make other data
+                what = "MNIST-1D arrays generated now"
+                fix = "resume with the mnist1d and numpy versions its manifest names"
+            raise UsageError(f"the {what} differ from those {run_dir} was trained on; {fix}")
         split = _validation(data)
         if split != manifest.get("validation", split):
             torch_version = manifest.get("versions", {}).get("torch", "its manifest names")
