@@ -16,6 +16,7 @@ a failed one leaves the data folder as it was.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import gzip
 import hashlib
@@ -59,20 +60,22 @@ def _numpy_core() -> Any:
 
 
 _CORE = _numpy_core()
-# The only things a CIFAR-10 batch pickle may build: numpy arrays and their dtypes.
+# The only things a CIFAR-10 batch pickle may build: numpy arrays, their dtypes, and bytes
+# (which pickles of protocol 2 written by Python 3 spell as a call of codecs.encode).
 _ALLOWED = {
-    "_reconstruct": _CORE._reconstruct,
-    "scalar": _CORE.scalar,
-    "ndarray": np.ndarray,
-    "dtype": np.dtype,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): codecs.encode,
 }
-_MODULES = {"numpy", "numpy.core.multiarray", "numpy._core.multiarray"}
+for _module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+    _ALLOWED[(_module, "_reconstruct")] = _CORE._reconstruct
+    _ALLOWED[(_module, "scalar")] = _CORE.scalar
 
 
 class _ArraysOnly(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
-        if module in _MODULES and name in _ALLOWED:
-            return _ALLOWED[name]
+        if (module, name) in _ALLOWED:
+            return _ALLOWED[(module, name)]
         raise pickle.UnpicklingError(f"it asks for {module}.{name}")
 
 
@@ -123,7 +126,7 @@ def _batch_folder(data_dir: Path) -> Path | None:
     return None
 
 
-def _from_folder(folder: Path) -> dict[str, bytes]:
+def _from_folder(folder: Path) -> dict[str, tuple[bytes, str]]:
     missing = [b.name for b in _table().batches if not (folder / b.name).is_file()]
     if missing:
         raise DataError(
@@ -134,7 +137,7 @@ def _from_folder(folder: Path) -> dict[str, bytes]:
     out = {}
     for batch in _table().batches:
         try:
-            out[batch.name] = (folder / batch.name).read_bytes()
+            out[batch.name] = ((folder / batch.name).read_bytes(), str(folder / batch.name))
         except OSError as err:
             raise DataError(
                 f"cannot read {folder / batch.name} ({err.strerror or err}); "
@@ -143,7 +146,7 @@ def _from_folder(folder: Path) -> dict[str, bytes]:
     return out
 
 
-def _from_archive(path: Path) -> dict[str, bytes]:
+def _from_archive(path: Path) -> dict[str, tuple[bytes, str]]:
     fix = "replace it with a fresh copy or unpack it there"
     out = {}
     try:
@@ -158,7 +161,7 @@ def _from_archive(path: Path) -> dict[str, bytes]:
                         f"{path} holds no {_member()}{batch.name}: it is not CIFAR-10's archive; "
                         f"{fix}"
                     )
-                out[batch.name] = member.read()
+                out[batch.name] = (member.read(), f"{path} ({_member()}{batch.name})")
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
         raise DataError(f"{path} is not a readable tar.gz archive ({err}); {fix}") from None
     except OSError as err:
@@ -168,8 +171,8 @@ def _from_archive(path: Path) -> dict[str, bytes]:
     return out
 
 
-def _files(data_dir: Path) -> dict[str, bytes] | None:
-    """The batch files' bytes by name, or None when the data folder holds no CIFAR-10."""
+def _files(data_dir: Path) -> dict[str, tuple[bytes, str]] | None:
+    """Each batch file's bytes and where they were read, by name; None when there are none."""
     folder = _batch_folder(data_dir)
     if folder is not None:
         return _from_folder(folder)
@@ -221,9 +224,9 @@ def load_cifar10(
     parts: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {"train": [], "test": []}
     md5 = {}
     for batch in _table().batches:
-        raw = files[batch.name]
+        raw, where = files[batch.name]
         md5[batch.name] = hashlib.md5(raw).hexdigest()
-        parts[batch.split].append(read_batch(raw, f"{data_dir}: {batch.name}"))
+        parts[batch.split].append(read_batch(raw, where))
     train_x = torch.cat([x for x, _ in parts["train"]])
     train_y = torch.cat([y for _, y in parts["train"]])
     test_x = torch.cat([x for x, _ in parts["test"]])
