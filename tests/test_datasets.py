@@ -311,12 +311,16 @@ def write_cifar_folder(folder: Path, files: dict[str, bytes] | None = None) -> P
 
 
 def cifar_archive(
-    files: dict[str, bytes] | None = None, prefix: str = "cifar-10-batches-py/"
+    files: dict[str, bytes] | None = None,
+    prefix: str = "cifar-10-batches-py/",
+    extra: dict[str, bytes] | None = None,
 ) -> bytes:
+    """The batches as the published archive holds them (`extra`: more members, full names)."""
+    members = {prefix + name: data for name, data in (files or cifar_files()).items()}
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in (files or cifar_files()).items():
-            info = tarfile.TarInfo(prefix + name)
+        for name, data in (members | (extra or {})).items():
+            info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
@@ -443,7 +447,9 @@ def test_no_cifar_without_download_says_where_to_put_it(tmp_path):
 def cifar_server(monkeypatch: pytest.MonkeyPatch):
     local = Server()
     monkeypatch.setenv("no_proxy", "*")
-    archive = cifar_archive()
+    # members beside the batch folder, or climbing out of it, are never written anywhere
+    outside = {"../escaped": b"x", "notes.txt": b"x", "cifar-10-batches-py/../../escaped": b"x"}
+    archive = cifar_archive(extra=outside)
     url = f"http://127.0.0.1:{local.port}/kriz/cifar-10-python.tar.gz"
     table = dataclasses.replace(
         datasets.CIFAR10, url=url, archive_md5=hashlib.md5(archive).hexdigest()
@@ -461,7 +467,8 @@ def test_cifar_downloads_checks_and_unpacks_into_torchvisions_folder(cifar_serve
         cifar_server.archive,
     )
     raw = load_dataset("cifar10", tmp_path / "data", download=True)
-    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["cifar-10-batches-py"]
+    everything = sorted(p.name for p in tmp_path.rglob("*"))
+    assert everything == sorted(["data", "cifar-10-batches-py", *cifar_files()])
     unpacked = tmp_path / "data" / "cifar-10-batches-py"
     assert {p.name: p.read_bytes() for p in unpacked.iterdir()} == cifar_files()
     images, _ = expected_cifar()
