@@ -11,6 +11,7 @@ import io
 import json
 import pickle
 import random
+import struct
 import tarfile
 from pathlib import Path
 
@@ -293,12 +294,44 @@ def cifar_batch(n: int, seed: int) -> dict:
             "filenames": [f"img_{i}.png" for i in range(n)]}  # fmt: skip
 
 
+def _text(value: bytes) -> bytes:
+    return b"U" + bytes([len(value)]) + value  # SHORT_BINSTRING: a Python 2 str
+
+
+def py2_pickle(batch: dict) -> bytes:
+    """A batch pickled as the published files are: by Python 2 (protocol 2, str keys and data),
+    an array as numpy 1 reduced it. Written opcode by opcode (see pickletools)."""
+    data, labels = batch["data"], batch["labels"]
+    ints = b"".join(b"K" + bytes([label]) for label in labels)
+    parts = [
+        b"\x80\x02}(",  # protocol 2, a dict, a mark
+        _text(b"data"),
+        b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + _text(b"b"),
+        b"\x87R(K\x01J" + struct.pack("<i", data.shape[0]) + b"M" + struct.pack("<H", 3072),
+        b"\x86cnumpy\ndtype\n" + _text(b"u1") + b"K\x00K\x01\x87R(K\x03" + _text(b"|"),
+        b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89",  # dtype state, not Fortran
+        b"T" + struct.pack("<I", data.nbytes) + data.tobytes() + b"tb",  # the pixels as a str
+        _text(b"labels") + b"](" + ints + b"e",
+        _text(b"batch_label") + _text(batch["batch_label"].encode()),
+        b"u.",
+    ]
+    return b"".join(parts)
+
+
+def test_the_python2_pickle_is_what_plain_pickle_reads():
+    """The fixture's premise: plain pickle, as torchvision calls it, reads it to the batch."""
+    batch = cifar_batch(3, seed=0)
+    read = pickle.loads(py2_pickle(batch), encoding="latin1")
+    assert np.array_equal(read["data"], batch["data"]) and read["data"].dtype == np.uint8
+    assert read["labels"] == batch["labels"] and read["batch_label"] == batch["batch_label"]
+
+
 def cifar_files() -> dict[str, bytes]:
-    """The six batch files by name, pickled as torchvision reads them."""
+    """The six batch files by name, pickled as the published ones (see `py2_pickle`)."""
     files = {}
     for i, batch in enumerate(datasets.CIFAR10.batches):
         n = CIFAR_TEST if batch.split == "test" else CIFAR_PER_BATCH
-        files[batch.name] = pickle.dumps(cifar_batch(n, seed=i), protocol=2)
+        files[batch.name] = py2_pickle(cifar_batch(n, seed=i))
     files["batches.meta"] = pickle.dumps({"label_names": [f"c{i}" for i in range(10)]}, protocol=2)
     return files
 
@@ -355,6 +388,18 @@ def test_cifar_loads_from_each_layout(tmp_path, layout):
     assert raw.md5 == {
         b.name: hashlib.md5(files[b.name]).hexdigest() for b in datasets.CIFAR10.batches
     }
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_batches_pickled_by_python3_load_alike(tmp_path, protocol):
+    published = load_dataset("cifar10", write_cifar_folder(tmp_path / "a"), download=False)
+    files = cifar_files()
+    for i, batch in enumerate(datasets.CIFAR10.batches):
+        n = CIFAR_TEST if batch.split == "test" else CIFAR_PER_BATCH
+        files[batch.name] = pickle.dumps(cifar_batch(n, seed=i), protocol=protocol)
+    again = load_dataset("cifar10", write_cifar_folder(tmp_path / "b", files), download=False)
+    assert torch.equal(again.train_images, published.train_images)
+    assert torch.equal(again.test_labels, published.test_labels)
 
 
 def test_cifar_is_normalised_per_channel_by_its_training_images(tmp_path):
