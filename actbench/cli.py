@@ -157,6 +157,10 @@ def run(
         int | None,
         typer.Option(help="Batch size of the test and validation passes (default 1000)."),
     ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="mnist (default), fashion-mnist, kmnist, cifar10 or mnist1d."),
+    ] = None,
     data_dir: Annotated[
         Path | None,
         typer.Option(
@@ -216,6 +220,7 @@ def run(
         subset=subset,
         val=val,
         eval_batch_size=eval_batch_size,
+        dataset=dataset,
         data_dir=data_dir,
         download=download,
         results_dir=results_dir,
@@ -231,7 +236,8 @@ def run(
             prefetch(folder)  # as for a new run: decompress MNIST while torch is imported
     else:
         settings = load_config(config, **flags)
-        prefetch(settings.data_dir)  # decompress MNIST while torch is imported
+        # decompress the (first) data set while torch is imported
+        prefetch(settings.data_dir, settings.points()[0].dataset)
         if dry_run:
             _print_plan(settings)
             return

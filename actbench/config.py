@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from actbench.datasets import NAMES as DATASETS
 from actbench.errors import UsageError
 
 OPTIMIZERS = ("adam", "sgd")
@@ -36,6 +37,7 @@ class RunConfig:
     subset: int | None = None  # train on this many samples (test on the same fraction); None = all
     val: int = 0  # hold this many training samples out as a validation split; 0 = none (classic)
     eval_batch_size: int = 1000  # batch size of the test and validation passes (same results)
+    dataset: str | tuple[str, ...] = "mnist"  # mnist, fashion-mnist, kmnist, cifar10, mnist1d
     data_dir: str = "data"  # folder holding (or receiving) the four MNIST IDX files
     download: bool = True  # let torchvision download MNIST when the files are missing
     results_dir: str = "results"  # each run writes a new folder under this one
@@ -123,6 +125,7 @@ _KINDS: dict[str, tuple[str, tuple[type, ...]]] = {
     "subset": ("an integer", (int,)),
     "val": ("an integer", (int,)),
     "eval_batch_size": ("an integer", (int,)),
+    "dataset": ("a data set name", (str,)),
     "data_dir": ("a string", (str,)),
     "download": ("true or false", (bool,)),
     "results_dir": ("a string", (str,)),
@@ -219,6 +222,8 @@ def _check_values(cfg: RunConfig) -> None:
             f"{cfg.optimizer} (--optimizer), which ignores it: add --optimizer sgd or drop "
             "--momentum"
         )
+    if cfg.dataset not in DATASETS:
+        raise UsageError(f"dataset must be one of {', '.join(DATASETS)}, got {cfg.dataset!r}")
     if cfg.device not in DEVICES:
         raise UsageError(f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
     if not cfg.activations:

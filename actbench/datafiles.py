@@ -1,4 +1,5 @@
-"""Finding the MNIST files (by content: see `actbench.locate`) and reading them, without torch.
+"""Finding an IDX data set's files (by content: see `actbench.locate`) and reading them, without
+torch.
 
 Decompressing MNIST takes a quarter of a second; `prefetch` starts it in a background thread
 (zlib and md5 release the interpreter lock), so the command line can overlap it with importing
@@ -64,15 +65,19 @@ _prefetched: dict[Path, _Prefetched] = {}
 _lock = threading.Lock()
 
 
-def prefetch(data_dir: Path | str) -> threading.Thread | None:
-    """Start reading the MNIST files under `data_dir` in the background, if they are there.
+def prefetch(data_dir: Path | str, dataset: str = "mnist") -> threading.Thread | None:
+    """Start reading the files of `dataset` under `data_dir` in the background, if they are there.
 
-    Returns the reading thread (None when there is nothing to read). Nothing is reported
-    here: whatever goes wrong is reported by `read_bytes` when the loader asks for the file,
-    and a file that changed meanwhile is read again.
+    Only the IDX data sets (MNIST, Fashion-MNIST, KMNIST) are read ahead; for the others this
+    does nothing. Returns the reading thread (None when there is nothing to read). Nothing is
+    reported here: whatever goes wrong is reported by `read_bytes` when the loader asks for
+    the file, and a file that changed meanwhile is read again.
     """
+    spec = datasets.spec(dataset) if dataset in datasets.NAMES else None
+    if not isinstance(spec, DataSet):
+        return None
     try:
-        files = find_files(Path(data_dir))
+        files = find_files(Path(data_dir), spec)
     except (OSError, DataError):
         return None
     if files is None:

@@ -22,7 +22,8 @@ from actbench.activations import check_trainable, resolve_all
 from actbench.checkpoint import CheckpointStore
 from actbench.config import RunConfig, make_config
 from actbench.cost import measure_run_cost
-from actbench.data import SUBSET_SEED, load_mnist, prepare
+from actbench.data import SUBSET_SEED, load_dataset, prepare
+from actbench.datasets import MNIST1D, title
 from actbench.errors import ActbenchError, UsageError
 from actbench.jobs import Unit, plan_jobs, run_jobs
 from actbench.parallel import train_in_workers
@@ -54,6 +55,7 @@ RESULT_KEYS = (
     "seed",
     "subset",
     "val",
+    "dataset",
 )
 
 
@@ -213,10 +215,15 @@ def _setup(
     models = len(activations) * len(config.seed_list) * len(points)
     workers, threads = plan_workers(models, device, config.workers, config.threads)
     torch.set_num_threads(threads if workers == 1 else cpu_cores())
-    mnist = load_mnist(config.data_dir, download=config.download)
     most = max(p.batch_size for p in points)  # the split must leave a batch of each
-    shared = prepare(mnist, config.subset, subset_seed, device, config.val, most)
-    data = [shared for _ in points]
+    loaded: dict[str, Any] = {}
+    for name in dict.fromkeys(p.dataset for p in points):  # each data set once, shared
+        raw = load_dataset(name, config.data_dir, download=config.download)
+        loaded[name] = (prepare(raw, config.subset, subset_seed, device, config.val, most),
+                        raw.md5)  # fmt: skip
+    data = [loaded[p.dataset][0] for p in points]
+    md5 = {name: sums for name, (_, sums) in loaded.items()}
+    md5 = next(iter(md5.values())) if len(md5) == 1 else md5
     n = len(activations)
     units = [
         Unit(seed, p * n + i, a.label, a.given, p)
@@ -224,7 +231,7 @@ def _setup(
         for p in range(len(points))
         for i, a in enumerate(activations)
     ]
-    return units, data, mnist.md5, workers, threads, device
+    return units, data, md5, workers, threads, device
 
 
 def dry_run(config: RunConfig) -> StudyPlan:
@@ -271,8 +278,11 @@ def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
             "workers": workers,
             "threads_per_worker": threads,
             **_study(config),
-            "data": {"train_samples": len(data[0].train_x), "val_samples": config.val,
-                     "test_samples": len(data[0].test_x), "md5": md5, "subset_seed": SUBSET_SEED},
+            "data": {**data[0].record(), "train_samples": len(data[0].train_x),
+                     "val_samples": config.val, "test_samples": len(data[0].test_x), "md5": md5,
+                     "subset_seed": SUBSET_SEED},
+            "datasets": {d.dataset: {**d.record(), "train_samples": len(d.train_x),
+                         "test_samples": len(d.test_x)} for d in {id(d): d for d in data}.values()},
             "validation": _validation(data),
             "versions": versions(),
             "command": ["actbench", *sys.argv[1:]],
@@ -481,10 +491,12 @@ def resume_experiment(
         subset_seed = manifest.get("data", {}).get("subset_seed", config.seed_list[0])
         units, data, md5, workers, threads, device = _setup(config, subset_seed)
         if md5 != manifest.get("data", {}).get("md5", md5):
-            raise UsageError(
-                f"the MNIST files in {config.data_dir} differ from those {run_dir} was trained "
-                "on; point --data-dir at the original files"
-            )
+            what = f"{title(config.dataset)} files in {config.data_dir}"
+            fix = "point --data-dir at the original files"
+            if config.dataset == MNIST1D.key:  # generated: only other versions make other data
+                what = "MNIST-1D arrays generated now"
+                fix = "resume with the mnist1d and numpy versions its manifest names"
+            raise UsageError(f"the {what} differ from those {run_dir} was trained on; {fix}")
         split = _validation(data)
         if split != manifest.get("validation", split):
             torch_version = manifest.get("versions", {}).get("torch", "its manifest names")

@@ -10,17 +10,31 @@ dimensions) says whether it holds images or labels and how many. Names only say 
 a file belongs to (train or test) where they do; otherwise the larger file is the training
 one, or a lone file goes with the file of the other kind holding as many samples.
 Files with the same content (a plain and a gzipped copy, say) count once.
+
+MNIST, Fashion-MNIST and KMNIST files have the same headers, so whose files they are is
+decided apart from their shapes, first match wins:
+1. a label file whose content has the md5 of one of the published label files is that data
+   set's (`FileSpec.content_md5`), and so are the image files in the same folder;
+2. a file in a folder named for one of them (its torchvision folder `FashionMNIST`, or
+   `FashionMNIST/raw`; case, dashes and underscores aside, so `fashion-mnist/` too) is that
+   data set's;
+3. any other file may be any of them: it is taken for the data set asked for.
+Files found to be another data set's are never used: they are named in messages only, and a
+folder holding nothing else counts as holding nothing of the data set asked for.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import hashlib
 import struct
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from actbench import datasets
 from actbench.datasets import DataSet, FileSpec
 from actbench.errors import ActbenchError
 
@@ -42,6 +56,7 @@ class Found:
     kind: str | None  # "images" or "labels" when its header matches the data set; else None
     count: int  # samples (the first IDX dimension) when `kind` is set; else 0
     what: str  # what it holds, in words that read after "the file is"
+    owner: str | None = None  # the data set whose file it is, where that is known
 
     @property
     def archive(self) -> bool:
@@ -90,9 +105,65 @@ def sniff(path: Path, spec: DataSet) -> Found:
     for file in spec.files:
         if head[2] == file.idx_type and tuple(dims[1:]) == file.item_shape:
             shape = "x".join(str(d) for d in dims)
-            return Found(path, gzipped, file.kind, dims[0], f"{file.kind}, {shape}")
+            owner = _label_owner(path, gzipped) if file.kind == "labels" else None
+            return Found(path, gzipped, file.kind, dims[0], f"{file.kind}, {shape}", owner)
     shape = "x".join(str(d) for d in dims)
     return Found(path, gzipped, None, 0, f"an IDX file of shape {shape}, not {spec.name}")
+
+
+def _content_md5(path: Path, gzipped: bool) -> str | None:
+    """md5 of the file's (uncompressed) content; None when it cannot be read through."""
+    digest = hashlib.md5()
+    try:
+        with gzip.open(path, "rb") if gzipped else path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    except (OSError, EOFError, zlib.error):  # damaged: the loader names it
+        return None
+    return digest.hexdigest()
+
+
+def _label_owner(path: Path, gzipped: bool) -> str | None:
+    """The data set whose published label file this is, by its content's md5; else None."""
+    known = {f.content_md5: s.name for s in datasets.idx_sets() for f in s.files if f.content_md5}
+    md5 = _content_md5(path, gzipped)
+    return known.get(md5) if md5 else None
+
+
+def _folder_key(name: str) -> str:
+    return name.lower().replace("-", "").replace("_", "")
+
+
+def _folder_owner(path: Path) -> str | None:
+    """The data set whose folder (torchvision's, or named like it) holds this file; else None."""
+    parent = path.parent
+    names = [parent.name] + ([parent.parent.name] if parent.name.lower() == "raw" else [])
+    for spec in datasets.idx_sets():
+        if any(_folder_key(name) == _folder_key(spec.folder) for name in names):
+            return spec.name
+    return None
+
+
+def _owned(seen: list[Found]) -> list[Found]:
+    """The files with `owner` filled where it is known (see the module's docstring)."""
+    by_labels: dict[Path, set[str]] = {}
+    for found in seen:
+        if found.kind == "labels" and found.owner:
+            by_labels.setdefault(found.path.parent, set()).add(found.owner)
+    out = []
+    for found in seen:
+        if found.kind is not None and found.owner is None:
+            labels = by_labels.get(found.path.parent, set())
+            owner = next(iter(labels)) if len(labels) == 1 else _folder_owner(found.path)
+            if owner:
+                found = dataclasses.replace(found, owner=owner)
+        out.append(found)
+    return out
+
+
+def _foreign(found: Found, spec: DataSet) -> bool:
+    """Whether the file is known to be another data set's."""
+    return found.kind is not None and found.owner not in (None, spec.name)
 
 
 _prints: dict[tuple[Path, int, int], tuple[int, int]] = {}  # (path, size, mtime) -> print
@@ -314,6 +385,7 @@ def survey(data_dir: Path, spec: DataSet) -> Survey:
     be read; unreadable folders and files one level down are skipped.
     """
     archives: list[Found] = []
+    others: list[Found] = []  # files known to be another data set's: named, never used
     for depth, folders in enumerate(_tiers(data_dir, spec)):
         strict = depth == 0
         seen: list[Found] = []
@@ -324,14 +396,16 @@ def survey(data_dir: Path, spec: DataSet) -> Survey:
                 except OSError:
                     if strict:
                         raise
+        seen = [_described(f, spec) for f in _owned(seen)]
         archives += [f for f in seen if f.archive]
-        relevant = [f for f in seen if f.kind is not None or _named_like(f.path.name, spec)]
+        others += [f for f in seen if _foreign(f, spec)]
+        mine = [f for f in seen if f.kind is not None and not _foreign(f, spec)]
+        relevant = mine + [f for f in seen if f.kind is None and _named_like(f.path.name, spec)]
         if not relevant:
             continue
-        found = Survey(data_dir, spec, {}, [], [f for f in seen if f in relevant or f in archives])
-        roles, problems, missing = _assign(
-            _distinct([f for f in seen if f.kind is not None]), spec, found.rel
-        )
+        listed = [f for f in seen if f in relevant or f in archives or f in others]
+        found = Survey(data_dir, spec, {}, [], listed)
+        roles, problems, missing = _assign(_distinct(mine), spec, found.rel)
         for file_spec in missing:  # a file named for the role but holding something else
             named = [
                 f for f in relevant if f.kind is None and _canonical(f.path.name) == file_spec.name
@@ -343,4 +417,11 @@ def survey(data_dir: Path, spec: DataSet) -> Survey:
                 problems.append(f"no file holds the {file_spec.label}")
         found.files, found.problems = roles, problems
         return found
-    return Survey(data_dir, spec, {}, [], archives)
+    return Survey(data_dir, spec, {}, [], archives + others)
+
+
+def _described(found: Found, spec: DataSet) -> Found:
+    """Another data set's file, described as such ('MNIST's labels, 60000')."""
+    if not _foreign(found, spec):
+        return found
+    return dataclasses.replace(found, what=f"{found.owner}'s {found.what}")

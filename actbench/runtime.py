@@ -53,7 +53,8 @@ def plan_workers(models: int, device: torch.device, workers: int, threads: int) 
 def versions() -> dict[str, str]:
     """Versions of Python, the platform and every package that shapes a result."""
     found = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for package in ("actbench", "torch", "torchvision", "numpy", "pandas", "matplotlib", "typer"):
+    packages = ("actbench", "torch", "torchvision", "numpy", "pandas", "matplotlib", "typer")
+    for package in (*packages, "mnist1d", "scipy"):  # mnist1d and scipy make MNIST-1D
         try:
             found[package] = version(package)
         except PackageNotFoundError:

@@ -75,6 +75,7 @@ VALUES = {
     "subset": st.integers(-3, 70_000),
     "val": st.integers(-3, 70_000),
     "eval_batch_size": st.integers(-3, 20_000),
+    "dataset": st.sampled_from(["mnist", "MNIST1D", "cifar10", "svhn"]),
     "data_dir": st.text(min_size=1, max_size=20),
     "download": st.booleans(),
     "results_dir": st.text(min_size=1, max_size=20),
