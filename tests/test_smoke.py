@@ -42,3 +42,28 @@ def test_smoke_preset_on_real_mnist(tmp_path):
         assert (results / "plots" / f"{name}.png").stat().st_size > 10_000
     report = (results / "plots" / "report.md").read_text()
     assert "Every activation has 3 seeds" in report and "## Differences from relu" in report
+
+
+def test_study_smoke_preset_on_mnist1d(tmp_path):
+    """A small study on MNIST-1D, which is generated offline: it runs everywhere."""
+    runner = CliRunner()
+    results = tmp_path / "results"
+    args = ["run", "--config", str(CONFIGS / "study-smoke.toml"), "--results-dir", str(results)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = results.iterdir()
+    frame = pd.read_csv(run_dir / "metrics.csv")
+    assert len(frame) == 4 * 4 * 3 * 3  # configurations x activations x seeds x epochs
+    assert set(frame["dataset"]) == {"mnist1d"}
+    final = frame[frame["epoch"] == 3]
+    assert (final.groupby("activation")["test_accuracy"].max() > 0.2).all()  # chance is 0.1
+    assert "Test accuracy per configuration" in result.stdout
+
+    plotted = runner.invoke(app, ["plot", str(run_dir)])
+    assert plotted.exit_code == 0, plotted.output
+    for name in ["study_curves", "study_heatmap", "critical_difference"]:
+        assert (run_dir / "plots" / f"{name}.png").stat().st_size > 10_000
+    report = (run_dir / "plots" / "report.md").read_text()
+    for heading in ["## Ranking across configurations", "## Each activation at its own best",
+                    "## Paired differences from relu, per configuration"]:  # fmt: skip
+        assert heading in report

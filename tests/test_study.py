@@ -179,3 +179,35 @@ def test_runs_of_earlier_versions_get_their_settings_from_the_manifest(mnist_dir
     (found,) = find_runs([run.run_dir])
     assert found.metrics["hidden"].tolist() == [8]
     assert found.metrics["optimizer"].tolist() == ["adam"]
+
+
+def test_a_study_stopped_by_a_signal_resumes_to_the_csv_of_an_uninterrupted_one(
+    mnist_dir, tmp_path
+):
+    import signal
+
+    from test_interrupt import start_run, wait_for_epochs
+
+    grid = ["--lr", "0.001,0.01", "--optimizer", "adam,sgd", "--momentum", "0.9",
+            "--batch-size", "16", "--threads", "1"]  # fmt: skip
+    proc = start_run(mnist_dir, tmp_path / "a", 2, extra=grid)
+    run_dir = wait_for_epochs(tmp_path / "a", 12, proc).parent
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "interrupted"
+    stopped = pd.read_csv(run_dir / "metrics.csv")
+    epochs = int(stopped["epoch"].max()) + 2
+    result = runner.invoke(app, ["run", "--resume", str(run_dir), "--epochs", str(epochs)])
+    assert result.exit_code == 0, result.output
+    whole = run_experiment(load_config(None, activations="relu,tanh,sigmoid", hidden=8,
+                                       lr="0.001,0.01", optimizer="adam,sgd", momentum=0.9,
+                                       batch_size=16, epochs=epochs, data_dir=str(mnist_dir),
+                                       results_dir=str(tmp_path / "b"), workers=1))  # fmt: skip
+    resumed = pd.read_csv(run_dir / "metrics.csv").drop(columns=["epoch_seconds"])
+    uninterrupted = pd.read_csv(whole.run_dir / "metrics.csv").drop(columns=["epoch_seconds"])
+    pd.testing.assert_frame_equal(resumed, uninterrupted, check_exact=True)
+    assert len(resumed) == 4 * 3 * epochs
+    # every epoch finished before the signal is kept as it was
+    kept = stopped.drop(columns=["epoch_seconds"]).merge(resumed, how="left", indicator=True)
+    assert (kept["_merge"] == "both").all()
