@@ -255,7 +255,7 @@ def run(
     def on_start(run_dir: Path, groups: list[Group], settings: RunConfig) -> None:
         task["dir"], task["epochs"] = run_dir, settings.epochs
         task["seeded"], task["baseline"] = len(settings.seed_list) > 1, baseline_label(settings)
-        task["grid"] = list(settings.grid)
+        task["grid"] = list(settings.varying)
         err.print(f"{'Resuming run' if resume else 'Run folder'}: {run_dir}", soft_wrap=True)
         if task["grid"]:
             points = len(settings.points())

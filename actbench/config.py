@@ -59,6 +59,15 @@ class RunConfig:
         }
 
     @property
+    def varying(self) -> tuple[str, ...]:
+        """The settings in which a study's configurations differ, in `GRID_ORDER`: the lists,
+        and momentum where SGD's configurations have one and Adam's do not."""
+        keys = [key for key in GRID_KEYS if key in self.grid]
+        if "optimizer" in keys and "momentum" not in keys and self.momentum:
+            keys.insert(keys.index("optimizer") + 1, "momentum")
+        return tuple(keys)
+
+    @property
     def is_grid(self) -> bool:
         """Whether this is a study: some setting lists several values."""
         return bool(self.grid)

@@ -123,7 +123,7 @@ def _execute(
     """
     store = CheckpointStore(run_dir)
     points = config.points()
-    grid = tuple(config.grid)
+    grid = config.varying
     per_epoch = [
         steps_per_epoch(len(d.train_x), p.batch_size) for d, p in zip(data, points, strict=True)
     ]
@@ -540,7 +540,7 @@ def resume_experiment(
                    "device": str(device), "workers": workers}]  # fmt: skip
         manifest.update(
             status="running", config=config.to_dict(), finished=None, resumed=resumed,
-            diverged=_diverged(rows, tuple(config.grid)), versions=versions(),
+            diverged=_diverged(rows, config.varying), versions=versions(),
         )  # fmt: skip
         manifest.pop("error", None)
         writer = RunWriter(run_dir, _labels(units), manifest, rows, settings)

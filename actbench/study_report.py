@@ -21,9 +21,9 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from actbench.plots import activation_style, make_plot_dir
-from actbench.results import RunFolder
+from actbench.results import SETTINGS, RunFolder
 from actbench.stats import mean_ci
-from actbench.study_table import by_configuration
+from actbench.study_table import by_configuration, setting_value
 from actbench.summary import comparison_epoch, rows_at
 
 CURVES = "study_curves.png"
@@ -61,8 +61,9 @@ def study_data(run: RunFolder) -> StudyData:
 
     Raises ValueError when no epoch has finished.
     """
-    keys = [k for k in run.manifest.get("grid", {}) if k in run.metrics.columns]
     frame = run.metrics.copy()
+    # the settings in which its rows differ (momentum too, where only SGD's has one)
+    keys = [k for k in SETTINGS if frame[k].nunique(dropna=False) > 1]
     if frame.empty:
         raise ValueError(f"{run.name} has no finished epochs")
     parts, configs = [], []
@@ -97,9 +98,9 @@ def _caption(fig: Any, text: str) -> None:
 
 def _setup(data: StudyData) -> str:
     """The settings every configuration shares, for captions: 'mnist, Adam, batch 64'."""
-    config = data.run.manifest.get("config", {})
-    fixed = [f"{k} {config[k]}" for k in ("dataset", "depth", "hidden", "optimizer", "lr",
-             "batch_size", "init") if k in config and k not in data.keys]  # fmt: skip
+    first = data.frame.iloc[0]
+    fixed = [f"{k} {setting_value(first[k])}" for k in SETTINGS if k not in data.keys
+             and not (k == "momentum" and first["optimizer"] != "sgd")]  # fmt: skip
     seeds = data.final.groupby(["config", "activation"])["seed"].nunique().max()
     return ", ".join([*fixed, f"{seeds} seeds"])
 

@@ -17,12 +17,13 @@ def by_configuration(frame: pd.DataFrame, keys: list[str]) -> list[tuple[str, pd
     groups = []
     for values, rows in frame.groupby(keys, sort=False):
         values = values if isinstance(values, tuple) else (values,)
-        name = " ".join(f"{k}={_value(v)}" for k, v in zip(keys, values, strict=True))
+        name = " ".join(f"{k}={setting_value(v)}" for k, v in zip(keys, values, strict=True))
         groups.append((name, rows))
     return groups
 
 
-def _value(value: object) -> str:
+def setting_value(value: object) -> str:
+    """A setting's value as a configuration's name shows it: 0.001, not 0.0010000."""
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
