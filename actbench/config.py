@@ -13,6 +13,8 @@ from actbench.errors import UsageError
 
 OPTIMIZERS = ("adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+INITS = ("torch", "kaiming", "xavier", "lecun", "auto")  # see actbench.init
+MAX_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,10 @@ class RunConfig:
     """Every setting of one `actbench run`; presets and flags only override these defaults."""
 
     activations: tuple[str, ...] = ("relu", "sigmoid", "tanh", "leaky")  # the classic four
-    hidden: int = 128  # width H of both hidden layers: 784 -> H -> H -> 10
+    hidden: int = 128  # width H of every hidden layer: 784 -> H -> H -> 10 at depth 2
+    depth: int = 2  # hidden layers of width H, 1 to MAX_DEPTH (2: the classic network)
+    init: str = "torch"  # how the weights start: torch (nn.Linear's default), kaiming, xavier,
+    # lecun, or auto (each activation's recommended scheme)
     epochs: int = 10  # full passes over the training data
     batch_size: int = 64  # training mini-batch size
     optimizer: str = "adam"  # "adam" or "sgd"
@@ -66,6 +71,8 @@ class RunConfig:
 _KINDS: dict[str, tuple[str, tuple[type, ...]]] = {
     "activations": ("a list of names", (list, tuple, str)),
     "hidden": ("an integer", (int,)),
+    "depth": ("an integer", (int,)),
+    "init": ("a string", (str,)),
     "epochs": ("an integer", (int,)),
     "batch_size": ("an integer", (int,)),
     "optimizer": ("a string", (str,)),
@@ -145,6 +152,10 @@ def _check_values(cfg: RunConfig) -> None:
             f"{cfg.optimizer} (--optimizer), which ignores it: add --optimizer sgd or drop "
             "--momentum"
         )
+    if not 1 <= cfg.depth <= MAX_DEPTH:
+        raise UsageError(f"depth must be from 1 to {MAX_DEPTH} hidden layers, got {cfg.depth}")
+    if cfg.init not in INITS:
+        raise UsageError(f"init must be one of {', '.join(INITS)}, got {cfg.init!r}")
     if cfg.device not in DEVICES:
         raise UsageError(f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
     if not cfg.activations:
@@ -215,7 +226,7 @@ def make_config(overrides: dict[str, Any], base: RunConfig | None = None) -> Run
         values["lr"] = float(values["lr"])
     if isinstance(values.get("momentum"), int) and not isinstance(values.get("momentum"), bool):
         values["momentum"] = float(values["momentum"])
-    for key in ("optimizer", "device"):
+    for key in ("optimizer", "device", "init"):
         if isinstance(values.get(key), str):
             values[key] = values[key].lower()
     for key in ("data_dir", "results_dir"):

@@ -44,6 +44,8 @@ from actbench.train import EpochResult, steps_per_epoch
 RESULT_KEYS = (
     "activations",
     "hidden",
+    "depth",
+    "init",
     "batch_size",
     "optimizer",
     "lr",

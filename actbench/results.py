@@ -7,7 +7,7 @@ import json
 import os
 import secrets
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,11 +16,13 @@ import pandas as pd
 
 from actbench.errors import ActbenchError, UsageError
 from actbench.signals import signals_held
-from actbench.train import EpochResult
+from actbench.train import DEEPER, EpochResult, deeper_columns
 
 METRICS = "metrics.csv"
 MANIFEST = "manifest.json"
-COLUMNS = [f.name for f in fields(EpochResult)]
+# Every run's columns; a network deeper than 2 hidden layers adds its further layers' unit
+# health (`deeper_columns`) after them.
+COLUMNS = [f.name for f in fields(EpochResult) if f.name != DEEPER]
 
 
 def _temporary(folder: Path, name: str) -> tuple[int, Path]:
@@ -177,7 +179,7 @@ class RunWriter:
 
     def add(self, rows: list[EpochResult], plain: list[dict[str, Any]] = ()) -> None:
         """Record finished epochs (as results or as plain CSV rows) and rewrite the CSV."""
-        self.rows.extend(asdict(row) for row in rows)
+        self.rows.extend(row.as_row() for row in rows)
         self.rows.extend(dict(row) for row in plain)
         self.rows.sort(key=lambda r: (r["seed"], r["epoch"], self.rank[r["activation"]]))
         self._write_csv()
@@ -191,7 +193,8 @@ class RunWriter:
         write_or_explain(self.run_dir / MANIFEST, text, resume_hint(self.run_dir))
 
     def _write_csv(self) -> None:
-        frame = pd.DataFrame(self.rows, columns=COLUMNS)
+        columns = [*COLUMNS, *deeper_columns(key for row in self.rows for key in row)]
+        frame = pd.DataFrame(self.rows, columns=columns)
         text = frame.to_csv(index=False, na_rep="nan")
         write_or_explain(self.run_dir / METRICS, text, resume_hint(self.run_dir))
 
@@ -216,7 +219,8 @@ def read_metrics(path: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ActbenchError(f"{path} is not a readable metrics CSV ({err}); remove it") from None
     missing = [c for c in COLUMNS if c not in header and c not in OPTIONAL]
-    extra = [c for c in header if c not in COLUMNS and c not in RETIRED]
+    deeper = deeper_columns(header)
+    extra = [c for c in header if c not in COLUMNS and c not in RETIRED and c not in deeper]
     if missing or extra:
         problem = f"missing columns {missing}" if missing else f"unexpected columns {extra}"
         raise ActbenchError(
@@ -234,7 +238,8 @@ def read_metrics(path: Path) -> pd.DataFrame:
     except (ValueError, pd.errors.ParserError) as err:
         reason = " ".join(str(err).split())[:100]
         raise ActbenchError(f"{path} has a malformed value ({reason}); remove it") from None
-    return frame.reindex(columns=COLUMNS)  # an older file's missing columns as NaN, retired gone
+    # an older file's missing columns as NaN, retired gone
+    return frame.reindex(columns=[*COLUMNS, *deeper])
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:

@@ -185,7 +185,7 @@ def test_the_median_and_its_interval_come_from_order_statistics():
 
 
 def _row(activation, round_, seconds, saved=65536, extra=0):
-    return [activation, round_, 0, 8, seconds, 64, 128, "cpu", 1, 10, saved, extra]
+    return [activation, round_, 0, 8, seconds, 64, 128, 2, "cpu", 1, 10, saved, extra]
 
 
 def _write_run(folder, activations=("relu", "leaky"), cost=True):
@@ -215,7 +215,7 @@ def test_a_foreign_cost_csv_is_refused(tmp_path):
     (tmp_path / COST).write_text("activation,seconds\nrelu,1\n")
     with pytest.raises(ActbenchError, match="remove it"):
         read_cost(tmp_path)
-    (tmp_path / COST).write_text(",".join(COLUMNS) + "\nrelu,x,0,8,1,64,128,cpu,1,10,0,0\n")
+    (tmp_path / COST).write_text(",".join(COLUMNS) + "\nrelu,x,0,8,1,64,128,2,cpu,1,10,0,0\n")
     with pytest.raises(ActbenchError, match="not a readable cost CSV"):
         read_cost(tmp_path)
 
