@@ -158,6 +158,7 @@ class _StepBuffers:
             self.grads = [blocks(k, tuple(w.shape[1:]), w) for w in stacked]
             self.grad_w = self.grads[0::2]
             self.grad_views = [[g[m] for g in self.grads] for m in range(k)]
+            self.flat_grads = [g for views in self.grad_views for g in views]
             # views the step multiplies with or writes into, made once too
             self.h_t = [h.transpose(1, 2) for h in self.h]
             self.w_t = [w.transpose(1, 2) for w in self.w[:depth]]  # hidden layers' W^T
@@ -382,11 +383,14 @@ class LockstepMLP(nn.Module):
 
     def _activation_backward(
         self, layer: int, buf: _StepBuffers, backward: ParamGrads | None
-    ) -> list[list[torch.Tensor]]:
-        """The backward pass of `_activate`: each model's activation-parameter gradients."""
+    ) -> list[list[torch.Tensor]] | None:
+        """The backward pass of `_activate`: each model's activation-parameter gradients.
+
+        None for a layer of built-in activations (torch's kernels; they learn nothing).
+        """
         if backward is None:
             self._run(buf.backward_calls[layer])
-            return [[] for _ in range(self.k)]
+            return None
         return backward()
 
     def _step_buffers(self, batch: int, like: torch.Tensor, train: bool) -> _StepBuffers:
@@ -483,7 +487,7 @@ class LockstepMLP(nn.Module):
         inputs_t = [x.t().expand(self.k, *x.t().shape), *buf.h_t]
         torch.bmm(buf.log_probs_t, buf.h[-1], out=buf.grad_w[-1])  # stored (out, in)
         torch.bmm(buf.log_probs, buf.w[-1], out=buf.grad_h[-1])
-        grad_acts: list[list[list[torch.Tensor]]] = [[]] * self.depth
+        grad_acts: list[list[list[torch.Tensor]] | None] = [None] * self.depth
         for layer in reversed(range(self.depth)):
             grad_acts[layer] = self._activation_backward(layer, buf, backward[layer])
             torch.bmm(inputs_t[layer], buf.grad_z[layer], out=buf.grad_w[layer])
@@ -492,10 +496,13 @@ class LockstepMLP(nn.Module):
         for blocks, into in buf.bias_sums:
             for block, out in zip(blocks, into, strict=True):
                 torch.sum(block, 0, out=out)
+        learned = [own for own in grad_acts if own is not None]
+        if not learned:
+            return buf.flat_grads.copy()
         grads = []
         for k in range(self.k):
             grads += buf.grad_views[k]
-            for own in grad_acts:
+            for own in learned:
                 grads += own[k]
         return grads
 
