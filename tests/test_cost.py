@@ -30,6 +30,7 @@ from actbench.cost import (
     read_costs,
     round_orders,
     summarize_cost,
+    where,
     write_cost,
 )
 from actbench.errors import ActbenchError
@@ -169,6 +170,26 @@ def test_saved_memory_matches_what_each_function_keeps_for_its_backward_pass():
     records = measure_cost(activations, 4, 3, rounds=1, warmup=1, min_block=0.0, timer=clock)
     found = {r.activation: (r.saved_bytes, r.extra_saved_bytes) for r in records}
     assert found == expected
+
+
+def test_a_deeper_network_times_and_keeps_every_hidden_layer():
+    """At depth 3 a step runs three layers: three times one layer's stand-in cost, and the
+    memory of three layers (48 bytes each for relu)."""
+    records = measure(Clock(), "a", layers=3)
+    assert {(r.layers, r.step_seconds) for r in records} == {(3, 3 * COSTS["a"] * TICK)}
+    (relu,) = measure_cost(resolve_all(["relu"]), 4, 3, rounds=1, warmup=1, min_block=0.0,
+                           timer=Clock(), layers=3)  # fmt: skip
+    assert (relu.saved_bytes, relu.layers) == (3 * 48, 3)
+    assert "in 3 hidden layers" in where(summarize_cost(pd.DataFrame([asdict(relu)])))
+    assert "hidden layers" not in where(summarize_cost(pd.DataFrame([asdict(r) for r in
+                                                                     measure(Clock(), "a")])))  # fmt: skip
+
+
+def test_a_cost_csv_written_before_layers_were_recorded_reads_as_two_layers(tmp_path):
+    old = pd.DataFrame([_row("relu", 1, 1e-5)], columns=COLUMNS).drop(columns="layers")
+    (tmp_path / COST).write_text(old.to_csv(index=False))
+    cost = read_cost(tmp_path)
+    assert cost.columns.tolist() == COLUMNS and cost["layers"].tolist() == [2]
 
 
 def test_the_median_and_its_interval_come_from_order_statistics():

@@ -3,18 +3,24 @@ layer, the CSV columns deeper layers add, and checkpoints that continue exactly.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 
 import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from typer.testing import CliRunner
 
 from actbench.activations import resolve_all
+from actbench.cli import app
 from actbench.config import make_config
+from actbench.cost import read_cost
 from actbench.data import load_mnist, prepare
-from actbench.experiment import run_experiment
+from actbench.errors import UsageError
+from actbench.experiment import resume_experiment, run_experiment
 from actbench.lockstep import LockstepMLP
 from actbench.optim import make_optimizer
 from actbench.results import COLUMNS, METRICS, RunWriter, read_metrics
@@ -261,3 +267,38 @@ def test_a_checkpoint_of_a_deep_model_round_trips_and_continues_exactly(mnist_di
 
 def frame(rows):
     return pd.DataFrame([row.as_row() for row in rows])
+
+
+def test_the_command_line_takes_depth_and_init_and_the_manifest_records_them(mnist_dir, tmp_path):
+    runner = CliRunner()
+    args = ["run", "-a", "relu,selu", "--depth", "3", "--init", "auto", "--epochs", "1",
+            "--hidden", "8", "--data-dir", str(mnist_dir), "--results-dir", str(tmp_path / "r"),
+            "--workers", "1"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (tmp_path / "r").iterdir()
+    config = json.loads((run_dir / "manifest.json").read_text())["config"]
+    assert (config["depth"], config["init"]) == (3, "auto")
+    assert "grad_layer4" in read_metrics(run_dir / METRICS).columns
+    assert read_cost(run_dir)["layers"].unique().tolist() == [3]  # measured at the run's depth
+    bad = runner.invoke(app, [*args[:3], "--depth", "0", *args[5:]])
+    assert bad.exit_code == 2
+    assert bad.stderr.strip() == "Error: depth must be from 1 to 32 hidden layers, got 0"
+    assert len(list((tmp_path / "r").iterdir())) == 1  # nothing written
+
+
+def test_a_resume_keeps_depth_and_init_and_reads_runs_recorded_before_them(mnist_dir, tmp_path):
+    settings = {"activations": ["relu"], "epochs": 1, "hidden": 8, "workers": 1,
+                "data_dir": str(mnist_dir), "results_dir": str(tmp_path)}  # fmt: skip
+    run = run_experiment(make_config(settings))
+    for change, message in [({"depth": 3}, "depth 3 (the run has 2)"),
+                            ({"init": "xavier"}, "init xavier (the run has torch)")]:  # fmt: skip
+        with pytest.raises(UsageError, match=re.escape(message)):
+            resume_experiment(run.run_dir, change)
+    # a manifest written before depth and init were settings: the classic network, torch's init
+    path = run.run_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["config"]["depth"], manifest["config"]["init"]
+    path.write_text(json.dumps(manifest))
+    resumed = resume_experiment(run.run_dir, {"epochs": 2})
+    assert sorted(resumed.metrics["epoch"]) == [1, 2]
