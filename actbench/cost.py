@@ -2,10 +2,11 @@
 
 One *step* is the activation's share of a training step of the run's network: forward and
 backward (autograd) through every hidden layer's activation module (two in the classic
-784-H-H-10 network), each on a (batch, hidden) input. Its time is measured with `torch.utils.benchmark.Timer` (which synchronises the device
-at each reading on a GPU), after warm-up steps that are run and discarded; the activations are
-measured in interleaved rounds whose order changes from round to round and never depends on the
-order they were listed in. Its memory is what autograd keeps for the backward pass, read with
+784-H-H-10 network), each on a (batch, hidden) input. Its time is measured with
+`torch.utils.benchmark.Timer` (which synchronises the device at each reading on a GPU), after
+warm-up steps that are run and discarded; the activations are measured in interleaved rounds
+whose order changes from round to round and never depends on the order they were listed in.
+Its memory is what autograd keeps for the backward pass, read with
 `torch.autograd.graph.saved_tensors_hooks`.
 
 A run measures this once training has finished and keeps it in its folder as `cost.csv`.

@@ -344,10 +344,11 @@ def train_lockstep(
 
     Every model starts from the weights `seed` gives (`build_models`, with the depth and
     initialisation of `config`, the input size and class count of `data`), or from `start`
-    (states saved at the same epoch), and sees the same mini-batch order. After each epoch, `on_checkpoint` receives every
-    model's state, then `on_epoch` the epoch's rows; `on_steps` is told how many optimiser
-    steps were just taken (for progress bars). A model whose loss becomes NaN or infinite is
-    reported as diverged and dropped; the others go on. Returns the surviving models' network.
+    (states saved at the same epoch), and sees the same mini-batch order. After each epoch,
+    `on_checkpoint` receives every model's state, then `on_epoch` the epoch's rows; `on_steps`
+    is told how many optimiser steps were just taken (for progress bars). A model whose loss
+    becomes NaN or infinite is reported as diverged and dropped; the others go on. Returns the
+    surviving models' network.
     """
     device = data.train_x.device
     first = start[0].epoch if start else 0

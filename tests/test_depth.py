@@ -6,11 +6,16 @@ from __future__ import annotations
 import json
 import math
 import re
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from torch import nn
 from typer.testing import CliRunner
 
@@ -302,3 +307,37 @@ def test_a_resume_keeps_depth_and_init_and_reads_runs_recorded_before_them(mnist
     path.write_text(json.dumps(manifest))
     resumed = resume_experiment(run.run_dir, {"epochs": 2})
     assert sorted(resumed.metrics["epoch"]) == [1, 2]
+
+
+values = st.floats(allow_nan=True, allow_infinity=True, width=64)
+
+
+@st.composite
+def deep_rows(draw):
+    """A row of a network of depth 1 to 6: every health column of its depth drawn."""
+    depth = draw(st.integers(1, 6))
+    health = {column: draw(values) for column in health_columns(depth)}
+    fixed = {k: v for k, v in health.items() if k in COLUMNS}
+    deeper = {k: v for k, v in health.items() if k not in COLUMNS}
+    label = draw(st.sampled_from(["relu", "tanh", "sin"]))
+    return EpochResult(label, draw(st.integers(0, 3)), draw(st.integers(1, 3)), 0.5, 0.5, 0.5,
+                       0.5, 1.0, **fixed, deeper_health=deeper)  # fmt: skip
+
+
+@hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(deep_rows(), max_size=8))
+def test_rows_of_any_depths_round_trip_through_the_csv_exactly(written):
+    with tempfile.TemporaryDirectory() as folder:
+        writer = RunWriter(Path(folder), ["relu", "tanh", "sin"], {})
+        writer.add(written)
+        frame = read_metrics(Path(folder) / METRICS)
+    expected = pd.DataFrame([row.as_row() for row in written], columns=frame.columns)
+    order = ["seed", "epoch", "activation"]
+    rank = {"relu": 0, "tanh": 1, "sin": 2}
+    expected = expected.sort_values(
+        order, key=lambda s: s.map(rank) if s.name == "activation" else s, kind="stable"
+    )
+    pd.testing.assert_frame_equal(
+        frame.reset_index(drop=True), expected.reset_index(drop=True), check_dtype=False,
+        check_exact=True,
+    )  # fmt: skip
