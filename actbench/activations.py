@@ -33,6 +33,7 @@ class ActivationInfo:
     aliases: tuple[str, ...] = ()
     parameter: str | None = None  # what the number in `name:NUMBER` sets, if anything
     elementwise: bool = True  # False when a unit's output depends on the other units
+    init: str = "torch"  # the initialisation `--init auto` gives it (see `actbench.catalog`)
     dies: bool = False  # ReLU-like: a unit can get stuck giving no positive output ("dead")
     bounds: tuple[float, float] | None = None  # both output limits, for bounded functions
 
@@ -117,6 +118,11 @@ class Activation:
     @property
     def bounds(self) -> tuple[float, float] | None:
         return None if self.info is None else self.info.bounds
+
+    @property
+    def recommended_init(self) -> str:
+        """The initialisation `--init auto` gives it; "torch" (the default) for a user's own."""
+        return "torch" if self.info is None else self.info.init
 
 
 def known_names() -> list[str]:

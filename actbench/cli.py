@@ -130,6 +130,17 @@ def run(
         str | None,
         typer.Option(help="Hidden units per layer (default 128); a list such as 64,128 too."),
     ] = None,
+    depth: Annotated[
+        int | None, typer.Option(help="Hidden layers, 1 to 32 (default 2: 784-H-H-10).")
+    ] = None,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            "--init",
+            help="How the weights start: torch (default), kaiming, xavier, lecun, or auto "
+            "(each activation's own, see `actbench activations`).",
+        ),
+    ] = None,
     seed: Annotated[
         str | None,
         typer.Option(help="Random seed (default 0), or a list such as 0,1,2: one model each."),
@@ -214,6 +225,8 @@ def run(
         optimizer=optimizer,
         momentum=momentum,
         hidden=hidden,
+        depth=depth,
+        init=init,
         seed=seed,
         seeds=seeds,
         baseline=baseline,

@@ -18,6 +18,8 @@ OPTIMIZERS = ("adam", "sgd")
 # `epochs` stays one value for the whole study; activations and seeds are the models of each.
 GRID_ORDER = ("dataset", "depth", "hidden", "lr", "optimizer", "momentum", "batch_size", "init")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+INITS = ("torch", "kaiming", "xavier", "lecun", "auto")  # see actbench.init
+MAX_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,10 @@ class RunConfig:
     """Every setting of one `actbench run`; presets and flags only override these defaults."""
 
     activations: tuple[str, ...] = ("relu", "sigmoid", "tanh", "leaky")  # the classic four
-    hidden: int | tuple[int, ...] = 128  # width H of both hidden layers: 784 -> H -> H -> 10
+    hidden: int | tuple[int, ...] = 128  # width H of every hidden layer: 784 -> H -> H -> 10
+    depth: int | tuple[int, ...] = 2  # hidden layers of width H, 1 to MAX_DEPTH (2: classic)
+    init: str | tuple[str, ...] = "torch"  # how the weights start: torch (nn.Linear's
+    # default), kaiming, xavier, lecun, or auto (each activation's recommended scheme)
     epochs: int = 10  # full passes over the training data
     batch_size: int | tuple[int, ...] = 64  # training mini-batch size
     optimizer: str | tuple[str, ...] = "adam"  # "adam" or "sgd"
@@ -123,6 +128,8 @@ class RunConfig:
 _KINDS: dict[str, tuple[str, tuple[type, ...]]] = {
     "activations": ("a list of names", (list, tuple, str)),
     "hidden": ("an integer", (int,)),
+    "depth": ("an integer", (int,)),
+    "init": ("a string", (str,)),
     "epochs": ("an integer", (int,)),
     "batch_size": ("an integer", (int,)),
     "optimizer": ("a string", (str,)),
@@ -233,6 +240,10 @@ def _check_values(cfg: RunConfig) -> None:
         )
     if cfg.dataset not in DATASETS:
         raise UsageError(f"dataset must be one of {', '.join(DATASETS)}, got {cfg.dataset!r}")
+    if not 1 <= cfg.depth <= MAX_DEPTH:
+        raise UsageError(f"depth must be from 1 to {MAX_DEPTH} hidden layers, got {cfg.depth}")
+    if cfg.init not in INITS:
+        raise UsageError(f"init must be one of {', '.join(INITS)}, got {cfg.init!r}")
     if cfg.device not in DEVICES:
         raise UsageError(f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
     if not cfg.activations:

@@ -1,11 +1,12 @@
 """What each activation costs: a calibrated micro-benchmark at a run's own shapes.
 
-One *step* is the activation's share of a training step of the 784-H-H-10 network: forward and
-backward (autograd) through both hidden layers' activation modules, each on a (batch, hidden)
-input. Its time is measured with `torch.utils.benchmark.Timer` (which synchronises the device
-at each reading on a GPU), after warm-up steps that are run and discarded; the activations are
-measured in interleaved rounds whose order changes from round to round and never depends on the
-order they were listed in. Its memory is what autograd keeps for the backward pass, read with
+One *step* is the activation's share of a training step of the run's network: forward and
+backward (autograd) through every hidden layer's activation module (two in the classic
+784-H-H-10 network), each on a (batch, hidden) input. Its time is measured with
+`torch.utils.benchmark.Timer` (which synchronises the device at each reading on a GPU), after
+warm-up steps that are run and discarded; the activations are measured in interleaved rounds
+whose order changes from round to round and never depends on the order they were listed in.
+Its memory is what autograd keeps for the backward pass, read with
 `torch.autograd.graph.saved_tensors_hooks`.
 
 A run measures this once training has finished and keeps it in its folder as `cost.csv`.
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from actbench.config import RunConfig
 
 COST = "cost.csv"
-LAYERS = 2  # hidden layers of the network, each with its own activation module
+LAYERS = 2  # hidden layers of the classic network, each with its own activation module
 WARMUP_STEPS = 10  # steps per activation run and discarded before anything is timed
 ROUNDS = 20  # at least this many rounds (rounded up to whole periods of the order design)
 MIN_BLOCK_SECONDS = 0.005  # each measurement times enough steps to last at least this long
@@ -57,17 +58,20 @@ class CostRecord:
     round: int  # 1, 2, ...
     position: int  # where in its round it was measured: 0 first
     steps_timed: int  # steps timed together in this measurement (the calibrated block)
-    step_seconds: float  # seconds per step: forward + backward through both hidden layers
+    step_seconds: float  # seconds per step: forward + backward through every hidden layer
     batch_size: int  # rows of each layer's input
     hidden: int  # columns of each layer's input (the hidden width)
+    layers: int  # hidden layers, each with its own activation module (the run's depth)
     device: str
     threads: int  # CPU threads torch used while measuring
     warmup_steps: int  # steps run and discarded before the calibration
-    saved_bytes: int  # bytes autograd keeps for the backward pass of both layers
+    saved_bytes: int  # bytes autograd keeps for the backward pass of every layer
     extra_saved_bytes: int  # of those, bytes that are not the activation's own output
 
 
 COLUMNS = [f.name for f in fields(CostRecord)]
+# The columns of files written before `layers` was recorded: all measured two layers.
+_BEFORE_LAYERS = [c for c in COLUMNS if c != "layers"]
 
 
 def round_orders(labels: Sequence[str], rounds: int = ROUNDS) -> list[list[str]]:
@@ -109,7 +113,7 @@ def _threads(count: int) -> Iterator[None]:
 
 @dataclass
 class _Bench:
-    """One activation at the run's shapes: two fresh modules and their fixed inputs."""
+    """One activation at the run's shapes: a fresh module per layer and their fixed inputs."""
 
     modules: list[nn.Module]
     inputs: list[torch.Tensor]
@@ -117,22 +121,27 @@ class _Bench:
 
     @classmethod
     def build(
-        cls, activation: Activation, batch_size: int, hidden: int, device: torch.device
+        cls,
+        activation: Activation,
+        batch_size: int,
+        hidden: int,
+        device: torch.device,
+        layers: int = LAYERS,
     ) -> _Bench:
         generator = torch.Generator().manual_seed(0)  # the same inputs for every activation
         inputs = [
             torch.randn(batch_size, hidden, generator=generator).to(device).requires_grad_()
-            for _ in range(LAYERS)
+            for _ in range(layers)
         ]
         upstream = torch.randn(batch_size, hidden, generator=generator).to(device)
-        modules = [activation().to(device) for _ in range(LAYERS)]
+        modules = [activation().to(device) for _ in range(layers)]
         return cls(modules, inputs, upstream)
 
     def params(self) -> list[torch.Tensor]:
         return [p for m in self.modules for p in m.parameters() if p.requires_grad]
 
     def step(self) -> None:
-        """Forward through both layers, then the gradients at their inputs and parameters."""
+        """Forward through every layer, then the gradients at their inputs and parameters."""
         outputs = [m(x) for m, x in zip(self.modules, self.inputs, strict=True)]
         live = [y for y in outputs if y.requires_grad]
         if live:  # an output that does not depend on its input has no backward pass
@@ -144,7 +153,7 @@ class _Bench:
             )
 
     def saved_bytes(self) -> tuple[int, int]:
-        """Bytes autograd keeps for the backward pass of both layers, and those not the output.
+        """Bytes autograd keeps for the backward pass of every layer, and those not the output.
 
         Each storage counts once however many tensors share it; the layer's input counts when
         the activation saves it; its own parameters do not (the model holds them anyway).
@@ -179,10 +188,11 @@ def measure_cost(
     min_block: float = MIN_BLOCK_SECONDS,
     threads: int = 1,
     timer: Callable[[], float] | None = None,
+    layers: int = LAYERS,
 ) -> list[CostRecord]:
-    """Time one step (forward + backward through both hidden layers) of each activation.
+    """Time one step (forward + backward through `layers` hidden layers) of each activation.
 
-    Every activation gets two fresh modules (one per hidden layer) and fixed (batch_size,
+    Every activation gets `layers` fresh modules (one per hidden layer) and fixed (batch_size,
     hidden) inputs. In order: `warmup` steps of each, run and discarded; a calibration that
     doubles the steps timed together until one measurement lasts at least `min_block` seconds;
     then `round_orders(labels, rounds)`: in each round every activation is measured once, with
@@ -197,8 +207,10 @@ def measure_cost(
     Returns one record per activation per round, round by round. Raises ValueError for
     repeated labels or counts below 1.
     """
-    if rounds < 1 or warmup < 1 or threads < 1 or batch_size < 1 or hidden < 1:
-        raise ValueError("rounds, warmup, threads, batch_size and hidden must be at least 1")
+    if min(rounds, warmup, threads, batch_size, hidden, layers) < 1:
+        raise ValueError(
+            "rounds, warmup, threads, batch_size, hidden and layers must be at least 1"
+        )
     device = torch.device(device)
     by_label = {a.label: a for a in activations}
     orders = round_orders([a.label for a in activations], rounds)
@@ -209,7 +221,8 @@ def measure_cost(
     records = []
     with _threads(threads):
         benches = {
-            label: _Bench.build(by_label[label], batch_size, hidden, device) for label in labels
+            label: _Bench.build(by_label[label], batch_size, hidden, device, layers)
+            for label in labels
         }
         memory = {label: benches[label].saved_bytes() for label in labels}
         timer_class = _timer_class()
@@ -228,7 +241,8 @@ def measure_cost(
                 block = timers[label].timeit(steps[label]).raw_times[0]
                 records.append(
                     CostRecord(label, number, position, steps[label], block / steps[label],
-                               batch_size, hidden, str(device), threads, warmup, *memory[label])
+                               batch_size, hidden, layers, str(device), threads, warmup,
+                               *memory[label])
                 )  # fmt: skip
     return records
 
@@ -268,7 +282,8 @@ def summarize_cost(cost: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     """
     keys = ["run", "activation"] if "run" in cost.columns else ["activation"]
     columns = [*keys, "seconds", "low", "high", "rounds", "steps_timed", "batch_size", "hidden",
-               "device", "threads", "warmup_steps", "saved_bytes", "extra_saved_bytes"]  # fmt: skip
+               "layers", "device", "threads", "warmup_steps", "saved_bytes",
+               "extra_saved_bytes"]  # fmt: skip
     rows = []
     for key, group in cost.groupby(keys, sort=False):
         values = group["step_seconds"].to_numpy(dtype=float)
@@ -302,20 +317,25 @@ _TYPES: dict[str, Any] = {"activation": str, "device": str, "step_seconds": "flo
 def read_cost(run_dir: Path) -> pd.DataFrame:
     """The run's `cost.csv` (empty, with the columns, where the run has none).
 
-    Raises ActbenchError for a file without exactly the expected columns or with bad values.
+    A file written before the `layers` column was recorded measured two layers: it reads with
+    `layers` 2. Raises ActbenchError for a file without exactly the expected columns (or those
+    of such a file) or with bad values.
     """
     path = Path(run_dir) / COST
     if not path.exists():
         return pd.DataFrame(columns=COLUMNS)
     try:
         header = pd.read_csv(path, nrows=0).columns.tolist()
-        if header != COLUMNS:
+        if header not in (COLUMNS, _BEFORE_LAYERS):
             raise ActbenchError(
                 f"{path} has columns {header}, not {COLUMNS}; it was not written by this "
                 "actbench version, remove it"
             )
-        types = {c: _TYPES.get(c, "int64") for c in COLUMNS}
-        return pd.read_csv(path, dtype=types, keep_default_na=False)
+        types = {c: _TYPES.get(c, "int64") for c in header}
+        frame = pd.read_csv(path, dtype=types, keep_default_na=False)
+        if "layers" not in frame.columns:
+            frame.insert(COLUMNS.index("layers"), "layers", LAYERS)
+        return frame
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
         reason = " ".join(str(err).split())[:100]
         raise ActbenchError(f"{path} is not a readable cost CSV ({reason}); remove it") from None
@@ -342,7 +362,7 @@ def measure_run_cost(run_dir: Path, config: RunConfig) -> None:
     """Measure the cost of a finished run's activations into its folder, unless it has it.
 
     On the run's device, with one CPU thread (as each training worker has), at its batch
-    size and hidden width.
+    size, hidden width and depth.
     """
     from actbench.runtime import choose_device
 
@@ -350,7 +370,10 @@ def measure_run_cost(run_dir: Path, config: RunConfig) -> None:
         return
     activations = resolve_all(config.activations)
     device = choose_device(config.device)
-    write_cost(run_dir, measure_cost(activations, config.batch_size, config.hidden, device))
+    records = measure_cost(
+        activations, config.batch_size, config.hidden, device, layers=config.depth
+    )
+    write_cost(run_dir, records)
 
 
 def microseconds(seconds: float, low: float = math.nan, high: float = math.nan) -> str:
@@ -373,10 +396,12 @@ def kibibytes(size: float) -> str:
 
 def where(summary: pd.DataFrame) -> str:
     """The shapes, device, threads and rounds the rows of `summarize_cost(...)` were measured at."""
-    settings = summary.drop_duplicates(["batch_size", "hidden", "device", "threads", "rounds"])
+    keys = ["batch_size", "hidden", "layers", "device", "threads", "rounds"]
+    settings = summary.drop_duplicates(keys)
     return "; ".join(
-        f"batch {s.batch_size} × {s.hidden} units on {s.device} with {s.threads} "
-        f"thread{'' if s.threads == 1 else 's'}, {s.rounds} rounds"
+        f"batch {s.batch_size} × {s.hidden} units"
+        f"{'' if s.layers == LAYERS else f' in {s.layers} hidden layers'} on {s.device} with "
+        f"{s.threads} thread{'' if s.threads == 1 else 's'}, {s.rounds} rounds"
         for s in settings.itertuples(index=False)
     )
 
@@ -384,9 +409,10 @@ def where(summary: pd.DataFrame) -> str:
 def describe(summary: pd.DataFrame) -> str:
     """What the rows of `summarize_cost(...)` measured, in one sentence per setting used."""
     where_ = where(summary)
+    through = "both hidden layers" if set(summary["layers"]) <= {LAYERS} else "every hidden layer"
     return (
-        "one training step's activation work, forward + backward (autograd) through both "
-        f"hidden layers ({where_}); median and 95% interval over rounds that interleave the "
+        "one training step's activation work, forward + backward (autograd) through "
+        f"{through} ({where_}); median and 95% interval over rounds that interleave the "
         "activations, timed with torch.utils.benchmark after warm-up (on a CPU with one "
         "thread, as that thread's CPU time, which other programs inflate less than wall time; "
         "on a busy machine rerun it when quiet)"

@@ -10,7 +10,7 @@ import contextlib
 import math
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from actbench.jobs import Unit, plan_jobs, run_jobs
 from actbench.parallel import train_in_workers
 from actbench.progress import EpochLines, Group, StepRouter, plan_groups
 from actbench.results import (
+    COLUMNS,
     MANIFEST,
     METRICS,
     SETTINGS,
@@ -42,12 +43,14 @@ from actbench.results import (
 from actbench.runtime import choose_device, cpu_cores, plan_workers, versions
 from actbench.signals import signals_held
 from actbench.study import StudyPlan, describe, job_weight, plan_study
-from actbench.train import EpochResult, steps_per_epoch
+from actbench.train import EpochResult, deeper_columns, health_columns, steps_per_epoch
 
 # Settings that change what the models learn: a resumed run must keep every one of them.
 RESULT_KEYS = (
     "activations",
     "hidden",
+    "depth",
+    "init",
     "batch_size",
     "optimizer",
     "lr",
@@ -292,7 +295,8 @@ def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
             "resumed": [],
         }  # fmt: skip
         writer = RunWriter(run_dir, _labels(units), manifest,
-                           settings=[settings_of(p) for p in points])  # fmt: skip
+                           settings=[settings_of(p) for p in points],
+                           columns=_columns(points))  # fmt: skip
         return _execute(config, run_dir, writer, units, {}, set(), data, workers, threads,
                         hooks or Hooks())  # fmt: skip
 
@@ -326,6 +330,11 @@ def _resumed_config(run_dir: Path, saved: dict[str, Any], overrides: dict[str, A
             "drop those options or start a new run"
         )
     return config
+
+
+def _columns(points: list[RunConfig]) -> list[str]:
+    """The CSV's columns: every row's, and the unit health of the deepest network's layers."""
+    return [*COLUMNS, *deeper_columns(health_columns(max(p.depth for p in points)))]
 
 
 def _labels(units: list[Unit]) -> list[str]:
@@ -440,7 +449,7 @@ def _check_rows(
                 f"{path} has rows of {label} (seed {seed}), which {run_dir} does not train; {_KEEP}"
             )
         state = states[unit]
-        saved = {r.epoch: asdict(r) for r in state.rows} if state is not None else {}
+        saved = {r.epoch: r.as_row() for r in state.rows} if state is not None else {}
         last = int(rows["epoch"].max())
         if last > (state.epoch if state is not None else 0):
             behind.append((unit, last, state.epoch if state is not None else 0))
@@ -531,7 +540,7 @@ def resume_experiment(
             )
         settings = [settings_of(p) for p in points]
         rows = [
-            {**asdict(r), **settings[u.point]}
+            {**r.as_row(), **settings[u.point]}
             for u, s in states.items()
             if s is not None
             for r in s.rows
@@ -543,6 +552,6 @@ def resume_experiment(
             diverged=_diverged(rows, config.varying), versions=versions(),
         )  # fmt: skip
         manifest.pop("error", None)
-        writer = RunWriter(run_dir, _labels(units), manifest, rows, settings)
+        writer = RunWriter(run_dir, _labels(units), manifest, rows, settings, _columns(points))
         return _execute(config, run_dir, writer, units, finished, done, data, workers, threads,
                         hooks or Hooks())  # fmt: skip

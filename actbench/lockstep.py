@@ -7,10 +7,10 @@ model's block separately. So every model gets bit for bit the numbers it would g
 alone, whatever other models share its group (tests/test_identity.py checks it).
 
 `train_step` writes the backward pass out by hand (the layers are linear, the loss is
-softmax cross-entropy), so a step costs a dozen large kernels instead of a graph of small
-ones. Built-in activations run torch's own forward and backward kernels; only the others
-(learned, coupled, your own) go through autograd. Every intermediate of a step is written
-into buffers made once per batch size.
+softmax cross-entropy), so a step costs a few large kernels per layer instead of a graph of
+small ones; one loop over the layers serves every depth. Built-in activations run torch's own
+forward and backward kernels; only the others (learned, coupled, your own) go through
+autograd. Every intermediate of a step is written into buffers made once per batch size.
 """
 
 from __future__ import annotations
@@ -126,51 +126,53 @@ class _StepBuffers:
     A step then allocates nothing and reuses the same memory, which stays in cache. A test
     pass (`train=False`) writes only the forward pass's buffers; the gradients' are not made.
     Every buffer is stacked (K, ...) so that each model's part is one contiguous block laid
-    out as it would be for that model alone.
+    out as it would be for that model alone. Lists run over the layers: index i is hidden
+    layer i + 1 (z, h and their gradients) or linear layer i + 1 (weights, biases).
     """
 
     def __init__(self, net: LockstepMLP, batch: int, like: torch.Tensor, train: bool) -> None:
-        k, hidden, classes = net.k, net.hidden, net.classes
+        k, hidden, classes, depth = net.k, net.hidden, net.classes, net.depth
 
         def empty(*size: int) -> torch.Tensor:  # (K, ...), each model's block aligned
             return blocks(size[0], size[1:], like)
 
         # The weights as the products read them. The optimiser updates the weights in place, so
         # these views stay current; moving the network makes new buffers (see `_apply`).
-        self.w1, self.b1 = net.w1.detach(), net.b1.detach().unsqueeze(1)
-        self.w2, self.b2 = net.w2.detach(), net.b2.detach().unsqueeze(1)
-        self.w3, self.b3 = net.w3.detach(), net.b3.detach().unsqueeze(1)
-        self.w3_t = self.w3.transpose(1, 2)
-        self.z1, self.h1 = empty(k, batch, hidden), empty(k, batch, hidden)
-        self.z2, self.h2 = empty(k, batch, hidden), empty(k, batch, hidden)
+        stacked = net.stacked()
+        self.w = [w.detach() for w in stacked[0::2]]  # hidden (K, in, out); the last (K, out, in)
+        self.b = [b.detach().unsqueeze(1) for b in stacked[1::2]]  # (K, 1, out)
+        self.w_out_t = self.w[-1].transpose(1, 2)
+        self.z, self.h = [], []  # each layer's pair made together, as memory goes
+        for _ in range(depth):
+            self.z.append(empty(k, batch, hidden))
+            self.h.append(empty(k, batch, hidden))
         self.logits = empty(k, batch, classes)
         self.log_probs = empty(k, batch, classes)
         self.per_logits, self.per_log_probs = list(self.logits), list(self.log_probs)
         if train:
-            self.grad_z1, self.grad_h1 = empty(k, batch, hidden), empty(k, batch, hidden)
-            self.grad_z2, self.grad_h2 = empty(k, batch, hidden), empty(k, batch, hidden)
+            self.grad_z, self.grad_h = [], []
+            for _ in range(depth):
+                self.grad_z.append(empty(k, batch, hidden))
+                self.grad_h.append(empty(k, batch, hidden))
             self.minus_one = torch.full((batch, 1), -1.0, dtype=like.dtype, device=like.device)
-            weights = (net.w1, net.b1, net.w2, net.b2, net.w3, net.b3)
-            self.grads = [blocks(k, tuple(w.shape[1:]), w) for w in weights]
+            self.grads = [blocks(k, tuple(w.shape[1:]), w) for w in stacked]
+            self.grad_w = self.grads[0::2]
             self.grad_views = [[g[m] for g in self.grads] for m in range(k)]
+            self.flat_grads = [g for views in self.grad_views for g in views]
             # views the step multiplies with or writes into, made once too
-            self.h1_t = self.h1.transpose(1, 2)
-            self.w2_t = self.w2.transpose(1, 2)
+            self.h_t = [h.transpose(1, 2) for h in self.h]
+            self.w_t = [w.transpose(1, 2) for w in self.w[:depth]]  # hidden layers' W^T
             self.log_probs_t = self.log_probs.transpose(1, 2)
-            self.layers = (
-                _LayerViews(*map(list, (self.z1, self.h1, self.grad_h1, self.grad_z1))),
-                _LayerViews(*map(list, (self.z2, self.h2, self.grad_h2, self.grad_z2))),
-            )
-            # each model's bias gradients are sums over its own block: (gradient, into)
-            self.bias_sums = [
-                (list(self.log_probs), list(self.grads[5])),
-                (list(self.grad_z2), list(self.grads[3])),
-                (list(self.grad_z1), list(self.grads[1])),
+            views = zip(self.z, self.h, self.grad_h, self.grad_z, strict=True)
+            self.layers = tuple(_LayerViews(*map(list, four)) for four in views)
+            # each model's bias gradients are sums over its own block: (gradient, into), last
+            # layer first
+            self.bias_sums = [(list(self.log_probs), list(self.grads[-1]))] + [
+                (list(self.grad_z[i]), list(self.grads[2 * i + 1])) for i in reversed(range(depth))
             ]
         else:
-            self.layers = (
-                _LayerViews(list(self.z1), list(self.h1), [], []),
-                _LayerViews(list(self.z2), list(self.h2), [], []),
+            self.layers = tuple(
+                _LayerViews(list(z), list(h), [], []) for z, h in zip(self.z, self.h, strict=True)
             )
         # Each layer's activation calls bound to these buffers, where torch has kernels for all
         # of its activations (None where any goes through autograd): a step runs them as they are.
@@ -191,6 +193,10 @@ class LockstepMLP(nn.Module):
     model, and every other operation (activations, softmax, sums, the optimiser's update)
     runs on each model's own contiguous block, so no model's arithmetic depends on the
     group's size or on where its block sits.
+
+    The models must share their shape (input size, width, depth, classes). Linear layer i
+    (1 to depth + 1) is stacked as `w{i}` and `b{i}`, hidden layer i's activation modules
+    are `acts{i}`.
     """
 
     def __init__(self, models: list[MLP]) -> None:
@@ -198,47 +204,55 @@ class LockstepMLP(nn.Module):
         if not models:
             raise ValueError("need at least one model")
         self.k = len(models)
-        self.in_features = models[0].fc1.in_features
-        self.hidden = models[0].fc1.out_features
-        self.classes = models[0].fc3.out_features
+        first = models[0].linears()
+        self.depth = len(first) - 1
+        self.in_features = first[0].in_features
+        self.hidden = first[0].out_features
+        self.classes = first[-1].out_features
+        shape = [tuple(fc.weight.shape) for fc in first]
+        if any([tuple(fc.weight.shape) for fc in m.linears()] != shape for m in models):
+            raise ValueError("models trained in lockstep must have the same layers")
 
         def stack(tensors: list[torch.Tensor]) -> nn.Parameter:
             return nn.Parameter(_blocked(torch.stack([t.detach() for t in tensors])))
 
-        # The hidden layers' weights are stored (K, in, out) so each is x @ W. Layer 3 is
+        # The hidden layers' weights are stored (K, in, out) so each is x @ W. The last layer is
         # stored (K, out, in), as nn.Linear has it: products with only 10 output columns are
         # two to three times slower than the same work with 10 rows.
-        self.w1 = stack([m.fc1.weight.t() for m in models])
-        self.b1 = stack([m.fc1.bias for m in models])
-        self.w2 = stack([m.fc2.weight.t() for m in models])
-        self.b2 = stack([m.fc2.bias for m in models])
-        self.w3 = stack([m.fc3.weight for m in models])
-        self.b3 = stack([m.fc3.bias for m in models])
-        self.acts1 = nn.ModuleList([m.act1 for m in models])
-        self.acts2 = nn.ModuleList([m.act2 for m in models])
+        for i in range(self.depth + 1):
+            last = i == self.depth
+            weights = [m.linears()[i].weight for m in models]
+            setattr(self, f"w{i + 1}", stack(weights if last else [w.t() for w in weights]))
+            setattr(self, f"b{i + 1}", stack([m.linears()[i].bias for m in models]))
+        for i in range(self.depth):
+            setattr(self, f"acts{i + 1}", nn.ModuleList([m.activations()[i] for m in models]))
         # The step reads these plain lists (not the module's own attributes, which are slow
         # to look up): each layer's activation modules, and torch's kernels for them where
         # every one is built in (None where any needs autograd).
-        self._layers = [list(self.acts1), list(self.acts2)]
+        self._layers = [list(getattr(self, f"acts{i + 1}")) for i in range(self.depth)]
         self._kernels = [_kernels_for(acts) for acts in self._layers]
 
-    def act_counts(self) -> tuple[list[int], list[int]]:
-        """How many learned tensors each model's two activation modules hold."""
-        return (
-            [len(list(act.parameters())) for act in self.acts1],
-            [len(list(act.parameters())) for act in self.acts2],
-        )
+    def stacked(self) -> list[nn.Parameter]:
+        """The stacked layer tensors w1, b1, ..., w{depth+1}, b{depth+1}, each (K, ...)."""
+        return [
+            getattr(self, f"{kind}{i + 1}") for i in range(self.depth + 1) for kind in ("w", "b")
+        ]
+
+    def act_counts(self) -> list[list[int]]:
+        """How many learned tensors each model's activation modules hold: [layer][model]."""
+        return [[len(list(act.parameters())) for act in acts] for acts in self._layers]
 
     def per_model(self, tensors: list[torch.Tensor]) -> list[list[torch.Tensor]]:
         """A list laid out like `weights()` (weights, gradients, optimiser moments) cut per model.
 
-        Model k's list holds its six layer tensors (w1, b1, w2, b2, w3, b3, as stored), then
-        its activations' tensors.
+        Model k's list holds its 2 (depth + 1) layer tensors (w1, b1, ..., as stored), then
+        its activations' tensors, first layer to last.
         """
-        counts1, counts2 = self.act_counts()
+        counts = self.act_counts()
+        layer_tensors = 2 * (self.depth + 1)
         out, start = [], 0
         for k in range(self.k):
-            end = start + 6 + counts1[k] + counts2[k]
+            end = start + layer_tensors + sum(per_layer[k] for per_layer in counts)
             out.append(list(tensors[start:end]))
             start = end
         if start != len(tensors):
@@ -251,10 +265,11 @@ class LockstepMLP(nn.Module):
         `join_models` turns them back into one list like `weights()`. Checkpoints hold optimiser
         state in this layout.
         """
+        last = 2 * self.depth  # the last layer's weight, stored (out, in)
         per_model = []
         for own in self.per_model(tensors):
             own = list(own)
-            own[4] = own[4].t()  # layer 3 is stored (out, in)
+            own[last] = own[last].t()
             per_model.append([t.detach().clone(memory_format=torch.contiguous_format) for t in own])
         return per_model
 
@@ -263,33 +278,34 @@ class LockstepMLP(nn.Module):
         if len(per_model) != self.k:
             raise ValueError(f"expected {self.k} models, got {len(per_model)}")
         device = self.w1.device
+        last = 2 * self.depth
         joined = []
         for own in per_model:
             own = list(own)
-            own[4] = own[4].t()
+            own[last] = own[last].t()
             joined += [t.to(device).contiguous() for t in own]
         return joined
 
     def weights(self) -> list[torch.Tensor]:
         """Every trained tensor, model by model, in the order `train_step` returns gradients.
 
-        Model k's six layer tensors are views of its block of the stacked weights (updating
-        them updates the network), followed by its activations' own parameters.
+        Model k's layer tensors are views of its block of the stacked weights (updating them
+        updates the network), followed by its activations' own parameters, layer by layer.
         """
-        stacked = [p.data for p in (self.w1, self.b1, self.w2, self.b2, self.w3, self.b3)]
+        stacked = [p.data for p in self.stacked()]
         out = []
         for k in range(self.k):
             out += [t[k] for t in stacked]
-            out += [p.data for p in self.acts1[k].parameters()]
-            out += [p.data for p in self.acts2[k].parameters()]
+            for acts in self._layers:
+                out += [p.data for p in acts[k].parameters()]
         return out
 
     @torch.no_grad()
-    def hidden_layers(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Both hidden layers' outputs, each (K, B, H), for a batch x of shape (B, in)."""
+    def hidden_layers(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Every hidden layer's output, each (K, B, H), first to last, for x of shape (B, in)."""
         buf = self._step_buffers(x.shape[0], x, train=False)
         self._logits(x, buf, train=False)
-        return buf.h1.clone(), buf.h2.clone()
+        return tuple(h.clone() for h in buf.h)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -323,7 +339,7 @@ class LockstepMLP(nn.Module):
         ]
 
     def _activate(self, layer: int, buf: _StepBuffers, train: bool) -> ParamGrads | None:
-        """Write every model's activation of layer `layer` (0 or 1) from z into h.
+        """Write every model's activation of hidden layer `layer` (0 first) from z into h.
 
         Built-in activations run torch's own kernels, bound to the buffers (nothing is copied
         or allocated) and return None: their backward pass is `buf.backward_calls`. Any other
@@ -367,11 +383,14 @@ class LockstepMLP(nn.Module):
 
     def _activation_backward(
         self, layer: int, buf: _StepBuffers, backward: ParamGrads | None
-    ) -> list[list[torch.Tensor]]:
-        """The backward pass of `_activate`: each model's activation-parameter gradients."""
+    ) -> list[list[torch.Tensor]] | None:
+        """The backward pass of `_activate`: each model's activation-parameter gradients.
+
+        None for a layer of built-in activations (torch's kernels; they learn nothing).
+        """
         if backward is None:
             self._run(buf.backward_calls[layer])
-            return [[] for _ in range(self.k)]
+            return None
         return backward()
 
     def _step_buffers(self, batch: int, like: torch.Tensor, train: bool) -> _StepBuffers:
@@ -393,24 +412,24 @@ class LockstepMLP(nn.Module):
         # moving or converting the weights replaces them: buffers made for the old ones go
         self.__dict__.pop("_buffer_cache", None)
         result = super()._apply(fn, recurse)
-        for weight in (self.w1, self.b1, self.w2, self.b2, self.w3, self.b3):
+        for weight in self.stacked():
             weight.data = _blocked(weight.data)  # a converted copy is packed: align it again
         return result
 
-    def _logits(
-        self, x: torch.Tensor, buf: _StepBuffers, train: bool
-    ) -> tuple[ParamGrads | None, ParamGrads | None]:
+    def _logits(self, x: torch.Tensor, buf: _StepBuffers, train: bool) -> list[ParamGrads | None]:
         """Every model's logits for the batch x, written into `buf.logits`.
 
-        The shared batch is multiplied by each model's first layer in one batched product (x
-        is expanded, not copied). Returns what `_activate` returns for each hidden layer.
+        Layer by layer, each layer's input multiplied by each model's weights in one batched
+        product (the shared batch x is expanded, not copied), then the activation. Returns
+        what `_activate` returns for each hidden layer, first to last.
         """
-        torch.baddbmm(buf.b1, x.expand(self.k, *x.shape), buf.w1, out=buf.z1)
-        back1 = self._activate(0, buf, train)
-        torch.baddbmm(buf.b2, buf.h1, buf.w2, out=buf.z2)
-        back2 = self._activate(1, buf, train)
-        torch.baddbmm(buf.b3, buf.h2, buf.w3_t, out=buf.logits)
-        return back1, back2
+        inputs = [x.expand(self.k, *x.shape), *buf.h]
+        backward = []
+        for layer in range(self.depth):
+            torch.baddbmm(buf.b[layer], inputs[layer], buf.w[layer], out=buf.z[layer])
+            backward.append(self._activate(layer, buf, train))
+        torch.baddbmm(buf.b[-1], inputs[-1], buf.w_out_t, out=buf.logits)
+        return backward
 
     @staticmethod
     def _score(
@@ -454,7 +473,7 @@ class LockstepMLP(nn.Module):
         """
         batch = x.shape[0]
         buf = self._step_buffers(batch, x, train=True)
-        back1, back2 = self._logits(x, buf, train=True)
+        backward = self._logits(x, buf, train=True)
 
         # Softmax cross-entropy and its gradient, (softmax - onehot) / B, per model.
         target = y.view(batch, 1)
@@ -462,34 +481,39 @@ class LockstepMLP(nn.Module):
         for grad in buf.per_log_probs:  # each becomes its model's gradient at the logits
             grad.exp_().scatter_add_(1, target, buf.minus_one).div_(batch)
 
-        grad = buf.log_probs
-        grad_w1, _, grad_w2, _, grad_w3, _ = buf.grads
-        torch.bmm(buf.log_probs_t, buf.h2, out=grad_w3)  # grad^T h2
-        torch.bmm(grad, buf.w3, out=buf.grad_h2)
-        grad_act2 = self._activation_backward(1, buf, back2)
-        torch.bmm(buf.h1_t, buf.grad_z2, out=grad_w2)
-        torch.bmm(buf.grad_z2, buf.w2_t, out=buf.grad_h1)
-        grad_act1 = self._activation_backward(0, buf, back1)
-        torch.bmm(x.t().expand(self.k, *x.t().shape), buf.grad_z1, out=grad_w1)
+        # Back through the layers, last to first: each layer's weight gradient is its input's
+        # transpose times the gradient at its output, and the gradient at its input is that
+        # gradient times its weights (none for the first layer's input, the data).
+        inputs_t = [x.t().expand(self.k, *x.t().shape), *buf.h_t]
+        torch.bmm(buf.log_probs_t, buf.h[-1], out=buf.grad_w[-1])  # stored (out, in)
+        torch.bmm(buf.log_probs, buf.w[-1], out=buf.grad_h[-1])
+        grad_acts: list[list[list[torch.Tensor]] | None] = [None] * self.depth
+        for layer in reversed(range(self.depth)):
+            grad_acts[layer] = self._activation_backward(layer, buf, backward[layer])
+            torch.bmm(inputs_t[layer], buf.grad_z[layer], out=buf.grad_w[layer])
+            if layer:
+                torch.bmm(buf.grad_z[layer], buf.w_t[layer], out=buf.grad_h[layer - 1])
         for blocks, into in buf.bias_sums:
             for block, out in zip(blocks, into, strict=True):
                 torch.sum(block, 0, out=out)
+        learned = [own for own in grad_acts if own is not None]
+        if not learned:
+            return buf.flat_grads.copy()
         grads = []
         for k in range(self.k):
-            grads += [*buf.grad_views[k], *grad_act1[k], *grad_act2[k]]
+            grads += buf.grad_views[k]
+            for own in learned:
+                grads += own[k]
         return grads
 
     def model_state(self, k: int) -> dict[str, torch.Tensor]:
         """Model k's weights as an `MLP` state dict (e.g. to load into a stand-alone MLP)."""
-        state = {
-            "fc1.weight": self.w1[k].t(),
-            "fc1.bias": self.b1[k],
-            "fc2.weight": self.w2[k].t(),
-            "fc2.bias": self.b2[k],
-            "fc3.weight": self.w3[k],
-            "fc3.bias": self.b3[k],
-        }
-        for layer, acts in (("act1", self.acts1), ("act2", self.acts2)):
+        state = {}
+        for i in range(self.depth + 1):
+            weight = getattr(self, f"w{i + 1}")[k]
+            state[f"fc{i + 1}.weight"] = weight if i == self.depth else weight.t()
+            state[f"fc{i + 1}.bias"] = getattr(self, f"b{i + 1}")[k]
+        for i, acts in enumerate(self._layers):
             for name, tensor in acts[k].state_dict().items():
-                state[f"{layer}.{name}"] = tensor
+                state[f"act{i + 1}.{name}"] = tensor
         return {name: tensor.detach().clone() for name, tensor in state.items()}

@@ -1,4 +1,7 @@
-"""The classic feedforward network: three linear layers, 784 -> H -> H -> 10."""
+"""The feedforward network: in -> H -> ... -> H -> classes, `depth` hidden layers of width H.
+
+The classic network is depth 2, 784 -> H -> H -> 10: three linear layers.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,18 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from actbench.init import make_linear
+
 
 class MLP(nn.Module):
-    """Linear, activation, linear, activation, linear; no activation after the last layer."""
+    """Linear, activation, ..., linear, activation, linear; no activation after the last layer.
+
+    Layer i (1 to depth + 1) is `fc{i}`, the activation after it `act{i}` (1 to depth), so a
+    depth-2 network has the state-dict names it always had. The linear layers are made first,
+    in order, each started by `init` (see `actbench.init`), then the activations, so an
+    activation that draws random numbers cannot shift the layers' weights. Raises ValueError
+    for a depth below 1 or an unknown scheme.
+    """
 
     def __init__(
         self,
@@ -17,16 +29,31 @@ class MLP(nn.Module):
         hidden: int = 128,
         in_features: int = 784,
         classes: int = 10,
+        depth: int = 2,
+        init: str = "torch",
     ) -> None:
         super().__init__()
-        # Linear layers first, so an activation that draws random numbers cannot shift their init.
-        self.fc1 = nn.Linear(in_features, hidden)
-        self.fc2 = nn.Linear(hidden, hidden)
-        self.fc3 = nn.Linear(hidden, classes)
-        self.act1 = make_activation()
-        self.act2 = make_activation()
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, got {depth}")
+        self.depth = depth
+        widths = [in_features, *[hidden] * depth, classes]
+        for i in range(depth + 1):
+            setattr(self, f"fc{i + 1}", make_linear(widths[i], widths[i + 1], init))
+        for i in range(depth):
+            setattr(self, f"act{i + 1}", make_activation())
+
+    def linears(self) -> list[nn.Linear]:
+        """The depth + 1 linear layers, first to last."""
+        return [getattr(self, f"fc{i + 1}") for i in range(self.depth + 1)]
+
+    def activations(self) -> list[nn.Module]:
+        """The depth activation modules, first to last."""
+        return [getattr(self, f"act{i + 1}") for i in range(self.depth)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.act1(self.fc1(x.flatten(1)))
-        x = self.act2(self.fc2(x))
-        return self.fc3(x)
+        """Logits (B, classes) for x of shape (B, in_features) or (B, ...) flattening to it."""
+        *hidden, last = self.linears()
+        x = x.flatten(1)
+        for fc, act in zip(hidden, self.activations(), strict=True):
+            x = act(fc(x))
+        return last(x)

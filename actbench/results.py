@@ -8,7 +8,7 @@ import json
 import os
 import secrets
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,13 +18,15 @@ import pandas as pd
 from actbench.config import GRID_KEYS, RunConfig
 from actbench.errors import ActbenchError, UsageError
 from actbench.signals import signals_held
-from actbench.train import EpochResult
+from actbench.train import DEEPER, EpochResult, deeper_columns
 
 METRICS = "metrics.csv"
 MANIFEST = "manifest.json"
-# Every row names its model's settings: the ones a study may vary (`config.GRID_KEYS`).
+# Every row names its model's settings: the ones a study may vary (`config.GRID_KEYS`). A
+# network deeper than 2 hidden layers adds its further layers' unit health
+# (`train.deeper_columns`) after these columns.
 SETTINGS = GRID_KEYS
-_RESULT = [f.name for f in fields(EpochResult)]
+_RESULT = [f.name for f in fields(EpochResult) if f.name != DEEPER]
 COLUMNS = [_RESULT[0], *SETTINGS, *_RESULT[1:]]
 
 
@@ -190,9 +192,13 @@ class RunWriter:
         self.rank = {label: i for i, label in enumerate(activations)}
         self.settings = settings or [{}]
         self.point = {_key(s): p for p, s in enumerate(self.settings)}
-        self.columns = columns or COLUMNS
         self.manifest = dict(manifest)
         self.rows: list[dict[str, Any]] = [dict(r) for r in rows or []]
+        # the columns of the deepest network, from the start: later rows are appended to them
+        self.columns = columns or [
+            *COLUMNS,
+            *deeper_columns(key for row in self.rows for key in row),
+        ]
         self.write_manifest()
         self.finish()
 
@@ -200,7 +206,7 @@ class RunWriter:
         """Record finished epochs of configuration `point`: appended, on the disk on return."""
         if not rows:
             return
-        new = [{**asdict(row), **self.settings[point]} for row in rows]
+        new = [{**row.as_row(), **self.settings[point]} for row in rows]
         self.rows.extend(new)
         text = pd.DataFrame(new, columns=self.columns).to_csv(
             index=False, header=False, na_rep="nan"
@@ -277,7 +283,8 @@ def read_metrics(path: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ActbenchError(f"{path} is not a readable metrics CSV ({err}); remove it") from None
     missing = [c for c in COLUMNS if c not in header and c not in OPTIONAL]
-    extra = [c for c in header if c not in COLUMNS and c not in RETIRED]
+    deeper = deeper_columns(header)
+    extra = [c for c in header if c not in COLUMNS and c not in RETIRED and c not in deeper]
     if missing or extra:
         problem = f"missing columns {missing}" if missing else f"unexpected columns {extra}"
         raise ActbenchError(
@@ -298,7 +305,8 @@ def read_metrics(path: Path) -> pd.DataFrame:
     except (ValueError, pd.errors.ParserError) as err:
         reason = " ".join(str(err).split())[:100]
         raise ActbenchError(f"{path} has a malformed value ({reason}); remove it") from None
-    return frame.reindex(columns=COLUMNS)  # an older file's missing columns as NaN, retired gone
+    # an older file's missing columns as NaN, retired gone
+    return frame.reindex(columns=[*COLUMNS, *deeper])
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:

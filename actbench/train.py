@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+import re
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -13,6 +14,7 @@ import torch
 from actbench.activations import Activation
 from actbench.config import RunConfig
 from actbench.data import Tensors
+from actbench.init import scheme_for
 from actbench.lockstep import LockstepMLP
 from actbench.model import MLP
 from actbench.optim import SGD, Adam, make_optimizer
@@ -21,7 +23,13 @@ from actbench.signals import signals_held
 
 @dataclass(frozen=True)
 class EpochResult:
-    """One row of results: one activation, one seed, one epoch."""
+    """One row of results: one activation, one seed, one epoch.
+
+    Unit health has a fixed field for each layer of the classic depth-2 network; a deeper
+    network's further layers are in `deeper_health` ({"grad_layer4": ..., "dead_layer3": ...},
+    every column of its depth, NaN where it does not apply), and `as_row` flattens them into
+    columns of their own. A shallower network's missing layers are NaN.
+    """
 
     activation: str
     seed: int
@@ -43,6 +51,67 @@ class EpochResult:
     # On the validation split, after the test pass (NaN without a split):
     val_loss: float = math.nan
     val_accuracy: float = math.nan
+    # Unit health of the layers beyond the fixed fields above (empty for depth 2 or less):
+    deeper_health: dict[str, float] = field(default_factory=dict, hash=False)
+
+    def as_row(self) -> dict[str, Any]:
+        """The row as flat columns: every field, `deeper_health` spread into its own columns."""
+        row = {f.name: getattr(self, f.name) for f in fields(self) if f.name != DEEPER}
+        row.update(self.deeper_health)
+        return row
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> EpochResult:
+        """The inverse of `as_row` (also reads a `deeper_health` mapping as it is).
+
+        Columns this version does not know (written by earlier ones) are left out.
+        """
+        known = {f.name for f in fields(cls)} - {DEEPER}
+        values = {key: value for key, value in row.items() if key in known}
+        deeper = dict(row.get(DEEPER) or {})
+        deeper.update({key: value for key, value in row.items() if is_deeper_health(key)})
+        return cls(**values, deeper_health={key: float(value) for key, value in deeper.items()})
+
+
+DEEPER = "deeper_health"
+_HEALTH = re.compile(r"(grad|dead|saturated)_layer([1-9][0-9]*)")
+_KINDS = ("grad", "dead", "saturated")
+
+
+def health_columns(depth: int) -> list[str]:
+    """Every unit-health column of a network with `depth` hidden layers, in CSV order.
+
+    grad_layer1 to grad_layer{depth+1} (one per linear layer), then dead_layer1 to
+    dead_layer{depth} and saturated_layer1 to saturated_layer{depth} (one per hidden layer).
+    """
+    return (
+        [f"grad_layer{i}" for i in range(1, depth + 2)]
+        + [f"dead_layer{i}" for i in range(1, depth + 1)]
+        + [f"saturated_layer{i}" for i in range(1, depth + 1)]
+    )
+
+
+FIXED_HEALTH = tuple(health_columns(2))  # EpochResult's own health fields, the classic depth
+
+
+def is_deeper_health(column: str) -> bool:
+    """Whether `column` is a unit-health column beyond EpochResult's fixed fields."""
+    return _HEALTH.fullmatch(column) is not None and column not in FIXED_HEALTH
+
+
+def deeper_columns(columns: Iterable[str]) -> list[str]:
+    """The deeper health columns among `columns`, once each, in CSV order (see `health_columns`).
+
+    A table of rows of several depths gets the union: grad columns by layer, then dead, then
+    saturated, each after the fixed columns.
+    """
+    found = {c for c in columns if is_deeper_health(c)}
+
+    def order(column: str) -> tuple[int, int]:
+        kind, layer = _HEALTH.fullmatch(column).groups()
+        return _KINDS.index(kind), int(layer)
+
+    return sorted(found, key=order)
 
 
 @dataclass(frozen=True)
@@ -61,30 +130,60 @@ class ModelState:
     rows: tuple[EpochResult, ...]  # every row this model has produced, epoch 1 on
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain containers and tensors only, so it loads with `torch.load(weights_only=True)`."""
+        """Plain containers and tensors only, so it loads with `torch.load(weights_only=True)`.
+
+        Rows are flat, as `EpochResult.as_row` gives them.
+        """
         data = {f.name: getattr(self, f.name) for f in fields(self)}
-        data["rows"] = [asdict(row) for row in self.rows]
+        data["rows"] = [row.as_row() for row in self.rows]
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelState:
         values = dict(data)
-        known = {f.name for f in fields(EpochResult)}  # rows of earlier versions may hold more
-        values["rows"] = tuple(
-            EpochResult(**{k: v for k, v in row.items() if k in known}) for row in data["rows"]
-        )
+        # rows of earlier versions may hold more columns: `from_row` leaves them out
+        values["rows"] = tuple(EpochResult.from_row(row) for row in data["rows"])
         return cls(**values)
 
 
 def build_models(
-    activations: list[Activation], hidden: int, in_features: int, seed: int
+    activations: list[Activation],
+    hidden: int,
+    in_features: int,
+    seed: int,
+    *,
+    classes: int = 10,
+    depth: int = 2,
+    init: str = "torch",
 ) -> list[MLP]:
-    """One MLP per activation, each started from the same random stream (same initial weights)."""
+    """One MLP per activation, each started from torch's global generator seeded with `seed`.
+
+    `init` is one of `actbench.init.SCHEMES` or "auto" (each activation's recommended
+    scheme). Every model draws from a freshly seeded stream, so models that share a scheme
+    start from the same weights.
+    """
     models = []
     for activation in activations:
+        scheme = scheme_for(init, activation.recommended_init)
         torch.manual_seed(seed)
-        models.append(MLP(activation, hidden=hidden, in_features=in_features))
+        models.append(
+            MLP(activation, hidden, in_features, classes=classes, depth=depth, init=scheme)
+        )
     return models
+
+
+def data_shape(data: Tensors) -> tuple[int, int]:
+    """The network's input size and class count for `data`: (features, classes).
+
+    Features are the columns of `train_x`; classes the data set's own count where it says
+    (`Tensors.classes`), else one more than the largest label in the training, test and
+    validation labels (labels are 0 to classes - 1).
+    """
+    declared = getattr(data, "classes", None)
+    if declared:
+        return data.train_x.shape[1], int(declared)
+    labels = [data.train_y, data.test_y, *([data.val_y] if data.val_y is not None else [])]
+    return data.train_x.shape[1], 1 + max(int(y.max()) for y in labels if len(y))
 
 
 def _scores(k: int, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,15 +232,21 @@ def unit_health(
 ) -> list[dict[str, float]]:
     """Gradient flow and dead or saturated units of every model, on the probe batch (x, y).
 
-    The gradient is the one a training step on the probe would take, without taking it.
+    One dict per model with every column of `health_columns(depth)`: grad_layer{i}, the mean
+    |gradient| of the loss at linear layer i's weights; dead_layer{i}, the share of hidden
+    layer i's units with no positive output on the probe (ReLU-like activations, else NaN);
+    saturated_layer{i}, the share of its outputs within SATURATION_MARGIN of the range of a
+    bounded activation's outputs (else NaN). The gradient is the one a training step on the
+    probe would take, without taking it.
     """
     grads = net.per_model(net.train_step(x, y))
-    h1, h2 = net.hidden_layers(x)  # (K, B, H) each
+    hidden = net.hidden_layers(x)  # (K, B, H) each, first layer to last
     # each model's mean |gradient| from its own block, so it does not depend on the group
-    stats = [torch.stack([own[i].abs().mean() for own in grads]) for i in (0, 2, 4)]
-    for h in (h1, h2):
+    weights = range(0, 2 * (len(hidden) + 1), 2)  # each linear layer's weight among its tensors
+    stats = [torch.stack([own[i].abs().mean() for own in grads]) for i in weights]
+    for h in hidden:
         stats.append((h.amax(1) <= 0).float().mean(1))  # dead: never positive on the probe
-    for h in (h1, h2):
+    for h in hidden:
         near = torch.zeros(h.shape[0], device=h.device)
         for k, activation in enumerate(activations):
             if activation.bounds is not None:
@@ -151,34 +256,47 @@ def unit_health(
         stats.append(near)
     # float32 on the device (some have no float64), one transfer
     values = torch.stack([t.float() for t in stats]).cpu().tolist()
+    columns = health_columns(len(hidden))
     rows = []
     for k, activation in enumerate(activations):
-        dead = activation.dies
-        bounded = activation.bounds is not None
+        applies = {
+            "grad": True,
+            "dead": activation.dies,
+            "saturated": activation.bounds is not None,
+        }
         rows.append(
             {
-                "grad_layer1": values[0][k],
-                "grad_layer2": values[1][k],
-                "grad_layer3": values[2][k],
-                "dead_layer1": values[3][k] if dead else math.nan,
-                "dead_layer2": values[4][k] if dead else math.nan,
-                "saturated_layer1": values[5][k] if bounded else math.nan,
-                "saturated_layer2": values[6][k] if bounded else math.nan,
+                column: own[k] if applies[column.split("_")[0]] else math.nan
+                for column, own in zip(columns, values, strict=True)
             }
         )
     return rows
 
 
+def _health_fields(health: dict[str, float]) -> dict[str, Any]:
+    """`unit_health`'s dict as EpochResult's arguments: fixed fields, the rest `deeper_health`."""
+    fixed = {key: value for key, value in health.items() if key in FIXED_HEALTH}
+    deeper = {key: value for key, value in health.items() if key not in FIXED_HEALTH}
+    return {**fixed, DEEPER: deeper}
+
+
 def _start(
     activations: list[Activation],
     config: RunConfig,
-    in_features: int,
+    shape: tuple[int, int],
     seed: int,
     device: torch.device,
     states: list[ModelState] | None,
 ) -> tuple[LockstepMLP, Adam | SGD]:
-    """The stacked network and its optimiser: fresh from `seed`, or continuing `states`."""
-    models = build_models(activations, config.hidden, in_features, seed)
+    """The stacked network and its optimiser: fresh from `seed`, or continuing `states`.
+
+    `shape` is the data's (features, classes), as `data_shape` gives it.
+    """
+    in_features, classes = shape
+    models = build_models(
+        activations, config.hidden, in_features, seed,
+        classes=classes, depth=config.depth, init=config.init,
+    )  # fmt: skip
     if states:
         for model, state in zip(models, states, strict=True):
             model.load_state_dict(state.model)
@@ -228,17 +346,20 @@ def train_lockstep(
 ) -> LockstepMLP | None:
     """Train one model per activation side by side up to epoch `config.epochs`.
 
-    Every model starts from the weights `seed` gives, or from `start` (states saved at the same
-    epoch), and sees the same mini-batch order. After each epoch, `on_checkpoint` receives every
-    model's state, then `on_epoch` the epoch's rows; `on_steps` is told how many optimiser
-    steps were just taken (for progress bars). A model whose loss becomes NaN or infinite is
-    reported as diverged and dropped; the others go on. Returns the surviving models' network.
+    Every model starts from the weights `seed` gives (`build_models`, with the depth and
+    initialisation of `config`, the input size and class count of `data`), or from `start`
+    (states saved at the same epoch), and sees the same mini-batch order. After each epoch,
+    `on_checkpoint` receives every model's state, then `on_epoch` the epoch's rows; `on_steps`
+    is told how many optimiser steps were just taken (for progress bars). A model whose loss
+    becomes NaN or infinite is reported as diverged and dropped; the others go on. Returns the
+    surviving models' network.
     """
     device = data.train_x.device
     first = start[0].epoch if start else 0
     if start and any(s.epoch != first or s.seed != seed for s in start):
         raise ValueError("models trained in lockstep must start from the same seed and epoch")
-    net, optimizer = _start(activations, config, data.train_x.shape[1], seed, device, start)
+    shape = data_shape(data)
+    net, optimizer = _start(activations, config, shape, seed, device, start)
     order = torch.Generator()
     if start:
         order.set_state(start[0].order_rng)
@@ -291,7 +412,7 @@ def train_lockstep(
                 test_acc[i],
                 seconds,
                 "diverged" if diverged[i] else "ok",
-                **health[i],
+                **_health_fields(health[i]),
                 val_loss=val_loss[i],
                 val_accuracy=val_acc[i],
             )
@@ -317,9 +438,7 @@ def train_lockstep(
             history = [history[i] for i in keep]
             rng = torch.get_rng_state()
             survivors = [states[i] for i in keep]
-            net, optimizer = _start(
-                activations, config, data.train_x.shape[1], seed, device, survivors
-            )
+            net, optimizer = _start(activations, config, shape, seed, device, survivors)
             torch.set_rng_state(rng)
     return net
 

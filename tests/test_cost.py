@@ -30,6 +30,7 @@ from actbench.cost import (
     read_costs,
     round_orders,
     summarize_cost,
+    where,
     write_cost,
 )
 from actbench.errors import ActbenchError
@@ -171,6 +172,26 @@ def test_saved_memory_matches_what_each_function_keeps_for_its_backward_pass():
     assert found == expected
 
 
+def test_a_deeper_network_times_and_keeps_every_hidden_layer():
+    """At depth 3 a step runs three layers: three times one layer's stand-in cost, and the
+    memory of three layers (48 bytes each for relu)."""
+    records = measure(Clock(), "a", layers=3)
+    assert {(r.layers, r.step_seconds) for r in records} == {(3, 3 * COSTS["a"] * TICK)}
+    (relu,) = measure_cost(resolve_all(["relu"]), 4, 3, rounds=1, warmup=1, min_block=0.0,
+                           timer=Clock(), layers=3)  # fmt: skip
+    assert (relu.saved_bytes, relu.layers) == (3 * 48, 3)
+    assert "in 3 hidden layers" in where(summarize_cost(pd.DataFrame([asdict(relu)])))
+    assert "hidden layers" not in where(summarize_cost(pd.DataFrame([asdict(r) for r in
+                                                                     measure(Clock(), "a")])))  # fmt: skip
+
+
+def test_a_cost_csv_written_before_layers_were_recorded_reads_as_two_layers(tmp_path):
+    old = pd.DataFrame([_row("relu", 1, 1e-5)], columns=COLUMNS).drop(columns="layers")
+    (tmp_path / COST).write_text(old.to_csv(index=False))
+    cost = read_cost(tmp_path)
+    assert cost.columns.tolist() == COLUMNS and cost["layers"].tolist() == [2]
+
+
 def test_the_median_and_its_interval_come_from_order_statistics():
     values = [float(v) for v in range(20, 0, -1)]  # 1..20 in reverse
     cost = pd.DataFrame([_row("relu", i + 1, v) for i, v in enumerate(values)], columns=COLUMNS)
@@ -185,7 +206,7 @@ def test_the_median_and_its_interval_come_from_order_statistics():
 
 
 def _row(activation, round_, seconds, saved=65536, extra=0):
-    return [activation, round_, 0, 8, seconds, 64, 128, "cpu", 1, 10, saved, extra]
+    return [activation, round_, 0, 8, seconds, 64, 128, 2, "cpu", 1, 10, saved, extra]
 
 
 def _write_run(folder, activations=("relu", "leaky"), cost=True):
@@ -215,7 +236,7 @@ def test_a_foreign_cost_csv_is_refused(tmp_path):
     (tmp_path / COST).write_text("activation,seconds\nrelu,1\n")
     with pytest.raises(ActbenchError, match="remove it"):
         read_cost(tmp_path)
-    (tmp_path / COST).write_text(",".join(COLUMNS) + "\nrelu,x,0,8,1,64,128,cpu,1,10,0,0\n")
+    (tmp_path / COST).write_text(",".join(COLUMNS) + "\nrelu,x,0,8,1,64,128,2,cpu,1,10,0,0\n")
     with pytest.raises(ActbenchError, match="not a readable cost CSV"):
         read_cost(tmp_path)
 

@@ -32,6 +32,7 @@ def rows_of(mnist_dir, tmp_path, name, activations, seeds, workers, settings):
 SETTINGS = [
     {"hidden": 13, "batch_size": 24, "optimizer": "adam", "lr": 3e-3, "val": 40},
     {"hidden": 16, "batch_size": 37, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9},
+    {"hidden": 11, "batch_size": 29, "depth": 3, "init": "auto", "lr": 3e-3},
 ]
 
 COMPANIES = [
@@ -43,7 +44,7 @@ COMPANIES = [
 ]
 
 
-@pytest.mark.parametrize("settings", SETTINGS, ids=["adam", "sgd"])
+@pytest.mark.parametrize("settings", SETTINGS, ids=["adam", "sgd", "depth 3"])
 def test_a_model_gives_the_same_rows_in_any_company(mnist_dir, tmp_path, settings):
     alone = rows_of(mnist_dir, tmp_path, "alone", ["leaky"], [3], 1, settings)
     assert len(alone) == 2 and alone["train_loss"].notna().all()

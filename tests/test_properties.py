@@ -64,6 +64,8 @@ def test_csv_round_trip_is_exact(written):
 VALUES = {
     "activations": st.lists(st.sampled_from(["relu", "tanh", "GELU", "leaky:0.2", ""]), max_size=3),
     "hidden": st.integers(-3, 500),
+    "depth": st.integers(-1, 40),
+    "init": st.sampled_from(["torch", "Kaiming", "auto", "he"]),
     "epochs": st.integers(-3, 50),
     "batch_size": st.integers(-3, 512),
     "optimizer": st.sampled_from(["adam", "SGD", "rmsprop"]),

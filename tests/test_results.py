@@ -136,7 +136,7 @@ def test_read_metrics_refuses_wrong_columns(tmp_path):
     pd.DataFrame({"activation": ["relu"], "epoch": [1]}).to_csv(path, index=False)
     with pytest.raises(ActbenchError, match="missing columns"):
         read_metrics(path)
-    frame = pd.DataFrame([row().__dict__]).assign(bonus=1)
+    frame = pd.DataFrame([row().as_row()]).assign(bonus=1)
     frame.to_csv(path, index=False)
     with pytest.raises(ActbenchError, match=r"unexpected columns \['bonus'\]"):
         read_metrics(path)

@@ -64,7 +64,7 @@ def test_end_of_run_tables_fit_80_columns_with_every_number_whole(tmp_path, dive
     frame = _frame(LONG, diverged=diverged)
     run = tmp_path / "run"
     run.mkdir()
-    cost = [[label, r, 0, 8, (i + 1) * 1e-4 * r, 64, 128, "cpu", 1, 10, 65536, 65536 * i]
+    cost = [[label, r, 0, 8, (i + 1) * 1e-4 * r, 64, 128, 2, "cpu", 1, 10, 65536, 65536 * i]
             for i, label in enumerate(LONG) for r in range(1, 21)]  # fmt: skip
     (run / COST).write_text(pd.DataFrame(cost, columns=COST_COLUMNS).to_csv(index=False))
     text = _render(
