@@ -131,14 +131,15 @@ def run(
         typer.Option(help="Hidden units per layer (default 128); a list such as 64,128 too."),
     ] = None,
     depth: Annotated[
-        int | None, typer.Option(help="Hidden layers, 1 to 32 (default 2: 784-H-H-10).")
+        str | None,
+        typer.Option(help="Hidden layers, 1 to 32 (default 2: 784-H-H-10); a list: 2,8."),
     ] = None,
     init: Annotated[
         str | None,
         typer.Option(
             "--init",
             help="How the weights start: torch (default), kaiming, xavier, lecun, or auto "
-            "(each activation's own, see `actbench activations`).",
+            "(each activation's own, see `actbench activations`); or a list.",
         ),
     ] = None,
     seed: Annotated[
@@ -170,13 +171,13 @@ def run(
     ] = None,
     dataset: Annotated[
         str | None,
-        typer.Option(help="mnist (default), fashion-mnist, kmnist, cifar10 or mnist1d."),
+        typer.Option(help="mnist (default), fashion-mnist, kmnist, cifar10 or mnist1d; or a list."),
     ] = None,
     data_dir: Annotated[
         Path | None,
         typer.Option(
             envvar="ACTBENCH_DATA_DIR",
-            help="Folder with the MNIST IDX files (default data/); downloaded there when missing.",
+            help="Folder with the data sets' files (default data/); downloaded there when missing.",
         ),
     ] = None,
     download: Annotated[
@@ -348,7 +349,7 @@ def _print_plan(settings: RunConfig) -> None:
     out.print(
         f"Estimated training time here: about {took} with "
         f"{plan.workers} worker{'s' * (plan.workers > 1)} (from a short measurement of "
-        "each model shape; test passes add a little). Nothing was written.",
+        "each model shape, while nothing else runs). Nothing was written.",
         soft_wrap=True,
     )
 

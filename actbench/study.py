@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, replace
 from typing import Any
 
 from actbench.config import RunConfig
-from actbench.data import Tensors
 from actbench.jobs import Job
 from actbench.train import steps_per_epoch, train_lockstep
 
@@ -54,22 +54,27 @@ def measure_model_epoch(
     """Seconds one model takes for one epoch of `point` on this machine, training in lockstep
     with `activations`' other models as it would in the run.
 
-    Times `steps` optimiser steps (after as many for warm-up) of the group on the first
-    batches of `data`, scaled to the epoch's batches and divided by the group's models. The
-    test pass and unit health after each epoch are left out (a few percent).
+    Trains the group for one epoch on the first 2 x `steps` batches of `data` (its whole test
+    and validation sets kept): the time of the last `steps` optimiser steps, scaled to the
+    epoch's batches, plus what follows them (test and validation passes, unit health),
+    divided by the group's models. Saving checkpoints is left out.
     """
     batch = point.batch_size
     count = min(len(data.train_x), 2 * steps * batch)
-    sample = Tensors(data.train_x[:count], data.train_y[:count], data.test_x[:1], data.test_y[:1])
+    sample = dataclasses.replace(data, train_x=data.train_x[:count], train_y=data.train_y[:count])
     marks: list[float] = []
+    ended: list[float] = []
 
     def on_steps(n: int) -> None:
         marks.append(time.perf_counter())
 
-    train_lockstep(activations, sample, replace(point, epochs=1), 0, on_steps=on_steps)
+    train_lockstep(activations, sample, replace(point, epochs=1), 0, on_steps=on_steps,
+                   on_epoch=lambda rows: ended.append(time.perf_counter()))  # fmt: skip
     taken = steps_per_epoch(count, batch)
     per_step = (marks[-1] - marks[0]) / max(taken - steps, 1) if len(marks) > 1 else 0.0
-    return per_step * steps_per_epoch(len(data.train_x), batch) / len(activations)
+    after = ended[0] - marks[-1] if ended and marks else 0.0
+    epoch = per_step * steps_per_epoch(len(data.train_x), batch) + after
+    return epoch / len(activations)
 
 
 def plan_study(
