@@ -196,6 +196,15 @@ class RunWriter:
         write_or_explain(self.run_dir / METRICS, text, resume_hint(self.run_dir))
 
 
+class FileProblem(ActbenchError):
+    """A run's file that is not as actbench writes it (exit code 1): `path`, and `problem` in
+    words ("has missing columns [...]"), so that a caller can say what it means for its task."""
+
+    def __init__(self, path: Path, problem: str, fix: str = "restore it from a copy") -> None:
+        self.path, self.problem, self.fix = path, problem, fix
+        super().__init__(f"{path} {problem}; {fix}")
+
+
 _TEXT = ("activation", "status")
 _INTEGERS = ("seed", "epoch")
 # Columns earlier versions wrote and this one ignores: the in-loop activation timer, whose
@@ -214,13 +223,16 @@ def read_metrics(path: Path) -> pd.DataFrame:
     try:
         header = pd.read_csv(path, nrows=0).columns.tolist()
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise ActbenchError(f"{path} is not a readable metrics CSV ({err}); remove it") from None
+        raise FileProblem(path, f"is not a readable metrics CSV ({err})") from None
     missing = [c for c in COLUMNS if c not in header and c not in OPTIONAL]
     extra = [c for c in header if c not in COLUMNS and c not in RETIRED]
     if missing or extra:
         problem = f"missing columns {missing}" if missing else f"unexpected columns {extra}"
-        raise ActbenchError(
-            f"{path} has {problem}; it was not written by this actbench version, remove it"
+        raise FileProblem(
+            path,
+            f"has {problem}",
+            "this actbench version did not write it: use the version that did, or restore it "
+            "from a copy",
         )
     floats = [c for c in header if c not in _TEXT + _INTEGERS]
     try:
@@ -233,8 +245,14 @@ def read_metrics(path: Path) -> pd.DataFrame:
         )  # fmt: skip
     except (ValueError, pd.errors.ParserError) as err:
         reason = " ".join(str(err).split())[:100]
-        raise ActbenchError(f"{path} has a malformed value ({reason}); remove it") from None
+        raise FileProblem(path, f"has a malformed value ({reason})") from None
     return frame.reindex(columns=COLUMNS)  # an older file's missing columns as NaN, retired gone
+
+
+def is_run_manifest(manifest: dict[str, Any]) -> bool:
+    """Whether a manifest read by `read_manifest` is one `actbench run` wrote (it has the
+    run's settings); {} (no manifest.json) is not."""
+    return isinstance(manifest, dict) and isinstance(manifest.get("config"), dict)
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
@@ -244,7 +262,7 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ActbenchError(f"{path} is not valid JSON ({err}); remove it") from None
+        raise FileProblem(path, f"is not valid JSON ({err})") from None
 
 
 @dataclass(frozen=True)
@@ -282,23 +300,39 @@ def find_runs(roots: Sequence[Path | str] | Path | str) -> list[RunFolder]:
         raise UsageError("give at least one results folder or run folder")
     for root in roots:
         _check_root(root)
-    found: dict[Path, tuple[Path, str]] = {}
+    found: dict[Path, tuple[Path, str, Path]] = {}
     for root in roots:
         for path in sorted(root.rglob(METRICS)):
             run_dir = path.parent
             name = str(run_dir.relative_to(root)) if run_dir != root else root.name
-            found.setdefault(run_dir.resolve(), (run_dir, name))
-    names = [name for _, name in found.values()]
+            found.setdefault(run_dir.resolve(), (run_dir, name, root))
+    names = [name for _, name, _ in found.values()]
     runs = []
-    for run_dir, name in found.values():
+    for run_dir, name, root in found.values():
         shown = str(run_dir) if names.count(name) > 1 else name
-        runs.append(
-            RunFolder(shown, run_dir, read_manifest(run_dir), read_metrics(run_dir / METRICS))
-        )
+        runs.append(_read_run(run_dir, shown, root))
     if not any(len(run.metrics) for run in runs):
         where = ", ".join(str(root) for root in roots)
         raise UsageError(f"no finished epochs under {where}; run `actbench run` first")
     return runs
+
+
+def _read_run(run_dir: Path, name: str, root: Path) -> RunFolder:
+    """One run folder found under `root`; a folder that actbench did not make is a usage error
+    (the path given leads to it), a damaged file of one it made a runtime error."""
+    away = f", or move {run_dir} out of {root}" if run_dir != root else ""
+    try:
+        manifest = read_manifest(run_dir)
+        metrics = read_metrics(run_dir / METRICS)
+    except FileProblem as err:
+        if err.path.name == METRICS and not is_run_manifest(manifest):
+            raise UsageError(
+                f"{run_dir} is not an actbench run folder (it has no {MANIFEST} with its "
+                f"settings, and its {METRICS} {err.problem}); give folders made by "
+                f"actbench run{away}"
+            ) from None
+        raise FileProblem(err.path, err.problem, err.fix + away) from None
+    return RunFolder(name, run_dir, manifest, metrics)
 
 
 def run_frame(run: RunFolder) -> pd.DataFrame:
