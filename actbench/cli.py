@@ -74,6 +74,7 @@ app = typer.Typer(
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's help: wraps every text whole at the terminal's width
     help="Compare neural-network activation functions on MNIST, fast and honestly.",
 )
 
@@ -97,7 +98,7 @@ def root(
     _state["debug"] = debug
 
 
-@app.command()
+@app.command(short_help="Train one model per activation and seed; record every epoch.")
 def run(
     activations: Annotated[
         str | None,
@@ -242,6 +243,62 @@ def run(
         workers=workers,
         threads=threads,
     )
+    task: dict[str, Any] = {}
+    signals: list[int] = []
+
+    def terminate(signum: int, frame: Any) -> None:  # SIGTERM ends a run the way Ctrl-C does
+        signals.append(signum)
+        raise KeyboardInterrupt
+
+    # from the start, so that a SIGTERM at any moment ends the run as Ctrl-C would, whatever
+    # the shell did with SIGINT (a background job of a script ignores it)
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        result = _train(flags, config, resume, task, dry_run)
+    except KeyboardInterrupt:
+        _ignore_signals()  # exiting: more signals change nothing
+        if "display" in task:
+            task["display"].stop()
+        err.print(_interrupted(task.get("dir")), soft_wrap=True)
+        raise typer.Exit(128 + (signals[0] if signals else signal.SIGINT)) from None
+    finally:
+        if "display" in task:
+            task["display"].stop()
+    signal.signal(signal.SIGTERM, previous)
+    if result is None:  # a dry run
+        return
+    if task["grid"]:
+        from actbench.study_table import study_table
+
+        out.print(study_table(result.metrics, task["grid"]))
+        out.print(f"Metrics: {result.run_dir / 'metrics.csv'}", soft_wrap=True)
+        out.print(f"Plot them with: actbench plot {result.run_dir}", soft_wrap=True)
+        return
+    from actbench.tables import comparison_table, cost_table, summary_table
+
+    out.print(summary_table(result.run_dir, result.metrics))
+    comparison = comparison_table(result.metrics, task["baseline"])
+    if comparison is not None:
+        out.print(comparison)
+    cost = cost_table(result.run_dir, result.metrics)
+    if cost is not None:
+        out.print(cost)
+    out.print(f"Metrics: {result.run_dir / 'metrics.csv'}", soft_wrap=True)
+    out.print(f"Plot them with: actbench plot {result.run_dir}", soft_wrap=True)
+
+
+def _train(
+    flags: dict[str, Any],
+    config: Path | None,
+    resume: Path | None,
+    task: dict[str, Any],
+    dry_run: bool = False,
+) -> Any:
+    """Load the settings, then run or resume the experiment with its progress on stderr.
+
+    `task` receives the display ("display") and, once the run folder exists, its path
+    ("dir") and what the tables need; returns the `RunResult`.
+    """
     if resume is not None:
         preset = read_toml(config) if config is not None else {}
         overrides = {**preset, **{k: v for k, v in flags.items() if v is not None}}
@@ -254,17 +311,12 @@ def run(
         prefetch(settings.data_dir, settings.points()[0].dataset)
         if dry_run:
             _print_plan(settings)
-            return
+            return None
     from actbench.display import RunProgress
     from actbench.experiment import Hooks, baseline_label, resume_experiment, run_experiment
-    from actbench.tables import comparison_table, cost_table, epoch_line, summary_table
+    from actbench.tables import EPOCH_HEADING, epoch_line
 
-    if resume is not None:
-        start = lambda hooks: resume_experiment(resume, overrides, hooks)  # noqa: E731
-    else:
-        start = lambda hooks: run_experiment(settings, hooks)  # noqa: E731
-    display = RunProgress(err)
-    task: dict[str, Any] = {}
+    display = task["display"] = RunProgress(err)
 
     def on_start(run_dir: Path, groups: list[Group], settings: RunConfig) -> None:
         task["dir"], task["epochs"] = run_dir, settings.epochs
@@ -280,6 +332,8 @@ def run(
                 "each; rows go to metrics.csv as each epoch ends",
                 soft_wrap=True,
             )
+        else:
+            err.print(EPOCH_HEADING, soft_wrap=True)
         display.start(groups)
 
     def on_epoch(rows: list[EpochResult]) -> None:
@@ -287,46 +341,42 @@ def run(
             display.print(epoch_line(rows, task["epochs"], task["seeded"]))
 
     hooks = Hooks(on_start=on_start, on_steps=display.steps, on_epoch=on_epoch)
-    signals: list[int] = []
+    if resume is not None:
+        return resume_experiment(resume, overrides, hooks)
+    return run_experiment(settings, hooks)
 
-    def terminate(signum: int, frame: Any) -> None:  # SIGTERM ends a run the way Ctrl-C does
-        signals.append(signum)
-        raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+def _ignore_signals() -> None:
+    """Ignore SIGINT and SIGTERM from now on (`signal.signal` first runs the handler of one
+    that just arrived, which may raise: set them all the same)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        while True:
+            try:
+                signal.signal(signum, signal.SIG_IGN)
+                break
+            except KeyboardInterrupt:
+                continue
+
+
+def _interrupted(run_dir: Path | None) -> str:
+    """The line an interrupted run ends with: what is kept, and how to go on."""
+    if run_dir is None:  # before training began
+        return "Interrupted"
+    from actbench.results import read_manifest
+
     try:
-        result = start(hooks)
-    except KeyboardInterrupt:
-        for signum in (signal.SIGINT, signal.SIGTERM):  # exiting: more signals change nothing
-            signal.signal(signum, signal.SIG_IGN)
-        display.stop()
-        where = task.get("dir")
-        kept = (
-            f"; finished epochs are kept in {where}; continue with: actbench run --resume {where}"
-            if where
-            else ""
+        status = read_manifest(run_dir).get("status")
+    except Exception:  # an unreadable manifest: say what holds for any interrupted run
+        status = None
+    if status == "completed":  # training had ended: the cost measurement was cut short
+        return (
+            f"Interrupted after training: every epoch is kept in {run_dir}; only the "
+            "activations' cost (cost.csv) was not measured"
         )
-        err.print(f"Interrupted{kept}", soft_wrap=True)
-        raise typer.Exit(128 + (signals[0] if signals else signal.SIGINT)) from None
-    finally:
-        display.stop()
-    signal.signal(signal.SIGTERM, previous)
-    if task["grid"]:
-        from actbench.study_table import study_table
-
-        out.print(study_table(result.metrics, task["grid"]))
-        out.print(f"Metrics: {result.run_dir / 'metrics.csv'}", soft_wrap=True)
-        out.print(f"Plot them with: actbench plot {result.run_dir}", soft_wrap=True)
-        return
-    out.print(summary_table(result.run_dir, result.metrics))
-    comparison = comparison_table(result.metrics, task["baseline"])
-    if comparison is not None:
-        out.print(comparison)
-    cost = cost_table(result.run_dir, result.metrics)
-    if cost is not None:
-        out.print(cost)
-    out.print(f"Metrics: {result.run_dir / 'metrics.csv'}", soft_wrap=True)
-    out.print(f"Plot them with: actbench plot {result.run_dir}", soft_wrap=True)
+    return (
+        f"Interrupted; finished epochs are kept in {run_dir}; continue with: "
+        f"actbench run --resume {run_dir}"
+    )
 
 
 def _print_plan(settings: RunConfig) -> None:
@@ -367,12 +417,13 @@ def _data_dir_of(run_dir: Path) -> str | None:
     return str(folder) if folder else None
 
 
-@app.command()
+@app.command(short_help="Compare the runs under one or more paths: figures and a report.")
 def plot(
     paths: Annotated[
         list[Path],
         typer.Argument(
             help="Run folders, or folders holding runs (every run under them).",
+            metavar="PATH",
             show_default=False,
         ),
     ],
@@ -448,7 +499,7 @@ def _plot_dir(paths: list[Path]) -> Path:
     return common / "plots"
 
 
-@app.command("activations")
+@app.command("activations", short_help="List the built-in activations with their formulas.")
 def list_activations() -> None:
     """List the built-in activation functions with formula, output range and a note.
 

@@ -7,6 +7,10 @@ into `<data folder>/<data set>/raw`. A failed download leaves the data folder ex
 was (folders it had to create are removed again) and says why in one line: no network, an
 HTTP status, or a reply that is not the data set (an HTML page from a captive portal or a
 blocking proxy, say). Proxies are taken from the usual environment variables (urllib's).
+
+While the files arrive, a terminal shows a transient line saying what is downloaded where;
+it is erased when the download ends, so that a failure leaves its one-line error alone and a
+success one line saying where the files went.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from rich.console import Console
 
 from actbench.datasets import DataSet, FileSpec
 from actbench.locate import DataError, is_html
@@ -113,9 +119,10 @@ def download(spec: DataSet, data_dir: Path) -> Path:
     try:
         created += _make_dirs(data_dir)
         with tempfile.TemporaryDirectory(prefix=".actbench-download-", dir=data_dir) as tmp:
-            print(f"Downloading {spec.name} into {target} ...", file=sys.stderr, flush=True)
-            for file in spec.files:
-                _fetch(file, Path(tmp) / file.download_name, spec)
+            status = _console().status(f"Downloading {spec.name} into {target} ...")
+            with status:  # transient: erased however the download ends
+                for file in spec.files:
+                    _fetch(file, Path(tmp) / file.download_name, spec)
             created += _make_dirs(target)
             for file in spec.files:
                 dest = target / file.download_name
@@ -135,4 +142,10 @@ def download(spec: DataSet, data_dir: Path) -> Path:
                 f"({err.strerror or err}); check the folder and the free disk space"
             ) from None
         raise
+    _console().print(f"Downloaded {spec.name} into {target}", soft_wrap=True)
     return target
+
+
+def _console() -> Console:
+    """Standard error as it is now (a test or a caller may have replaced `sys.stderr`)."""
+    return Console(file=sys.stderr, highlight=False)

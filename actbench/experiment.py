@@ -36,6 +36,7 @@ from actbench.results import (
     RunLock,
     RunWriter,
     create_run_dir,
+    is_run_manifest,
     read_manifest,
     read_metrics,
     settings_of,
@@ -124,24 +125,30 @@ def _execute(
 
     `data[p]` is configuration p's data set (one object per data set, shared).
     """
-    store = CheckpointStore(run_dir)
     points = config.points()
     grid = config.varying
-    per_epoch = [
-        steps_per_epoch(len(d.train_x), p.batch_size) for d, p in zip(data, points, strict=True)
-    ]
-    weight = lambda job: job_weight(job, points[job.point], data[job.point])  # noqa: E731
-    jobs = plan_jobs(units, finished, done, workers, weight)
-    settings = [describe(p, grid) for p in points] if grid else []
-    groups = plan_groups(jobs, config.epochs, per_epoch, settings)
-    if hooks.on_start is not None:
-        hooks.on_start(run_dir, groups, config)
-    steps = StepRouter(groups, hooks.on_steps)
     collector: EpochLines | None = None
-    if not grid:  # a study's rows go to the CSV only: lines per epoch would flood the terminal
-        known = {f.name for f in fields(EpochResult)}
-        earlier = [EpochResult(**{k: v for k, v in r.items() if k in known}) for r in writer.rows]
-        collector = EpochLines(units, config.epochs, hooks.on_epoch, finished, earlier, done)
+    try:  # the manifest says "running" already: an interrupt from here on is recorded
+        store = CheckpointStore(run_dir)
+        per_epoch = [
+            steps_per_epoch(len(d.train_x), p.batch_size) for d, p in zip(data, points, strict=True)
+        ]
+        weight = lambda job: job_weight(job, points[job.point], data[job.point])  # noqa: E731
+        jobs = plan_jobs(units, finished, done, workers, weight)
+        settings = [describe(p, grid) for p in points] if grid else []
+        groups = plan_groups(jobs, config.epochs, per_epoch, settings)
+        if hooks.on_start is not None:
+            hooks.on_start(run_dir, groups, config)
+        steps = StepRouter(groups, hooks.on_steps)
+        if not grid:  # a study's rows go to the CSV only: lines per epoch would flood
+            known = {f.name for f in fields(EpochResult)}
+            earlier = [
+                EpochResult(**{k: v for k, v in r.items() if k in known}) for r in writer.rows
+            ]
+            collector = EpochLines(units, config.epochs, hooks.on_epoch, finished, earlier, done)
+    except KeyboardInterrupt:
+        _record_interrupt(writer)
+        raise
 
     def on_epoch(number: int, rows: list[EpochResult]) -> None:
         writer.add(rows, jobs[number].point)  # at once: workers report their models separately
@@ -310,8 +317,8 @@ def _resumed_config(run_dir: Path, saved: dict[str, Any], overrides: dict[str, A
         saved["momentum"] = 0.0
     try:
         original = make_config(saved)
-    except UsageError as err:
-        raise UsageError(f"{run_dir / MANIFEST}: {err}") from None
+    except UsageError as err:  # the run folder's file is at fault, not the options
+        raise ActbenchError(f"{run_dir / MANIFEST}: {err}") from None
     given = {key: value for key, value in overrides.items() if value is not None}
     config = make_config(given, original)
     changed = []
@@ -428,7 +435,8 @@ def _same(mine: Any, theirs: Any) -> bool:
 def _check_rows(
     run_dir: Path, units: list[Unit], states: dict[Unit, Any], points: list[RunConfig]
 ) -> None:
-    """Refuse to resume where metrics.csv holds finished epochs the checkpoints do not hold.
+    """Refuse to resume where metrics.csv holds finished epochs the checkpoints do not hold
+    (ActbenchError, exit code 1: the run folder's files, not the options, are at fault).
 
     A resume rewrites the CSV from the checkpoints, which hold every row of their model up to
     their epoch. So every model's rows in the CSV must be in its checkpoint, and be the same
@@ -445,7 +453,7 @@ def _check_rows(
     behind: list[tuple[Unit, int, int]] = []
     for label, seed, unit, rows in _csv_groups(frame, units, points):
         if unit is None:
-            raise UsageError(
+            raise ActbenchError(
                 f"{path} has rows of {label} (seed {seed}), which {run_dir} does not train; {_KEEP}"
             )
         state = states[unit]
@@ -459,23 +467,54 @@ def _check_rows(
             if theirs is None or not all(
                 _same(v, theirs[k]) for k, v in row.items() if k in theirs
             ):
-                raise UsageError(
+                raise ActbenchError(
                     f"the checkpoint of {label} (seed {seed}) in {run_dir} does not match its "
                     f"epoch {row['epoch']} in {METRICS}: it comes from another run; {_KEEP}"
                 )
     if not behind:
         return
     if all(states[u] is None for u in units):
-        raise UsageError(
+        raise ActbenchError(
             f"{run_dir} has {int(frame['epoch'].max())} finished epochs in {METRICS} but no "
             f"checkpoints to continue from; {_KEEP}"
         )
     unit, last, epoch = behind[0]
     where = "it has no checkpoint" if epoch == 0 else f"its checkpoint ends at epoch {epoch}"
     more = f" (and {len(behind) - 1} more models)" if len(behind) > 1 else ""
-    raise UsageError(
+    raise ActbenchError(
         f"{run_dir} cannot be resumed: {METRICS} has {last} finished epochs of {unit.label} "
         f"(seed {unit.seed}) but {where}{more}; restore its checkpoints or {_KEEP}"
+    )
+
+
+def _check_epochs(
+    run_dir: Path, states: dict[Unit, Any], manifest: dict[str, Any], epochs: int
+) -> None:
+    """Refuse an `epochs` that trains nothing or fewer epochs than a model has finished.
+
+    One rule, one number: the fewest epochs that train something and cut no model short
+    (the furthest model's epochs, and one more than the least trained model that has not
+    diverged); a complete run is extended by any number above its epochs.
+    """
+    finished = [s.epoch if s is not None else 0 for s in states.values()]
+    growing = [s.epoch for s in states.values() if s is not None and not s.diverged]
+    growing += [0 for s in states.values() if s is None]  # never started
+    if not growing:
+        raise UsageError(
+            f"every model of {run_dir} diverged, so none can train on; start a new run"
+        )
+    most = max(finished)
+    least = max(most, min(growing) + 1)
+    if epochs >= least:
+        return
+    planned = manifest["config"].get("epochs", RunConfig().epochs)
+    if min(growing) >= planned:
+        raise UsageError(
+            f"{run_dir} is complete with {most} epochs; to extend it, give --epochs {least} or more"
+        )
+    raise UsageError(
+        f"{run_dir} has finished {most} of its {planned} epochs; to continue it, give "
+        f"--epochs {least} or more (or no --epochs, for all {planned})"
     )
 
 
@@ -492,8 +531,11 @@ def resume_experiment(
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir} is not a folder; give a run folder to --resume")
     manifest = read_manifest(run_dir)
-    if not manifest or "config" not in manifest:
-        raise UsageError(f"{run_dir} is not a run folder (no {MANIFEST}); give a run folder")
+    if not is_run_manifest(manifest):
+        raise UsageError(
+            f"{run_dir} is not an actbench run folder (it has no {MANIFEST} with its "
+            "settings); give a folder made by actbench run"
+        )
     config = _resumed_config(run_dir, manifest["config"], overrides or {})
     with RunLock(run_dir):
         # runs made before the subset had a seed of its own drew it with their first seed
@@ -523,21 +565,12 @@ def resume_experiment(
         # aligning never goes behind the CSV's rows; checked again all the same
         _check_rows(run_dir, units, states, points)
         finished = {u: s.epoch for u, s in states.items() if s is not None}
-        most = max(finished.values(), default=0)
-        if config.epochs < most:
-            raise UsageError(
-                f"{run_dir} already has {most} epochs; --epochs must be at least {most}"
-            )
+        _check_epochs(run_dir, states, manifest, config.epochs)
         done = {
             u
             for u, s in states.items()
             if s is not None and (s.diverged or s.epoch >= config.epochs)
         }
-        if len(done) == len(units):
-            raise UsageError(
-                f"{run_dir} is complete with {config.epochs} epochs; "
-                f"to extend it, add --epochs N with N above {config.epochs}"
-            )
         settings = [settings_of(p) for p in points]
         rows = [
             {**r.as_row(), **settings[u.point]}

@@ -251,6 +251,15 @@ def settings_of(config: RunConfig) -> dict[str, Any]:
     return {key: getattr(config, key) for key in SETTINGS}
 
 
+class FileProblem(ActbenchError):
+    """A run's file that is not as actbench writes it (exit code 1): `path`, and `problem` in
+    words ("has missing columns [...]"), so that a caller can say what it means for its task."""
+
+    def __init__(self, path: Path, problem: str, fix: str = "restore it from a copy") -> None:
+        self.path, self.problem, self.fix = path, problem, fix
+        super().__init__(f"{path} {problem}; {fix}")
+
+
 _TEXT = ("activation", "status")
 _INTEGERS = ("seed", "epoch")
 # Settings columns: names, and whole numbers (read as numbers, NaN where a row lacks them)
@@ -281,14 +290,17 @@ def read_metrics(path: Path) -> pd.DataFrame:
     try:
         header = pd.read_csv(io.StringIO(text), nrows=0).columns.tolist()
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise ActbenchError(f"{path} is not a readable metrics CSV ({err}); remove it") from None
+        raise FileProblem(path, f"is not a readable metrics CSV ({err})") from None
     missing = [c for c in COLUMNS if c not in header and c not in OPTIONAL]
     deeper = deeper_columns(header)
     extra = [c for c in header if c not in COLUMNS and c not in RETIRED and c not in deeper]
     if missing or extra:
         problem = f"missing columns {missing}" if missing else f"unexpected columns {extra}"
-        raise ActbenchError(
-            f"{path} has {problem}; it was not written by this actbench version, remove it"
+        raise FileProblem(
+            path,
+            f"has {problem}",
+            "this actbench version did not write it: use the version that did, or restore it "
+            "from a copy",
         )
     floats = [c for c in header if c not in _TEXT + _INTEGERS + _TEXT_SETTINGS]
     try:
@@ -304,9 +316,15 @@ def read_metrics(path: Path) -> pd.DataFrame:
                 frame[key] = frame[key].astype("int64")
     except (ValueError, pd.errors.ParserError) as err:
         reason = " ".join(str(err).split())[:100]
-        raise ActbenchError(f"{path} has a malformed value ({reason}); remove it") from None
+        raise FileProblem(path, f"has a malformed value ({reason})") from None
     # an older file's missing columns as NaN, retired gone
     return frame.reindex(columns=[*COLUMNS, *deeper])
+
+
+def is_run_manifest(manifest: dict[str, Any]) -> bool:
+    """Whether a manifest read by `read_manifest` is one `actbench run` wrote (it has the
+    run's settings); {} (no manifest.json) is not."""
+    return isinstance(manifest, dict) and isinstance(manifest.get("config"), dict)
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
@@ -316,7 +334,7 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ActbenchError(f"{path} is not valid JSON ({err}); remove it") from None
+        raise FileProblem(path, f"is not valid JSON ({err})") from None
 
 
 @dataclass(frozen=True)
@@ -354,19 +372,17 @@ def find_runs(roots: Sequence[Path | str] | Path | str) -> list[RunFolder]:
         raise UsageError("give at least one results folder or run folder")
     for root in roots:
         _check_root(root)
-    found: dict[Path, tuple[Path, str]] = {}
+    found: dict[Path, tuple[Path, str, Path]] = {}
     for root in roots:
         for path in sorted(root.rglob(METRICS)):
             run_dir = path.parent
             name = str(run_dir.relative_to(root)) if run_dir != root else root.name
-            found.setdefault(run_dir.resolve(), (run_dir, name))
-    names = [name for _, name in found.values()]
+            found.setdefault(run_dir.resolve(), (run_dir, name, root))
+    names = [name for _, name, _ in found.values()]
     runs = []
-    for run_dir, name in found.values():
+    for run_dir, name, root in found.values():
         shown = str(run_dir) if names.count(name) > 1 else name
-        manifest = read_manifest(run_dir)
-        metrics = _fill_settings(read_metrics(run_dir / METRICS), manifest)
-        runs.append(RunFolder(shown, run_dir, manifest, metrics))
+        runs.append(_read_run(run_dir, shown, root))
     if not any(len(run.metrics) for run in runs):
         where = ", ".join(str(root) for root in roots)
         raise UsageError(f"no finished epochs under {where}; run `actbench run` first")
@@ -384,6 +400,24 @@ def _fill_settings(frame: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFram
                 value = 0.0  # earlier versions accepted a momentum Adam ignored
             frame[key] = [value] * len(frame)
     return frame
+
+
+def _read_run(run_dir: Path, name: str, root: Path) -> RunFolder:
+    """One run folder found under `root`; a folder that actbench did not make is a usage error
+    (the path given leads to it), a damaged file of one it made a runtime error."""
+    away = f", or move {run_dir} out of {root}" if run_dir != root else ""
+    try:
+        manifest = read_manifest(run_dir)
+        metrics = read_metrics(run_dir / METRICS)
+    except FileProblem as err:
+        if err.path.name == METRICS and not is_run_manifest(manifest):
+            raise UsageError(
+                f"{run_dir} is not an actbench run folder (it has no {MANIFEST} with its "
+                f"settings, and its {METRICS} {err.problem}); give folders made by "
+                f"actbench run{away}"
+            ) from None
+        raise FileProblem(err.path, err.problem, err.fix + away) from None
+    return RunFolder(name, run_dir, manifest, _fill_settings(metrics, manifest))
 
 
 def run_frame(run: RunFolder) -> pd.DataFrame:

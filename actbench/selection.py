@@ -275,22 +275,36 @@ def select_models(runs: Sequence[RunFolder]) -> Selection:
     )
 
 
+def _why(other: _Candidate, kept: _Candidate) -> str:
+    """Why `kept` is used rather than the repeat `other`, in the note's words."""
+    if kept.complete and not other.complete:
+        return "complete there"
+    if kept.newest[0] != other.newest[0]:
+        return "newer"
+    # the same start time (or none): one run copied, or runs whose times were lost
+    if _rows(other).equals(_rows(kept)):
+        return "identical copies, row for row; the one last by name is used"
+    return "started at the same time; the one last by name is used"
+
+
+def _rows(c: _Candidate) -> pd.DataFrame:
+    """The candidate's rows in its run, every column, in epoch order."""
+    metrics = c.run.metrics
+    mine = metrics[(metrics["activation"] == c.activation) & (metrics["seed"] == c.seed)]
+    return mine.sort_values("epoch").reset_index(drop=True)
+
+
 def _left_out_notes(left_out: list[tuple[_Candidate, _Candidate]], label: Any) -> list[str]:
-    """One sentence per (run left out, run used) pair naming the repeated models."""
-    pairs: dict[tuple[str, str], list[_Candidate]] = {}
-    why: dict[tuple[str, str], str] = {}
+    """One sentence per (run left out, run used, reason) naming the repeated models."""
+    groups: dict[tuple[str, str, str], list[_Candidate]] = {}
     for other, kept in left_out:
-        pair = (other.run.name, kept.run.name)
-        pairs.setdefault(pair, []).append(other)
-        reason = "complete there" if kept.complete and not other.complete else "newer"
-        why[pair] = reason if why.get(pair, reason) == reason else "complete there or newer"
+        groups.setdefault((other.run.name, kept.run.name, _why(other, kept)), []).append(other)
     notes = []
-    for (dropped, kept), models in pairs.items():
+    for (dropped, kept, why), models in groups.items():
         names = _and([f"{label(c)} seed {c.seed}" for c in models])
         notes.append(
             f"Left out as repeats: {names} from `{dropped}`; the same "
-            f"{'model is' if len(models) == 1 else 'models are'} used from `{kept}` "
-            f"({why[(dropped, kept)]})."
+            f"{'model is' if len(models) == 1 else 'models are'} used from `{kept}` ({why})."
         )
     return notes
 

@@ -12,6 +12,7 @@ from importlib.metadata import version
 import pandas as pd
 import pytest
 import torch
+from runfolders import write_run
 from typer.testing import CliRunner
 
 import actbench.results
@@ -163,10 +164,10 @@ ERRORS = [
     (["run", "--data-dir", "{a_file}"], 2, "is a file; point --data-dir at a folder"),
     (["run", "--results-dir", "{a_file}/sub"], 1, "cannot create results folder"),
     (["run", "--resume", "{missing}"], 2, "is not a folder; give a run folder to --resume"),
-    (["run", "--resume", "{empty}"], 2, "is not a run folder (no manifest.json)"),
+    (["run", "--resume", "{empty}"], 2, "is not an actbench run folder (it has no manifest.json"),
     (["plot", "{empty}"], 2, "no finished epochs under"),
-    (["plot", "{few_columns}"], 1, "has missing columns ['train_loss'"),
-    (["plot", "{more_columns}"], 1, "has unexpected columns ['extra']"),
+    (["plot", "{few_columns}"], 2, "is not an actbench run folder (it has no manifest.json"),
+    (["plot", "{more_columns}"], 2, "metrics.csv has unexpected columns ['extra']); give"),
     (["plot", "{good_run}", "--out", "{a_file}/plots"], 1, "cannot create plot folder"),
     (["plot", "{a_file}"], 2, "is a file"),
     (["plot", "{missing}"], 2, "does not exist"),
@@ -439,7 +440,7 @@ def test_a_usage_error_is_one_line_on_stderr_in_a_fresh_process(mnist_dir, tmp_p
 @pytest.mark.parametrize(
     ("args", "line"),
     [
-        (["plot"], "Error: Missing argument 'paths'; see 'actbench plot --help'"),
+        (["plot"], "Error: Missing argument 'PATH'; see 'actbench plot --help'"),
         (["frobnicate"], "Error: No such command 'frobnicate'; see 'actbench --help'"),
     ],
 )
@@ -447,3 +448,78 @@ def test_a_click_usage_error_reads_as_one_sentence(args, line):
     result = invoke(*args)
     assert result.exit_code == 2
     assert result.stderr.strip() == line
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["plot"], ["activations"]])
+def test_help_reads_whole_at_80_columns(command, monkeypatch):
+    """Every help text whole: nothing cut short with an ellipsis, no line wider than 80."""
+    monkeypatch.setenv("COLUMNS", "80")
+    result = invoke(*command, "--help", terminal_width=80)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, result.stdout
+    assert "…" not in result.stdout
+    words = " ".join(result.stdout.split())
+    if command == ["run"]:
+        assert (
+            "Comma-separated names, e.g. relu,tanh,leaky:0.1, or your own as "
+            "package.module:attribute, with a short label as label=package.module:attribute "
+            "(sin=torch:sin). See `actbench activations`." in words
+        )
+    if not command:  # each command's summary whole
+        for name in ("run", "plot", "activations"):
+            summary = next(c.short_help for c in app.registered_commands if _name(c) == name)
+            assert f"{name} {summary}" in words
+
+
+def _name(command):
+    return command.name or command.callback.__name__
+
+
+def _foreign(folder):
+    """A folder another program wrote a metrics.csv into."""
+    folder.mkdir(parents=True)
+    (folder / "metrics.csv").write_text("step,loss,accuracy\n1,0.5,0.9\n")
+    return folder
+
+
+def test_plot_says_a_folder_actbench_did_not_make_is_not_a_run(tmp_path):
+    """As `run --resume` says of it, and as a usage error: the path given leads to it."""
+    folder = _foreign(tmp_path / "theirs")
+    result = invoke("plot", folder)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"Error: {folder} is not an actbench run folder (it has no manifest.json with its "
+        "settings, and its metrics.csv has missing columns ['activation', 'seed', 'epoch', "
+        "'train_loss', 'train_accuracy', 'test_loss', 'test_accuracy', 'epoch_seconds', "
+        "'status', 'grad_layer1', 'grad_layer2', 'grad_layer3', 'dead_layer1', 'dead_layer2', "
+        "'saturated_layer1', 'saturated_layer2']); give folders made by actbench run"
+    ]
+    resumed = invoke("run", "--resume", folder)
+    assert resumed.exit_code == 2
+    assert resumed.stderr.startswith(f"Error: {folder} is not an actbench run folder (it has no")
+    # under a folder of runs: which folder, and how to plot the others
+    write_run(tmp_path / "results" / "run-1")
+    inside = _foreign(tmp_path / "results" / "theirs")
+    result = invoke("plot", tmp_path / "results")
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"Error: {inside} is not an actbench run folder")
+    assert line.endswith(
+        f"give folders made by actbench run, or move {inside} out of {tmp_path / 'results'}"
+    )
+    assert "remove" not in line
+
+
+def test_plot_of_a_run_with_a_damaged_csv_is_a_runtime_error(tmp_path):
+    """A run actbench made (it has its manifest) whose metrics.csv was damaged afterwards."""
+    run = write_run(tmp_path / "results" / "run-1")
+    frame = pd.read_csv(run / "metrics.csv")
+    frame.assign(extra=1).to_csv(run / "metrics.csv", index=False)
+    result = invoke("plot", tmp_path / "results")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == [
+        f"Error: {run / 'metrics.csv'} has unexpected columns ['extra']; this actbench version "
+        "did not write it: use the version that did, or restore it from a copy, or move "
+        f"{run} out of {tmp_path / 'results'}"
+    ]

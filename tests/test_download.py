@@ -248,3 +248,34 @@ def test_the_command_line_gives_one_line_three_times(server, tmp_path, monkeypat
     (line,) = lines
     assert line.startswith("Error: MNIST is not in data and could not download MNIST's")
     assert "an HTML page instead of MNIST" in line
+
+
+def _closed_port() -> int:
+    """A port on this machine where nothing listens: connecting to it is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_failed_download_prints_its_error_line_alone(tmp_path, monkeypatch):
+    """No network (every mirror unreachable): no 'Downloading ...' line before the error."""
+    mirrors = tuple(f"http://127.0.0.1:{_closed_port()}/{m}/" for m in "ab")
+    monkeypatch.setattr(datasets, "MNIST", dataclasses.replace(datasets.MNIST, mirrors=mirrors))
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["run", "--epochs", "1"])
+    assert result.exit_code == 1, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: MNIST is not in data and could not download MNIST's")
+    assert "no network (Connection refused) from 127.0.0.1:" in line
+    assert result.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_download_says_where_the_files_went_in_one_line(server, tmp_path, capsys):
+    server.serve_mnist("a")
+    folder = tmp_path / "data"
+    assert_loads_the_fixture(folder)
+    captured = capsys.readouterr()
+    assert captured.err == f"Downloaded MNIST into {folder / 'MNIST' / 'raw'}\n"
+    assert captured.out == ""

@@ -159,8 +159,9 @@ def test_a_checkpoint_that_would_run_code_is_refused(mnist_dir, tmp_path):
         (["--lr", "0.1", "--hidden", "4"],
          "with different settings: hidden 4 (the run has 8); lr 0.1 (the run has 0.001)"),
         (["-a", "relu,gelu,sigmoid"], "activations relu,gelu,sigmoid (the run has relu,tanh,"),
-        (["--epochs", "1"], "already has 2 epochs; --epochs must be at least 2"),
-        ([], "is complete with 2 epochs; to extend it, add --epochs N with N above 2"),
+        (["--epochs", "1"], "is complete with 2 epochs; to extend it, give --epochs 3 or more"),
+        (["--epochs", "2"], "is complete with 2 epochs; to extend it, give --epochs 3 or more"),
+        ([], "is complete with 2 epochs; to extend it, give --epochs 3 or more"),
     ],
 )  # fmt: skip
 def test_resume_refuses_what_would_change_the_results(mnist_dir, tmp_path, args, message):
@@ -173,10 +174,28 @@ def test_resume_refuses_what_would_change_the_results(mnist_dir, tmp_path, args,
     assert (run.run_dir / "metrics.csv").read_bytes() == before
 
 
+def test_too_few_epochs_for_an_unfinished_run_name_the_one_number_that_works(mnist_dir, tmp_path):
+    """Stopped after 2 of its 4 epochs: --epochs 2 trains nothing; 3 or more continues it."""
+    run = run_experiment(settings(mnist_dir, tmp_path / "a", epochs=2))
+    path = run.run_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["config"]["epochs"], manifest["status"] = 4, "interrupted"
+    path.write_text(json.dumps(manifest))
+    for epochs in ("1", "2"):
+        result = runner.invoke(app, ["run", "--resume", str(run.run_dir), "--epochs", epochs])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.splitlines() == [
+            f"Error: {run.run_dir} has finished 2 of its 4 epochs; to continue it, give "
+            "--epochs 3 or more (or no --epochs, for all 4)"
+        ]
+    resume_experiment(run.run_dir, {"epochs": 3})  # the number the message names
+    assert pd.read_csv(run.run_dir / "metrics.csv")["epoch"].max() == 3
+
+
 def test_resume_needs_a_run_folder_the_same_data_and_no_other_user(mnist_dir, tmp_path):
     run = run_experiment(settings(mnist_dir, tmp_path / "a", epochs=1))
     result = runner.invoke(app, ["run", "--resume", str(tmp_path)])
-    assert result.exit_code == 2 and "is not a run folder" in result.output
+    assert result.exit_code == 2 and "is not an actbench run folder" in result.output
 
     other = tmp_path / "other-data"
     other.mkdir()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pandas as pd
 import pytest
 from runfolders import write_run
@@ -33,6 +35,27 @@ def test_two_identical_one_seed_runs_count_once_from_the_newest(tmp_path):
     assert summary.loc["relu", "test_accuracy"] == pytest.approx(0.92)
     assert summary.loc["relu", "seconds_per_epoch"] == pytest.approx(3.0)
     assert summary.loc["relu", "seeds"] == 1
+
+
+def test_identical_copies_of_a_run_are_said_to_be_identical(tmp_path):
+    """A run folder copied: the same start time and the same rows; neither is newer."""
+    write_run(tmp_path / "r" / "run-a", started=DAY1)
+    shutil.copytree(tmp_path / "r" / "run-a", tmp_path / "r" / "run-a-copy")
+    selection = select(tmp_path / "r")
+    assert [run.name for run in selection.runs] == ["run-a-copy"]
+    assert selection.notes == [
+        "Left out as repeats: relu seed 0 and tanh seed 0 from `run-a`; the same models are "
+        "used from `run-a-copy` (identical copies, row for row; the one last by name is used)."
+    ]
+
+
+def test_runs_started_at_the_same_time_with_other_rows_are_not_called_newer(tmp_path):
+    write_run(tmp_path / "r" / "run-a", started=DAY1)
+    write_run(tmp_path / "r" / "run-b", started=DAY1, seconds=2.0)
+    assert select(tmp_path / "r").notes == [
+        "Left out as repeats: relu seed 0 and tanh seed 0 from `run-a`; the same models are "
+        "used from `run-b` (started at the same time; the one last by name is used)."
+    ]
 
 
 def test_without_start_times_the_later_folder_name_is_newer(tmp_path):

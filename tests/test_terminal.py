@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import random
 import subprocess
@@ -23,7 +24,14 @@ from actbench.display import RunProgress
 from actbench.jobs import Unit, plan_jobs
 from actbench.progress import EpochLines, StepRouter, plan_groups
 from actbench.summary import summarize
-from actbench.tables import Label, comparison_table, cost_table, summary_table
+from actbench.tables import (
+    EPOCH_HEADING,
+    Label,
+    comparison_table,
+    cost_table,
+    epoch_line,
+    summary_table,
+)
 from actbench.train import EpochResult
 
 LONG = ["relu", "leaky:0.1", "my_acts:InplaceReLU", "torch.nn.functional:hardswish", "sin"]
@@ -309,5 +317,85 @@ def test_a_run_over_two_workers_prints_every_seed_in_order(mnist_dir, tmp_path):
         f"seed {s} epoch {e}/2" for s in (0, 1, 2) for e in (1, 2)
     ]
     for line in lines:
-        accuracies = line.split("test accuracy: ")[1]
+        accuracies = line.split(")  ", 1)[1]  # after 'seed 0 epoch 1/2 (0.1 s)'
         assert [part.split(" ")[0] for part in accuracies.split("  ")] == ["relu", "tanh", "leaky"]
+
+
+def _epoch_rows(labels, seed=0, epoch=10):
+    """One epoch's rows, each model with its own accuracy (so each number can be found)."""
+    return [EpochResult(label, seed, epoch, 0.5, 0.8, 0.6, 0.9012 + 0.0111 * i, 5.6, "ok")
+            for i, label in enumerate(labels)]  # fmt: skip
+
+
+WIDE_LABELS = [
+    ["relu", "sigmoid", "tanh", "leaky", "gelu"],
+    ["relu", "sin", "my_mod:MyLongActivationName", "gelu", "tanh"],
+    ["a_package.with_many.sub_modules.and_more:AnActivationWithAVeryLongClassNameIndeed", "relu"],
+]
+
+
+@pytest.mark.parametrize("labels", WIDE_LABELS, ids=["five", "custom", "longer-than-a-line"])
+@pytest.mark.parametrize(("seeded", "epochs"), [(False, 10), (True, 10), (True, 1000)])
+def test_an_epoch_line_fits_80_columns_with_every_number_whole(labels, seeded, epochs):
+    rows = _epoch_rows(labels, seed=3, epoch=epochs)
+    text = epoch_line(rows, epochs, seeded)
+    lines = text.splitlines()
+    assert max(cell_len(line) for line in lines) <= 80, text
+    assert lines[0].startswith(f"{'seed 3 ' if seeded else ''}epoch {epochs}/{epochs} (5.6 s)")
+    # every model's number appears whole, after its label (only a label longer than a line
+    # is broken, at its punctuation), in the order of the rows
+    flat = " ".join(line.strip() for line in lines)
+    positions = []
+    for row in rows:
+        number = f"{100 * row.test_accuracy:.2f}%"
+        assert f"{number}" in flat and number.count(".") == 1
+        if cell_len(row.activation) < 60:
+            assert f"{row.activation} {number}" in flat, (row.activation, text)
+        else:
+            assert all(part.strip() in text for part in Label(row.activation).parts())
+        positions.append(flat.index(number))
+    assert positions == sorted(positions)
+    assert "…" not in text
+
+
+def test_the_classic_four_take_one_line_an_epoch():
+    text = epoch_line(_epoch_rows(["relu", "sigmoid", "tanh", "leaky"]), 10, False)
+    assert "\n" not in text and cell_len(text) <= 80, text
+    assert epoch_line(_epoch_rows(["relu", "tanh"]), 10, False) == (
+        "epoch 10/10 (5.6 s)  relu 90.12%  tanh 91.23%"
+    )
+
+
+def test_a_diverged_model_says_so_in_its_epoch_line():
+    rows = _epoch_rows(["relu", "tanh"])
+    rows[1] = EpochResult("tanh", 0, 10, math.nan, 0.1, math.nan, 0.098, 5.6, "diverged")
+    assert epoch_line(rows, 10, False).endswith("tanh 9.80% (diverged)")
+
+
+@pytest.mark.parametrize(
+    "activations",
+    ["relu,sigmoid,tanh,leaky,gelu", "relu,sin=torch:sin,my_mod:MyLongActivationName,gelu,tanh"],
+)
+def test_a_run_prints_epoch_lines_within_80_columns(mnist_dir, tmp_path, monkeypatch, activations):
+    from typer.testing import CliRunner
+
+    from actbench.cli import app
+
+    (tmp_path / "my_mod.py").write_text(
+        "from torch import nn\n\n\nclass MyLongActivationName(nn.Module):\n"
+        "    def forward(self, x):\n        return x.clamp(min=0)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["run", "-a", activations, "--seeds", "2", "--epochs", "2", "--hidden", "8",
+            "--workers", "1", "--data-dir", str(mnist_dir),
+            "--results-dir", str(tmp_path / "results")]  # fmt: skip
+    result = CliRunner().invoke(app, args, terminal_width=200)  # a wide terminal: 80 all the same
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("Run folder: ") and lines[1] == EPOCH_HEADING
+    assert len(lines) > 2 + 4  # two seeds, two epochs
+    assert max(cell_len(line) for line in lines[1:]) <= 80, result.stderr
+    frame = pd.read_csv(next((tmp_path / "results").iterdir()) / "metrics.csv")
+    flat = " ".join(line.strip() for line in lines)
+    for row in frame.itertuples():
+        assert f"{row.activation} {100 * row.test_accuracy:.2f}%" in flat, row
