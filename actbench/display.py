@@ -70,11 +70,13 @@ class RunProgress:
         self.finished: set[Group] = set()
         self.each = False
         self.shown = False
+        self.groups = 0
 
     def start(self, groups: list[Group]) -> None:
         """Show the run's bar over `groups`' model-epochs (and start the display)."""
         total = sum(g.model_epochs for g in groups)
-        self.total = self.progress.add_task("[bold]training", total=total)
+        self.groups = len(groups)
+        self.total = self.progress.add_task(self._heading(), total=total)
         self.each = len(groups) > 1
         self.shown = True
         self.progress.start()
@@ -96,6 +98,13 @@ class RunProgress:
             self.progress.remove_task(row)  # its models are done: make room for the next
             del self.rows[group]
             self.finished.add(group)
+            self.progress.update(self.total, description=self._heading())
+
+    def _heading(self) -> str:
+        """'training', and where models train in several groups how many have finished."""
+        if len(self.finished) and self.groups > 1:
+            return f"[bold]training[/] ({len(self.finished)}/{self.groups} groups done)"
+        return "[bold]training"
 
     def print(self, line: str) -> None:
         """A line above the bars."""

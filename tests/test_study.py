@@ -211,3 +211,28 @@ def test_a_study_stopped_by_a_signal_resumes_to_the_csv_of_an_uninterrupted_one(
     # every epoch finished before the signal is kept as it was
     kept = stopped.drop(columns=["epoch_seconds"]).merge(resumed, how="left", indicator=True)
     assert (kept["_merge"] == "both").all()
+
+
+def test_the_progress_display_says_which_configuration_trains_and_how_many_groups_finished():
+    from rich.console import Console
+
+    from actbench.display import RunProgress
+    from actbench.progress import Group
+
+    groups = [
+        Group(i, 0, ("relu", "tanh"), 0, 2, 10, f"depth={d}") for i, d in enumerate((2, 8, 16))
+    ]
+    display = RunProgress(Console(width=80, file=open(os.devnull, "w")))  # noqa: SIM115
+    display.start(groups)
+    try:
+        display.steps(groups[0], 20)  # all of the first group's batches
+        display.steps(groups[1], 5)
+        recorder = Console(width=80, record=True)
+        recorder.print(display.progress.make_tasks_table(display.progress.tasks))
+        text = recorder.export_text()
+    finally:
+        display.stop()
+    assert "training (1/3 groups done)" in text
+    assert "depth=8, seed 0: relu" in text
+    assert "depth=2," not in text  # finished: its row made room
+    assert "5/12 model-epochs" in text
