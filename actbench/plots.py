@@ -184,7 +184,7 @@ def _stable(name: str) -> int:
 def activation_style(activation: str) -> Style:
     """The style an activation prefers: fixed for the built-ins (in the catalogue's order),
     chosen by a stable hash of the name for any other (its colour from `EXTRA`). Within a
-    report `activation_styles` may give another activation another colour than this."""
+    report, `activation_styles` may give one of these another colour."""
     if activation in _BUILT_IN:
         i = _BUILT_IN.index(activation)
         return Style(PALETTE[i], MARKERS[i % len(MARKERS)], DASHES[i % len(DASHES)])
@@ -360,7 +360,7 @@ def _draw(
                 continue
             outside = (low <= 0 if log else low < 0) | (high > top)
             cut = cut or bool(outside.any())
-            low = low.where(low > 0, bottom) if log else low.clip(lower=0)
+            low = low.mask(low <= 0, bottom) if log else low.clip(lower=0)  # NaN stays
             high = high.clip(upper=top)
             if bars:
                 drawn = ax.errorbar(x, mean.values, yerr=[mean - low, high - mean], fmt="none",
