@@ -472,3 +472,11 @@ def test_colour_differences_match_the_published_test_data():
     assert lab("#0000ff") == pytest.approx((32.2970, 79.1875, -107.8602), abs=2e-3)
     assert lab("#808080") == pytest.approx((53.5850, 0, 0), abs=2e-3)
     assert lab("white") == pytest.approx((100, 0, 0), abs=1e-3)
+
+
+def test_epochs_left_with_one_seed_draw_no_interval_on_a_log_axis(tmp_path):
+    frame = _long_label_frames(tmp_path)["interrupted"]  # epoch 4 has seed 0 alone
+    fig = curve_figure(frame, "train_loss")
+    ends = [np.asarray(s).reshape(-1, 2)[:, 0] for bar in _bars(fig)
+            for s in bar.lines[2][0].get_segments() if len(s)]  # fmt: skip
+    assert ends and all(abs(x - 4).min() > 0.5 for x in ends)  # error bars up to epoch 3 only
