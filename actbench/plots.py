@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import io
+import math
+import textwrap
 import zlib
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure  # no pyplot: works headless, with no display or backend
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import LogFormatterSciNotation, MaxNLocator
 
 from actbench.activations import Activation, resolve
 from actbench.catalog import CATALOG
+from actbench.colours import distance
 from actbench.config import RunConfig
 from actbench.cost import describe, kibibytes, summarize_cost
 from actbench.errors import ActbenchError, UsageError
@@ -34,13 +39,17 @@ FOREST = "differences.png"  # the figure a report opens with
 LOSSES = ("train_loss", "test_loss", "val_loss")  # drawn on a log axis
 # One colour, marker and dash per built-in activation, in the catalogue's order: the same in
 # every figure of every run (relu is always blue). The colours are matplotlib's tab10 and
-# three more; the dashes cycle so that relu and leaky, whose curves overlap, both show.
+# three more, any two at least 16 apart in CIEDE2000 (`colours.distance`; tab10's own closest
+# pair, red and brown, is 16.2); the dashes cycle so that relu and leaky, whose curves overlap,
+# both show.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf", "#e6ab02", "#1b9e77", "#000000")  # fmt: skip
+           "#7f7f7f", "#bcbd22", "#17becf", "#e6ab02", "#0a5f38", "#000000")  # fmt: skip
 # For other activations (a user's own, or a built-in with its own parameter, e.g. leaky:0.1):
-# one of these, chosen by a hash of the name that is the same in every process. None is a
-# blue, so none is taken for relu, the usual baseline.
-EXTRA = ("#6a3d9a", "#e7298a", "#66a61e", "#b15928", "#35978f", "#4d4d4d", "#fb9a99")
+# one of these, any two at least 25 apart and none close to relu's blue. Each prefers the one a
+# hash of its name picks, the same in every process; `activation_styles` moves it on to the
+# next one that is at least `SEPARATION` from every other colour of the report.
+EXTRA = ("#9e0168", "#029386", "#fe7b7c", "#9f8303", "#8f99fb", "#000080", "#3c4d03")
+SEPARATION = 20.0  # CIEDE2000: lines this far apart in colour are not taken for one another
 MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "*", "d", "p", "h")
 DASHES = ("-", "--", "-.", ":")
 BANDS_UP_TO = 3  # lines with seed bands; more lines show their intervals as error bars
@@ -70,7 +79,7 @@ def label_series(frame: pd.DataFrame) -> pd.Series:
 
 def _save(fig: Figure, path: Path) -> Path:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=150, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=150)  # laid out to fit: nothing outside to take in
     write_or_explain(path, buffer.getvalue(), "choose another folder with --out")
     return path
 
@@ -173,43 +182,71 @@ def _stable(name: str) -> int:
 
 
 def activation_style(activation: str) -> Style:
-    """The style an activation has in every figure: fixed for the built-ins (in the
-    catalogue's order), chosen by a stable hash of the name for any other."""
-    names = [entry.name for entry in CATALOG]
-    if activation in names:
-        i = names.index(activation)
+    """The style an activation prefers: fixed for the built-ins (in the catalogue's order),
+    chosen by a stable hash of the name for any other (its colour from `EXTRA`). Within a
+    report, `activation_styles` may give one of these another colour."""
+    if activation in _BUILT_IN:
+        i = _BUILT_IN.index(activation)
         return Style(PALETTE[i], MARKERS[i % len(MARKERS)], DASHES[i % len(DASHES)])
     h = _stable(activation)
     shapes = MARKERS[1:10]  # the clearly different ones, but relu's circle
     return Style(EXTRA[h % len(EXTRA)], shapes[h // 7 % len(shapes)], DASHES[h // 11 % 4])
 
 
-def line_styles(frame: pd.DataFrame) -> dict[str, Style]:
+_BUILT_IN = tuple(entry.name for entry in CATALOG)
+
+
+def activation_styles(activations: Iterable[str]) -> dict[str, Style]:
+    """Each activation's style in one report: computed once from all of the report's
+    activations, and used by every figure of it, so that an activation has one colour
+    throughout.
+
+    A built-in keeps its own colour (`PALETTE`). Every other activation, taken in order of
+    name (so the order of runs plays no part), gets the first colour of `EXTRA`, starting at
+    the one its name prefers (`activation_style`), that is at least `SEPARATION` (CIEDE2000,
+    `colours.distance`) from the colours of the report's built-ins and of the activations
+    before it; so an activation keeps its colour from report to report unless one of these is
+    too close to it. Where none is far enough (many activations), it gets the one farthest
+    from them, and its dash and marker still tell it apart.
+    """
+    names = list(dict.fromkeys(str(a) for a in activations))
+    styles = {name: activation_style(name) for name in names}
+    taken = [styles[name].colour for name in names if name in _BUILT_IN]
+    for name in sorted(n for n in names if n not in _BUILT_IN):
+        start = EXTRA.index(styles[name].colour)
+        order = EXTRA[start:] + EXTRA[:start]
+        gaps = [min((distance(c, t) for t in taken), default=math.inf) for c in order]
+        fits = [c for c, gap in zip(order, gaps, strict=True) if gap >= SEPARATION]
+        colour = fits[0] if fits else order[gaps.index(max(gaps))]
+        styles[name] = replace(styles[name], colour=colour)
+        taken.append(colour)
+    return styles
+
+
+def line_styles(
+    frame: pd.DataFrame, by_activation: dict[str, Style] | None = None
+) -> dict[str, Style]:
     """Each line label's style, the same in every figure of the frame.
 
-    The colour is the activation's (`activation_style`), so a line's colour says which
-    activation it is in every figure and run; lines of one activation with different settings
-    (`relu (lr=0.01)`, `relu (lr=0.1)`) share it and differ in dash and marker. Where two other
-    activations' hashes give the same colour, the later takes the next colour free.
+    The colour is the activation's, from `by_activation` (default: `activation_styles` of the
+    frame's activations), so a line's colour says which activation it is in every figure;
+    lines of one activation with different settings (`relu (lr=0.01)`, `relu (lr=0.1)`) share
+    it and differ in dash and marker.
     """
     labels = label_series(frame)
-    activation_of = dict(zip(labels, frame["activation"].astype(str), strict=True))
+    activations = frame["activation"].astype(str)
+    by_activation = by_activation or activation_styles(activations)
+    activation_of = dict(zip(labels, activations, strict=True))
     styles: dict[str, Style] = {}
-    owner: dict[str, str] = {}  # colour -> the activation that has it here
     seen: dict[str, int] = {}  # activation -> its lines so far
     for label in dict.fromkeys(labels):
         activation = activation_of[label]
-        base = activation_style(activation)
-        colour = base.colour
-        if owner.get(colour, activation) != activation and colour in EXTRA:
-            free = [c for c in EXTRA[EXTRA.index(colour) :] + EXTRA if c not in owner]
-            colour = free[0] if free else colour
-        owner.setdefault(colour, activation)
+        base = by_activation[activation]
         k = seen.get(activation, 0)
         seen[activation] = k + 1
         marker = MARKERS[(MARKERS.index(base.marker) + k) % len(MARKERS)]
         dash = DASHES[(DASHES.index(base.dash) + k) % len(DASHES)]
-        styles[label] = Style(colour, marker, dash)
+        styles[label] = Style(base.colour, marker, dash)
     return styles
 
 
@@ -254,7 +291,41 @@ def setup_line(frame: pd.DataFrame) -> str:
     return ", ".join(parts)
 
 
-def _draw(ax: Any, lines: list[Line], styles: dict[str, Style], log: bool = False) -> None:
+def _figure(width: float, height: float) -> Figure:
+    """A figure with a renderer of its own (Agg), so that a legend can be measured as it is
+    laid out (`_foot`)."""
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+class _PlainLog(LogFormatterSciNotation):
+    """Log-axis tick labels as plain numbers (0.3, 1, 2) rather than 3×10⁻¹, on the ticks
+    matplotlib's own log formatter labels."""
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return f"{x:g}" if super().__call__(x, pos) else ""
+
+
+def _log_floor(lines: list[Line]) -> float:
+    """The bottom of a log axis for `lines`: a little below their smallest positive value
+    (mean or interval end), as matplotlib's own 5% margin; NaN where there is none."""
+    values = pd.concat([s for line in lines for s in (line.mean, line.low, line.high)])
+    values = values[(values > 0) & (values < math.inf)]
+    if values.empty:
+        return math.nan
+    low, high = float(values.min()), float(values.max())
+    return low / (high / low) ** 0.05 if high > low else low / 2
+
+
+def _draw(
+    ax: Any,
+    lines: list[Line],
+    styles: dict[str, Style],
+    log: bool = False,
+    top: float = math.inf,
+    floor: float | None = None,
+) -> bool:
     """Each line's mean by epoch, with its 95% interval where it has two seeds or more.
 
     Up to `BANDS_UP_TO` lines the intervals are light bands. With more, overlapping bands
@@ -262,10 +333,18 @@ def _draw(ax: Any, lines: list[Line], styles: dict[str, Style], log: bool = Fals
     side around each epoch (a small shift, the same for a line at every epoch) so that lines
     that coincide, and their bars, all show. A line with one seed has no interval and shows
     none.
+
+    Every measure drawn is at least 0, and at most `top` (100 for a percentage): a t interval
+    from few seeds can reach past these, so its ends are cut there. On a `log` axis, where 0
+    cannot be drawn, an end at or below 0 is cut at the axis's bottom edge, `floor` (default
+    `_log_floor(lines)`; give one for axes that share their y axis). Returns whether some
+    interval was cut.
     """
     side_by_side = len(lines) > BANDS_UP_TO
     bars = side_by_side and any(line.low.notna().any() for line in lines)
     offsets = _offsets(len(lines)) if side_by_side else [0.0] * len(lines)
+    bottom = (floor if floor is not None else _log_floor(lines)) if log else 0.0
+    cut = False
     for i, (line, offset) in enumerate(zip(lines, offsets, strict=True)):
         style = styles[line.key]
         end = line.full_to if line.full_to is not None else line.mean.index.max()
@@ -279,15 +358,19 @@ def _draw(ax: Any, lines: list[Line], styles: dict[str, Style], log: bool = Fals
                     alpha=0.35 if faint else 1, label=None if faint else line.label)  # fmt: skip
             if not low.notna().any():
                 continue
-            # every measure here is non-negative: so is its band (a log axis needs it positive)
-            low = low.clip(lower=line.mean[line.mean > 0].min() / 10 if log else 0)
+            outside = (low <= 0 if log else low < 0) | (high > top)
+            cut = cut or bool(outside.any())
+            low = low.mask(low <= 0, bottom) if log else low.clip(lower=0)  # NaN stays
+            high = high.clip(upper=top)
             if bars:
-                ax.errorbar(x, mean.values, yerr=[mean - low, high - mean], fmt="none",
-                            ecolor=style.colour, elinewidth=1, capsize=2,
-                            alpha=0.35 if faint else 0.8, zorder=2)  # fmt: skip
+                drawn = ax.errorbar(x, mean.values, yerr=[mean - low, high - mean], fmt="none",
+                                    ecolor=style.colour, elinewidth=1, capsize=2,
+                                    alpha=0.35 if faint else 0.8, zorder=2).lines[2]  # fmt: skip
             else:
-                ax.fill_between(mean.index, low, high, color=style.colour, linewidth=0,
-                                alpha=0.06 if faint else 0.13, zorder=1)  # fmt: skip
+                drawn = [ax.fill_between(mean.index, low, high, color=style.colour, linewidth=0,
+                                         alpha=0.06 if faint else 0.13, zorder=1)]  # fmt: skip
+            for artist in drawn:  # the axis ends where the cut ends do, with no margin
+                artist.sticky_edges.y[:] = [e for e in (bottom, top) if math.isfinite(e)]
     if log:
         ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -296,6 +379,7 @@ def _draw(ax: Any, lines: list[Line], styles: dict[str, Style], log: bool = Fals
         ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
     ax.set_xlabel("epoch")
     ax.grid(alpha=0.3)
+    return cut
 
 
 def _offsets(n: int, width: float = 0.24) -> list[float]:
@@ -305,37 +389,101 @@ def _offsets(n: int, width: float = 0.24) -> list[float]:
     return [width * (i / (n - 1) - 0.5) for i in range(n)]
 
 
-def _heading(fig: Figure, title: str, frame: pd.DataFrame, apart: bool = False) -> None:
-    """The figure's title above it and a caption below it: the set-up (`setup_line`), what
-    the intervals are and, with `apart`, that the lines are set side by side (`_draw`), so
-    that a figure pasted alone still says what it shows."""
+def _cut_note(log: bool, top: float) -> str:
+    """What `_draw` did to the intervals it cut, for a caption."""
+    if log:
+        return "intervals reaching 0 or below cut at the bottom edge"
+    return f"intervals cut to the possible 0–{top:g}%" if top < math.inf else "intervals cut at 0"
+
+
+def _heading(
+    fig: Figure, title: str, frame: pd.DataFrame, apart: bool = False, cut: str = ""
+) -> str:
+    """Give the figure its title, and return its caption: the set-up (`setup_line`), what the
+    intervals are, `cut` (what was cut of them: `_cut_note`) and, with `apart`, that the lines
+    are set side by side (`_draw`), so that a figure pasted alone still says what it shows."""
     counts = frame.assign(label=label_series(frame)).groupby("label")["seed"].nunique()
     low, high = int(counts.min()), int(counts.max())
     if high > 1:
         seeds = f"{high} seeds" if low == high else f"{low} to {high} seeds per line"
         one = " (none for one seed)" if low == 1 else ""
         shown = f"mean and 95% interval over {seeds}{one}"
+        shown += f"; {cut}" if cut else ""
     else:
         shown = "one seed: no interval (rerun with --seeds 5)"
     if apart:
         shown += "; lines set slightly apart at each epoch so that none hides another"
     fig.suptitle(title, fontsize="large")
-    # below the figure's own area: saving with a tight bounding box takes it in
-    fig.text(0.5, -0.01, f"{setup_line(frame)}\n{shown}", ha="center", va="top",
-             fontsize="small", gid="caption")  # fmt: skip
+    return f"{setup_line(frame)}\n{shown}"
 
 
-def _legend(fig: Figure, axes: list[Any]) -> None:
-    """One legend for every line of `axes`, outside them (right of the figure), so it covers
-    no curve."""
+LEGEND_WRAP = 44  # characters per line of a legend label
+CHARS_PER_INCH = 15  # of small type (8.3 pt): a little more than fit, on average
+PAD = 0.06  # inches between the axes, the legend, the caption and the figure's edge
+
+
+def _foot(fig: Figure, axes: list[Any], caption: str = "") -> Any:
+    """Below the axes: one legend for every line of `axes`, then `caption` in small type.
+
+    The legend's labels are wrapped (`LEGEND_WRAP` characters a line) and set in as many
+    columns as fit the figure's width, rows balanced; each line of the caption is wrapped to
+    the figure's width. The figure grows by their height and the axes are laid out above them
+    (constrained layout in the rest of the figure), so that the legend covers no curve, and
+    neither it nor the caption covers the title or another text, however long the labels.
+    Returns the legend, or None where there is no line.
+    """
     handles, labels = [], []
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             if label not in labels:
                 handles.append(handle)
                 labels.append(label)
+    renderer = fig.canvas.get_renderer()
+    fits = 0.96 * fig.bbox.width
+    legend, legend_height = None, 0.0
     if handles:
-        fig.legend(handles, labels, loc="outside right upper", fontsize="small")
+        wrapped = [textwrap.fill(label, LEGEND_WRAP) for label in labels]
+
+        def place(columns: int) -> Any:
+            return fig.legend(handles, wrapped, loc="lower center", ncols=columns,
+                              fontsize="small", borderaxespad=0,
+                              bbox_transform=fig.transFigure)  # fmt: skip
+
+        columns = len(handles)
+        while columns > 1:
+            legend = place(columns)
+            wide = legend.get_window_extent(renderer).width > fits
+            legend.remove()
+            if not wide:
+                break
+            columns -= 1
+        legend = place(math.ceil(len(handles) / math.ceil(len(handles) / columns)))
+        legend_height = legend.get_window_extent(renderer).height / fig.dpi
+    text, caption_height = None, 0.0
+    if caption:
+        width = int(CHARS_PER_INCH * fig.get_figwidth())
+        while True:
+            shown = "\n".join(textwrap.fill(line, width) for line in caption.splitlines())
+            if text is None:
+                text = fig.text(0.5, 0, shown, ha="center", va="bottom", fontsize="small",
+                                gid="caption")  # fmt: skip
+            text.set_text(shown)
+            if text.get_window_extent(renderer).width <= fits or width <= 20:
+                break
+            width -= 5
+        caption_height = text.get_window_extent(renderer).height / fig.dpi
+    # from the bottom edge up: the caption, the legend, then the rest of the figure
+    at_caption = PAD
+    at_legend = at_caption + (caption_height + PAD if text is not None else 0.0)
+    foot = at_legend + (legend_height + PAD if legend is not None else 0.0)
+    height = fig.get_figheight() + foot
+    fig.set_figheight(height)
+    if text is not None:
+        text.set_y(at_caption / height)
+    if legend is not None:
+        legend.set_bbox_to_anchor((0.5, at_legend / height), fig.transFigure)
+    fig.get_layout_engine().set(rect=(0, foot / height, 1, 1 - foot / height))
+    return legend
 
 
 def curve_figure(
@@ -343,30 +491,38 @@ def curve_figure(
 ) -> Figure | None:
     """The figure of one curve (`CURVES`), one line per label; None where no run has it.
 
-    Losses are drawn on a log axis, where their late epochs do not sink against zero. With
-    `epoch` (the epoch a report compares at), a dotted vertical line marks it when some line
-    goes beyond it.
+    Losses are drawn on a log axis, where their late epochs do not sink against zero;
+    accuracies in %, their intervals cut to 0-100% (`_draw`). With `epoch` (the epoch a report
+    compares at), a dotted vertical line marks it when some line goes beyond it. `styles`:
+    `line_styles`, to share with the report's other figures.
     """
     title, ylabel = CURVES[column]
-    lines = curves(frame, column, 100 if column.endswith("accuracy") else 1)
+    percent = column.endswith("accuracy")
+    lines = curves(frame, column, 100 if percent else 1)
     if not lines:  # no run has this measure (validation without a validation split)
         return None
-    fig = Figure(figsize=(7, 4.2), layout="constrained")
+    fig = _figure(7, 4.2)
     ax = fig.subplots()
-    _draw(ax, lines, styles or line_styles(frame), log=column in LOSSES)
+    log, top = column in LOSSES, 100.0 if percent else math.inf
+    cut = _draw(ax, lines, styles or line_styles(frame), log, top)
+    if log:
+        ax.yaxis.set_major_formatter(_PlainLog())
+        ax.yaxis.set_minor_formatter(_PlainLog(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     if epoch is not None and frame["epoch"].max() > epoch:
         ax.axvline(epoch, color="black", linestyle=":", linewidth=1,
                    label=f"compared at epoch {epoch}")  # fmt: skip
-    ax.set_ylabel(ylabel + (" (log scale)" if column in LOSSES else ""))
-    _heading(fig, title, frame, apart=len(lines) > BANDS_UP_TO)
-    _legend(fig, [ax])
+    ax.set_ylabel(ylabel + (" (log scale)" if log else ""))
+    apart = len(lines) > BANDS_UP_TO
+    _foot(fig, [ax], _heading(fig, title, frame, apart, _cut_note(log, top) if cut else ""))
     return fig
 
 
-def plot_curves(frame: pd.DataFrame, out_dir: Path, epoch: int | None = None) -> list[Path]:
+def plot_curves(
+    frame: pd.DataFrame, out_dir: Path, epoch: int | None = None, styles: dict | None = None
+) -> list[Path]:
     """One PNG per curve (`curve_figure`): training loss, test loss, test accuracy, and the
     validation ones where there is a validation split."""
-    paths, styles = [], line_styles(frame)
+    paths, styles = [], styles or line_styles(frame)
     for column in CURVES:
         fig = curve_figure(frame, column, epoch, styles)
         if fig is not None:
@@ -385,21 +541,26 @@ HEALTH = (
 )  # fmt: skip
 
 
-def plot_health(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Gradient flow, dead and saturated units per layer; a figure with nothing to show is skipped."""
-    paths, styles = [], line_styles(frame)
+def plot_health(frame: pd.DataFrame, out_dir: Path, styles: dict | None = None) -> list[Path]:
+    """Gradient flow, dead and saturated units per layer; a figure with nothing to show is
+    skipped. Percentages' intervals are cut to 0-100%, as gradients' at 0 (`_draw`)."""
+    paths, styles = [], styles or line_styles(frame)
     for name, title, ylabel, columns, scale, log in HEALTH:
         panels = [(column, curves(frame, column, scale)) for column in columns]
         if not any(lines for _, lines in panels):
             continue
-        fig = Figure(figsize=(2.8 * len(columns) + 1.6, 4.0), layout="constrained")
+        fig = _figure(2.5 * len(columns) + 1.0, 4.0)
         axes = fig.subplots(1, len(columns), sharey=True, squeeze=False)[0]
+        top = 100.0 if scale == 100 else math.inf  # a fraction drawn in %
+        floor = _log_floor([line for _, lines in panels for line in lines]) if log else None
+        cut = False
         for ax, (column, lines) in zip(axes, panels, strict=True):
-            _draw(ax, lines, styles, log)
+            cut = _draw(ax, lines, styles, log, top, floor) or cut
             ax.set_title(f"layer {column[-1]}" + (" (output)" if column.endswith("3") else ""))
         axes[0].set_ylabel(ylabel)
-        _legend(fig, list(axes))  # a panel may have lines the first lacks
-        _heading(fig, title, frame, apart=max(len(p) for _, p in panels) > BANDS_UP_TO)
+        apart = max(len(p) for _, p in panels) > BANDS_UP_TO
+        caption = _heading(fig, title, frame, apart, _cut_note(log, top) if cut else "")
+        _foot(fig, list(axes), caption)  # a panel may have lines the first lacks
         paths.append(_save(fig, out_dir / f"{name}.png"))
     return paths
 
@@ -426,41 +587,48 @@ def cost_summary(frame: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:
     return summary[columns].reset_index(drop=True)
 
 
-def plot_cost(frame: pd.DataFrame, cost: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Each activation's measured cost: time per step with its 95% interval, and saved memory.
+def plot_cost(
+    frame: pd.DataFrame, cost: pd.DataFrame, out_dir: Path, styles: dict | None = None
+) -> list[Path]:
+    """Each activation's measured cost: time per step with its 95% interval, and saved memory,
+    as horizontal bars, one row per line label (wrapped where long), the first on top.
 
-    Nothing is drawn where no run has a cost measurement.
+    Nothing is drawn where no run has a cost measurement. `styles`: `line_styles`, to share
+    with the report's other figures.
     """
     table = cost_summary(frame, cost)
     if table.empty:
         return []
-    styles = line_styles(frame)
+    styles = styles or line_styles(frame)
     colour = [styles[k].colour if k in styles else "grey" for k in table["key"]]
-    x = list(range(len(table)))
-    fig = Figure(figsize=(max(8, 1.4 * len(table) + 3), 4.6), layout="constrained")
-    ax_time, ax_memory = fig.subplots(1, 2)
+    names = [textwrap.fill(str(label), 28) for label in table["label"]]
+    y = list(range(len(table), 0, -1))
+    rows = sum(max(1, name.count("\n") + 1) for name in names)
+    fig = _figure(8, 1.6 + 0.3 * rows + 0.15 * len(table))
+    ax_time, ax_memory = fig.subplots(1, 2, sharey=True)
     us = 1e6 * table["seconds"]
     below = (us - 1e6 * table["low"]).fillna(0)
     above = (1e6 * table["high"] - us).fillna(0)
-    ax_time.bar(x, us, yerr=[below, above], capsize=4, color=colour)
-    ax_time.set(title="Activation time per training step\nmedian and 95% interval over rounds",
-                ylabel="µs per step (forward + backward, both layers)")  # fmt: skip
+    ax_time.barh(y, us, xerr=[below, above], capsize=3, color=colour)
+    ax_time.set(title="Time per training step\n(median and 95% interval\nover rounds)",
+                xlabel="µs per step (forward + backward,\nboth hidden layers)")  # fmt: skip
     saved = table["saved_bytes"].astype(float) / 1024
     extra = table["extra_saved_bytes"].astype(float) / 1024
-    ax_memory.bar(x, saved, color=colour, alpha=0.35)
-    ax_memory.bar(x, extra, color=colour)
-    for i, (total, own) in enumerate(zip(saved, extra, strict=True)):
-        ax_memory.annotate(f"{kibibytes(1024 * total)} ({kibibytes(1024 * own)})", (i, total),
-                           ha="center", va="bottom", fontsize="small")  # fmt: skip
-    ax_memory.set(title="Kept for the backward pass (both layers)\nlight: saved; dark: extra "
-                  "(not the output)", ylabel="KiB saved (in brackets: extra)")  # fmt: skip
-    # slanted where the names would run into one another side by side
-    slant = len(table) > 4 or table["label"].astype(str).str.len().max() * len(table) > 40
+    ax_memory.barh(y, saved, color=colour, alpha=0.35)
+    ax_memory.barh(y, extra, color=colour)
+    for row, total, own in zip(y, saved, extra, strict=True):
+        ax_memory.annotate(f" {kibibytes(1024 * total)} ({kibibytes(1024 * own)})", (total, row),
+                           ha="left", va="center", fontsize="small")  # fmt: skip
+    ax_memory.set_xlim(0, 1.35 * max(float(saved.max()), 1e-9))  # room for the numbers
+    ax_memory.set(title="Kept for the backward pass\n(light: saved; dark: extra,\nnot the output)",
+                  xlabel="KiB saved (in brackets: extra)")  # fmt: skip
+    ax_time.set_yticks(y, names)
+    ax_time.set_ylim(0.4, len(table) + 0.6)
     for ax in (ax_time, ax_memory):
-        ax.set_xticks(x, table["label"], rotation=30 if slant else 0,
-                      ha="right" if slant else "center")  # fmt: skip
-        ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"Activation cost: {describe(table)}", fontsize="small", wrap=True)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle("Activation cost", fontsize="large")
+    how = describe(table)
+    _foot(fig, [], how[:1].upper() + how[1:])
     return [_save(fig, out_dir / "activation_cost.png")]
 
 
@@ -501,14 +669,18 @@ def plot_activations(
     span: float = 5.0,
     specs: dict[str, str | None] | None = None,
     hidden: int = RunConfig.hidden,
+    styles: dict[str, Style] | None = None,
 ) -> Path:
     """The activation functions and their derivatives on [-span, span], one line each.
 
     `specs` maps a short label to its spec (`activation_specs`); other labels are specs
     themselves. Each function is drawn through `activation_curve` at width `hidden`; one that
     cannot be imported or drawn here is left out, and the figure's title says which and why.
+    `styles`: each label's style (`activation_styles`, default: of `labels`), to share with
+    the report's other figures.
     """
-    fig = Figure(figsize=(10, 4), layout="constrained")
+    styles = styles or activation_styles(labels)
+    fig = _figure(9, 3.8)
     ax_f, ax_d = fig.subplots(1, 2)
     skipped = []
     specs = specs or {}
@@ -531,7 +703,7 @@ def plot_activations(
             skipped.append(f"{label} (drawing it failed: {type(err).__name__})")
             continue
         shown = f"{label} (unit 1; the other {hidden - 1} at 0)" if coupled else label
-        style = _function_style(label, i)
+        style = _function_style(styles[label], i)
         ax_f.plot(x, y, **style, label=shown)
         ax_d.plot(x, dy, **style)
     ax_f.set(title="Activation f(x)", xlabel="x")
@@ -539,7 +711,7 @@ def plot_activations(
     for ax in (ax_f, ax_d):
         ax.grid(alpha=0.3)
         ax.axhline(0, color="grey", linewidth=0.5)
-    _legend(fig, [ax_f])
+    _foot(fig, [ax_f])
     if skipped:
         fig.suptitle("not drawn: " + "; ".join(skipped), fontsize="small", wrap=True)
     return _save(fig, out_path)
@@ -553,13 +725,12 @@ def _hidden(frame: pd.DataFrame) -> int:
     return int(widths.mode().iloc[0]) if len(widths) else RunConfig.hidden
 
 
-def _function_style(label: str, i: int) -> dict[str, Any]:
+def _function_style(style: Style, i: int) -> dict[str, Any]:
     """How `plot_activations` draws its `i`-th function: the activation's colour and dash,
     each line thinner than the one before and drawn over it, so that curves that coincide
     (relu and leaky for x > 0) all stay visible."""
-    style = activation_style(label)
     return {"color": style.colour, "linestyle": style.dash, "zorder": 2 + i,
-            "linewidth": max(1.0, 3.4 - 1.0 * i)}  # fmt: skip
+            "linewidth": max(1.0, 3.8 - 1.2 * i)}  # fmt: skip
 
 
 def make_plot_dir(out_dir: Path) -> None:
@@ -594,7 +765,12 @@ def forest_figure(
     (`setup_line`), if given, is the figure's caption.
     """
     n = len(pairs)
-    fig = Figure(figsize=(8, 2.0 + 0.5 * n), layout="constrained")
+    names = [
+        textwrap.fill(str(getattr(row, key)), 30) + f"\n{row.seeds} seed{'s' * (row.seeds > 1)}"
+        for row in pairs.itertuples()
+    ]
+    rows = max(name.count("\n") + 1 for name in names)  # lines of the tallest label
+    fig = _figure(8, 2.0 + max(0.5, 0.22 * rows) * n)
     ax = fig.subplots()
     ys = list(range(n, 0, -1))  # the first line on top
     for y, row in zip(ys, pairs.itertuples(index=False), strict=True):
@@ -604,14 +780,13 @@ def forest_figure(
         ax.plot(x, y, "o", markersize=7, color="black",
                 markerfacecolor="black" if row.significant else "white")  # fmt: skip
     ax.axvline(0, color="grey", linewidth=1, linestyle="--")
-    ax.set_yticks(ys, [f"{getattr(row, key)}\n{row.seeds} seed{'s' if row.seeds > 1 else ''}"
-                       for row in pairs.itertuples()])  # fmt: skip
+    ax.set_yticks(ys, names)
     ax.set_ylim(0.4, n + 0.6)
     right = ax.twinx()
     right.set_ylim(ax.get_ylim())
     right.set_yticks(ys, [_verdict(row) for row in pairs.itertuples(index=False)])
     right.tick_params(length=0)
-    ax.set_xlabel(f"test accuracy minus {baseline}'s (percentage points)")
+    ax.set_xlabel(textwrap.fill(f"test accuracy minus {baseline}'s (percentage points)", 70))
     seeds = int(pairs["seeds"].max())
     how = (
         f"paired by seed; bars: 95% intervals\nfilled: real difference "
@@ -619,10 +794,11 @@ def forest_figure(
         if seeds > 1
         else "one seed: no interval and no test (rerun with --seeds 5)"
     )
-    ax.set_title(f"Difference from {baseline} {where}\n{how}", fontsize="medium")
+    ax.set_title(f"{textwrap.fill(f'Difference from {baseline} {where}', 70)}\n{how}",
+                 fontsize="medium")  # fmt: skip
     ax.grid(axis="x", alpha=0.3)
     if setup:
-        fig.text(0.5, -0.01, setup, ha="center", va="top", fontsize="small", gid="caption")
+        _foot(fig, [], setup)
     return fig
 
 
@@ -652,16 +828,19 @@ def plot_runs(
     (`actbench.results.activation_specs`): which function each short label stands for.
     """
     make_plot_dir(out_dir)
-    paths = plot_curves(frame, out_dir, epoch)
-    paths += plot_health(frame, out_dir)
+    by_activation = activation_styles(frame["activation"])  # one style map for every figure
+    styles = line_styles(frame, by_activation)
+    paths = plot_curves(frame, out_dir, epoch, styles)
+    paths += plot_health(frame, out_dir, styles)
     if cost is not None:
-        paths += plot_cost(frame, cost, out_dir)
+        paths += plot_cost(frame, cost, out_dir, styles)
     paths.append(
         plot_activations(
             list(frame["activation"].astype(str)),
             out_dir / "activations.png",
             specs=specs,
             hidden=_hidden(frame),
+            styles=by_activation,
         )
     )
     return paths
