@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from actbench.plots import activation_style, make_plot_dir
+from actbench.plots import activation_styles, make_plot_dir
 from actbench.results import SETTINGS, RunFolder
 from actbench.stats import mean_ci
 from actbench.study_table import by_configuration, setting_value
@@ -54,6 +54,7 @@ class StudyData:
     final: pd.DataFrame
     configs: list[str]
     activations: list[str]
+    styles: dict[str, Any]  # each activation's colour and marker, one map for every figure
 
 
 def study_data(run: RunFolder) -> StudyData:
@@ -77,7 +78,9 @@ def study_data(run: RunFolder) -> StudyData:
         configs.append(name)
     frame = pd.concat(named, ignore_index=True)
     activations = list(dict.fromkeys(frame["activation"]))
-    return StudyData(run, keys, frame, pd.concat(parts, ignore_index=True), configs, activations)
+    final = pd.concat(parts, ignore_index=True)
+    styles = activation_styles(activations)
+    return StudyData(run, keys, frame, final, configs, activations, styles)
 
 
 def accuracy_table(data: StudyData) -> pd.DataFrame:
@@ -119,7 +122,7 @@ def plot_study_curves(data: StudyData, out_dir: Path, column: str = "test_accura
             curve = mine[mine["activation"] == activation].groupby("epoch")[column].mean()
             if curve.empty:
                 continue
-            style = activation_style(activation)
+            style = data.styles[activation]
             ax.plot(curve.index, 100 * curve.values, color=style.colour, marker=style.marker,
                     markersize=3, linewidth=1.3, label=activation)  # fmt: skip
         ax.set_title(config, fontsize=9)
@@ -175,26 +178,31 @@ def plot_depth_sweep(data: StudyData, out_dir: Path) -> Path | None:
     configurations). None where depth does not vary."""
     if "depth" not in data.keys or "grad_layer1" not in data.final.columns:
         return None
-    final = data.final
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+    final = data.final.assign(
+        stuck=data.final["saturated_layer1"].fillna(data.final["dead_layer1"])
+    )
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(12.5, 3.7))
     for activation in data.activations:
         mine = final[final["activation"] == activation]
         by_depth = mine.groupby("depth")
-        style = activation_style(activation)
+        style = data.styles[activation]
+        kwargs = {"color": style.colour, "marker": style.marker, "label": activation}
         grad = by_depth["grad_layer1"].mean()
+        left.plot(grad.index, grad.values, **kwargs)
+        stuck = by_depth["stuck"].mean()
+        if stuck.notna().any():
+            middle.plot(stuck.index, 100 * stuck.values, **kwargs)
         accuracy = by_depth["test_accuracy"].mean()
-        left.plot(grad.index, grad.values, color=style.colour, marker=style.marker,
-                  label=activation)  # fmt: skip
-        right.plot(accuracy.index, 100 * accuracy.values, color=style.colour,
-                   marker=style.marker, label=activation)  # fmt: skip
+        right.plot(accuracy.index, 100 * accuracy.values, **kwargs)
     left.set_yscale("log")
-    left.set_xlabel("depth (hidden layers)")
     left.set_ylabel("mean |gradient| at layer 1")
     left.set_title("Gradient reaching the first layer", fontsize=10)
-    right.set_xlabel("depth (hidden layers)")
+    middle.set_ylabel("units (%)")
+    middle.set_title("Saturated (bounded) or dead (ReLU-like)\nunits of layer 1", fontsize=10)
     right.set_ylabel("final test accuracy (%)")
     right.set_title("Accuracy against depth", fontsize=10)
-    for ax in (left, right):
+    for ax in (left, middle, right):
+        ax.set_xlabel("depth (hidden layers)")
         ax.grid(alpha=0.3)
         ax.set_xticks(sorted(final["depth"].unique()))
     right.legend(fontsize=8, frameon=False, loc="best")
