@@ -28,7 +28,7 @@ from actbench.errors import UsageError
 from actbench.experiment import resume_experiment, run_experiment
 from actbench.lockstep import LockstepMLP
 from actbench.optim import make_optimizer
-from actbench.results import COLUMNS, METRICS, RunWriter, read_metrics
+from actbench.results import COLUMNS, METRICS, SETTINGS, RunWriter, read_metrics
 from actbench.train import (
     EpochResult,
     ModelState,
@@ -221,13 +221,14 @@ def test_rows_of_two_depths_share_one_csv_with_nan_in_the_deeper_columns(tmp_pat
         "tanh", 0, 1, 0.5, 0.8, 0.6, 0.75, 0.1, grad_layer1=2.0,
         deeper_health={"grad_layer4": 4.0, "dead_layer3": math.nan, "saturated_layer3": 0.25},
     )  # fmt: skip
-    writer = RunWriter(tmp_path, ["relu", "tanh"], {})
+    deeper = deeper_columns(health_columns(3))  # the deepest network's: known from the start
+    writer = RunWriter(tmp_path, ["relu", "tanh"], {}, columns=[*COLUMNS, *deeper])
     writer.add([shallow, deep])
     frame = read_metrics(tmp_path / METRICS)
     assert list(frame.columns) == [*COLUMNS, "grad_layer4", "dead_layer3", "saturated_layer3"]
     assert frame["grad_layer4"].tolist()[1] == 4.0 and math.isnan(frame["grad_layer4"][0])
     assert frame["saturated_layer3"].tolist()[1] == 0.25
-    back = [EpochResult.from_row(r) for r in frame.to_dict("records")]
+    back = [EpochResult.from_row(r) for r in frame.drop(columns=list(SETTINGS)).to_dict("records")]
     assert back[1].deeper_health["grad_layer4"] == 4.0
     assert back[1].as_row().keys() == deep.as_row().keys()
     # a classic run's file keeps exactly today's columns
@@ -328,9 +329,11 @@ def deep_rows(draw):
 @given(st.lists(deep_rows(), max_size=8))
 def test_rows_of_any_depths_round_trip_through_the_csv_exactly(written):
     with tempfile.TemporaryDirectory() as folder:
-        writer = RunWriter(Path(folder), ["relu", "tanh", "sin"], {})
+        columns = [*COLUMNS, *deeper_columns(k for row in written for k in row.as_row())]
+        writer = RunWriter(Path(folder), ["relu", "tanh", "sin"], {}, columns=columns)
         writer.add(written)
-        frame = read_metrics(Path(folder) / METRICS)
+        writer.finish()
+        frame = read_metrics(Path(folder) / METRICS).drop(columns=list(SETTINGS))
     expected = pd.DataFrame([row.as_row() for row in written], columns=frame.columns)
     order = ["seed", "epoch", "activation"]
     rank = {"relu": 0, "tanh": 1, "sin": 2}

@@ -24,11 +24,14 @@ from actbench.train import EpochResult
 
 SCHEMA = [
     "activation",
+    "dataset",
+    "depth",
     "hidden",
     "lr",
     "optimizer",
     "momentum",
     "batch_size",
+    "init",
     "seed",
     "epoch",
     "train_loss",
