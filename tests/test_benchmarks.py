@@ -86,3 +86,20 @@ def test_step_benchmark_compares_group_sizes():
     assert re.search(r"groups of 2 / groups of 3: \d+\.\d\d" + ROUNDS_SPREAD, out)
     assert re.search(r"groups of 1 / groups of 3: \d+\.\d\d" + ROUNDS_SPREAD, out)
     assert "actbench" not in out.split("\n", 2)[2]  # only the grouped steps are timed
+
+
+def test_study_benchmark_prints_its_two_ratios(mnist_dir):
+    script = SCRIPT.parent / "study.py"
+    command = [sys.executable, str(script), "--data-dir", str(mnist_dir), "--epochs", "1",
+               "--seeds", "2", "--depths", "1,2", "--hidden", "8", "--activations",
+               "relu,tanh"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=HANG)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    # every approach trained what it says: the classic four once, the grid, the grid's sample
+    assert re.search(r"classic\s+4 model-epochs in\s+\d+\.\d s = \s*\d+\.\d+ per s, peak", out)
+    assert re.search(r"study\s+8 model-epochs in", out)  # 2 activations x 2 seeds x 2 depths
+    assert re.search(r"hand-written\s+4 model-epochs in", out)  # one seed of each model
+    assert re.search(r"study cost per model-epoch / classic's: \d+\.\d+x raw, \d+\.\d+x per "
+                     r"weight \(goal <= 1x\)", out)  # fmt: skip
+    assert re.search(r"study speed / hand-written loop's:\s+\d+\.\d+x \(goal >= 3x\)", out)
