@@ -58,7 +58,10 @@ def plan_jobs(
 ) -> list[Job]:
     """The groups of models to train, heaviest first, for `workers` processes to take in turn.
 
-    Models of one configuration and seed train in lockstep (they see the same batches). Where
+    Models of one configuration and seed train in lockstep (they see the same batches, so
+    the first layer's product takes one batch for all of them). Models of different seeds are
+    not grouped: they see different batches, so they would share no product, and every other
+    operation runs model by model already (what keeps each model's numbers its own). Where
     those groups are too few to share out evenly over the workers (fewer than eight per
     worker, in a number the workers do not divide), each is split into `workers` parts, so
     no core idles while another trains the last group. Units in `done` (complete or diverged)
