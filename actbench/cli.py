@@ -186,6 +186,20 @@ def run(
             "model's last digits with the models trained beside it."
         ),
     ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            help="local (default): processes on this machine; ray: tasks on a Ray cluster "
+            "(pip install 'actbench[ray]'), results still written here.",
+        ),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --backend ray: the cluster to join (auto, host:port or "
+            "ray://host:port); default: a Ray on this machine.",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -227,6 +241,8 @@ def run(
         device=device,
         workers=workers,
         threads=threads,
+        backend=backend,
+        address=address,
     )
     if resume is not None:
         preset = read_toml(config) if config is not None else {}
