@@ -51,7 +51,7 @@ class OneLineErrors(TyperGroup):
         except ActbenchError as error:
             if _state["debug"]:
                 traceback.print_exc()
-            err.print(f"Error: {error}", soft_wrap=True)
+            err.print(f"Error: {error}", soft_wrap=True, markup=False)  # 'actbench[ray]' as is
             code = error.exit_code
         except Exception as error:  # a fault of actbench itself: still one line, unless --debug
             if _state["debug"]:
@@ -190,7 +190,7 @@ def run(
         str | None,
         typer.Option(
             help="local (default): processes on this machine; ray: tasks on a Ray cluster "
-            "(pip install 'actbench[ray]'), results still written here.",
+            "(pip install 'actbench\\[ray]'), results still written here.",
         ),
     ] = None,
     address: Annotated[

@@ -653,6 +653,12 @@ class _Driver:
             cause = err.cause if isinstance(err.cause, BaseException) else err
             if isinstance(cause, ActbenchError):  # by the training code: a fault as here
                 raise cause from None
+            if isinstance(cause, ImportError) or "failed to import on the worker" in str(cause):
+                raise ActbenchError(
+                    f"a Ray worker cannot import actbench or an activation's module "
+                    f"({_cause(cause)[:120]}); install actbench[ray], the version this machine "
+                    "runs, and any module of your own activations on every node"
+                ) from None
             if not isinstance(cause, ray.exceptions.RayError):
                 raise RuntimeError(f"training on Ray failed: {_cause(cause)}") from None
             self.lost(number, cause)  # by Ray, fetching what the task needs
