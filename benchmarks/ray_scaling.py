@@ -9,10 +9,11 @@ approach in a fresh process, end to end (start, imports, data, Ray's start where
 one, training, test passes), measured as model-epochs per second of wall time:
 
   local-W   `actbench run --workers W` for each W of --workers (default 1,2);
-  ray       `actbench run --backend ray`: a Ray started on this machine with every core, the
-            groups as Ray tasks (one per group and epoch); its overhead per task is read
-            from the run's manifest (seconds from submitting a task to its result being
-            back, beyond the task's own time: median, and mean with the workers' starts);
+  ray       `actbench run --backend ray`: a Ray started on this machine with every core,
+            the jobs (groups in lockstep) as Ray tasks, one per job and epoch; its overhead
+            per task is read from the run's manifest (seconds from submitting a task to its
+            result being back, beyond the task's own time: median, and mean with the
+            workers' starts);
   tune      the same study as a researcher would run it with Ray Tune: one trial per
             configuration and seed, trials in parallel on the same cores (one CPU each),
             each trial the careful hand-written loop of `benchmarks/study.py` over the
@@ -204,7 +205,7 @@ def main() -> None:
     rate = {n: r["model_epochs"] / r["seconds"] for n, r in found.items()}
     if "ray" in found:
         tasks = found["ray"]["tasks"]
-        print(f"ray tasks: {tasks['tasks']} (one per group and epoch), {tasks['task_seconds']:.1f}"
+        print(f"ray tasks: {tasks['tasks']} (one per job and epoch), {tasks['task_seconds']:.1f}"
               f" s inside them; overhead per task {tasks['overhead_seconds_median']:.3f} s "
               f"median, {tasks['overhead_seconds_mean']:.3f} s mean (with the workers' "
               "starts)")  # fmt: skip
