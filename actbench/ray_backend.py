@@ -263,9 +263,10 @@ def plan_workers(
 
 
 def gpu_share(cluster: Cluster, threads: int) -> float:
-    """The share of a GPU each task asks for: GPUs over task slots on the best-equipped node."""
+    """The share of a GPU each task asks for: a node's GPUs over its task slots, on the node
+    with the fewest GPUs per slot, so that every slot of every GPU node can hold a task."""
     shares = [n["GPU"] * threads / n["CPU"] for n in cluster.nodes if n["GPU"] and n["CPU"]]
-    share = min(1.0, max(shares, default=0.0))
+    share = min(1.0, min(shares, default=1.0))
     return max(1e-4, math.floor(share * 1e4) / 1e4)  # Ray counts resources in 1/10,000ths
 
 

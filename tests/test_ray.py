@@ -157,14 +157,22 @@ def test_a_group_that_keeps_failing_stops_the_run_with_one_line(cluster, mnist_d
 
 
 @needs_ray
-def test_a_cluster_without_a_gpu_refuses_cuda_in_one_line(cluster, mnist_dir, tmp_path):
-    args = ["run", "-a", "relu", "--epochs", "1", "--backend", "ray", "--device", "cuda",
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--device", "cuda"], "device cuda: this Ray has no GPU (2 CPUs); use --device cpu or auto"),
+        (["--threads", "4"], "threads 4: no node of the Ray cluster has 4 CPUs (the largest has "
+         "2); use --threads 2 or fewer"),
+    ],
+)  # fmt: skip
+def test_what_the_cluster_lacks_is_one_line_before_anything_is_written(
+    cluster, mnist_dir, tmp_path, flags, message
+):
+    args = ["run", "-a", "relu", "--epochs", "1", "--backend", "ray", *flags,
             "--data-dir", str(mnist_dir), "--results-dir", str(tmp_path / "r")]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
-    assert result.output.strip() == (
-        "Error: device cuda: this Ray has no GPU (2 CPUs); use --device cpu or auto"
-    )
+    assert result.output.strip() == f"Error: {message}"
     assert not (tmp_path / "r").exists()
 
 
@@ -262,3 +270,13 @@ def test_the_backend_does_not_change_what_a_run_is(mnist_dir, tmp_path):
     assert "backend" not in RESULT_KEYS and "address" not in RESULT_KEYS
     config = make_config({"backend": "ray", "address": "ray://head:10001"})
     assert make_config(config.to_dict()) == config  # the manifest reads back to it
+
+
+def test_a_task_asks_for_the_gpu_share_that_fills_every_gpu_node():
+    from actbench.ray_backend import Cluster, gpu_share
+
+    nodes = [{"CPU": 16.0, "GPU": 1.0}, {"CPU": 8.0, "GPU": 2.0}, {"CPU": 32.0, "GPU": 0.0}]
+    cluster = Cluster("head:6379", 56.0, 3.0, nodes, False)
+    assert gpu_share(cluster, 1) == 1 / 16  # 16 tasks on the first node's one GPU
+    assert gpu_share(cluster, 2) == 1 / 8
+    assert gpu_share(Cluster("", 3.0, 1.0, [{"CPU": 3.0, "GPU": 1.0}], False), 1) == 0.3333
