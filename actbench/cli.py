@@ -51,7 +51,7 @@ class OneLineErrors(TyperGroup):
         except ActbenchError as error:
             if _state["debug"]:
                 traceback.print_exc()
-            err.print(f"Error: {error}", soft_wrap=True)
+            err.print(f"Error: {error}", soft_wrap=True, markup=False)  # 'actbench[ray]' as is
             code = error.exit_code
         except Exception as error:  # a fault of actbench itself: still one line, unless --debug
             if _state["debug"]:
@@ -199,6 +199,20 @@ def run(
             "model's last digits with the models trained beside it."
         ),
     ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            help="local (default): processes on this machine; ray: tasks on a Ray cluster "
+            "(pip install 'actbench\\[ray]'), results still written here.",
+        ),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --backend ray: the cluster to join (auto, host:port or "
+            "ray://host:port); default: a Ray on this machine.",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -242,6 +256,8 @@ def run(
         device=device,
         workers=workers,
         threads=threads,
+        backend=backend,
+        address=address,
     )
     task: dict[str, Any] = {}
     signals: list[int] = []

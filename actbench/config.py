@@ -20,6 +20,7 @@ GRID_ORDER = ("dataset", "depth", "hidden", "lr", "optimizer", "momentum", "batc
 DEVICES = ("auto", "cpu", "cuda", "mps")
 INITS = ("torch", "kaiming", "xavier", "lecun", "auto")  # see actbench.init
 MAX_DEPTH = 32
+BACKENDS = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ class RunConfig:
     device: str = "auto"  # "auto", "cpu", "cuda" or "mps"
     workers: int = 0  # processes that share the models of a CPU run; 0 = one per core
     threads: int = 0  # CPU threads per process; 0 = one (more gives up bit-identical models)
+    backend: str = "local"  # "local": processes on this machine; "ray": tasks on a Ray cluster
+    address: str | None = None  # the Ray cluster ("auto", "host:port", "ray://host:port");
+    # None = a Ray on this machine (started if none runs). Neither changes the results.
 
     def __post_init__(self) -> None:
         if self.is_grid:
@@ -148,6 +152,8 @@ _KINDS: dict[str, tuple[str, tuple[type, ...]]] = {
     "device": ("a string", (str,)),
     "workers": ("an integer", (int,)),
     "threads": ("an integer", (int,)),
+    "backend": ("a string", (str,)),
+    "address": ("a string", (str,)),
 }
 KEYS = tuple(f.name for f in fields(RunConfig))
 assert set(_KINDS) == set(KEYS), "every config key needs a type rule"
@@ -192,7 +198,7 @@ def _check_values(cfg: RunConfig) -> None:
         value = getattr(cfg, key)
         kind, types = _KINDS[key]
         ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-        if key in ("subset", "baseline") and value is None:
+        if key in ("subset", "baseline", "address") and value is None:
             ok = True
         if key == "seed" and isinstance(value, list | tuple):
             ok = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
@@ -246,6 +252,15 @@ def _check_values(cfg: RunConfig) -> None:
         raise UsageError(f"init must be one of {', '.join(INITS)}, got {cfg.init!r}")
     if cfg.device not in DEVICES:
         raise UsageError(f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
+    if cfg.backend not in BACKENDS:
+        raise UsageError(f"backend must be one of {', '.join(BACKENDS)}, got {cfg.backend!r}")
+    if cfg.address is not None and cfg.backend != "ray":
+        raise UsageError(
+            f"address {cfg.address} (--address) is a Ray cluster's, and the backend is "
+            f"{cfg.backend}: add --backend ray or drop --address"
+        )
+    if cfg.address is not None and not cfg.address.strip():
+        raise UsageError("address is empty: give auto, host:port or ray://host:port")
     if not cfg.activations:
         raise UsageError("activations is empty: name at least one, e.g. --activations relu,tanh")
     if not all(isinstance(a, str) for a in cfg.activations):
@@ -351,8 +366,9 @@ def make_config(overrides: dict[str, Any], base: RunConfig | None = None) -> Run
     for key in GRID_KEYS:
         if key in values and values[key] is not None:
             values[key] = _grid_value(key, values[key])
-    if isinstance(values.get("device"), str):
-        values["device"] = values["device"].lower()
+    for key in ("device", "backend"):
+        if isinstance(values.get(key), str):
+            values[key] = values[key].lower()
     for key in ("data_dir", "results_dir"):
         if isinstance(values.get(key), os.PathLike):
             values[key] = os.fspath(values[key])

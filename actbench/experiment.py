@@ -120,10 +120,13 @@ def _execute(
     workers: int,
     threads: int,
     hooks: Hooks,
+    device: torch.device | None = None,
+    cluster: Any = None,
 ) -> RunResult:
     """Train what is left of the run and keep the folder's CSV and manifest up to date.
 
-    `data[p]` is configuration p's data set (one object per data set, shared).
+    `data[p]` is configuration p's data set (one object per data set, shared); `cluster`,
+    where given, is the Ray cluster that trains it (`ray_backend.Cluster`), on `device`.
     """
     points = config.points()
     grid = config.varying
@@ -163,8 +166,31 @@ def _execute(
         writer.finish()  # the CSV in the run's order, whichever worker finished first
         writer.update(**fields_)
 
+    def on_retry(retry: dict[str, Any]) -> None:  # a group lost with its Ray worker or node
+        point = points[retry["point"]]
+        record = {"at": _now(), "activations": retry["activations"],
+                  **{k: getattr(point, k) for k in grid},
+                  **{k: retry[k] for k in ("seed", "epoch", "attempt", "cause")}}  # fmt: skip
+        writer.update(retries=[*writer.manifest.get("retries", []), record])
+
+    def on_tasks(tasks: dict[str, Any]) -> None:  # this session's Ray tasks, in its record
+        sessions = writer.manifest.get("resumed") or []
+        session = sessions[-1] if sessions else writer.manifest
+        session["backend"] = {**session.get("backend", {}), **tasks}
+        writer.write_manifest()
+
     try:
-        if workers == 1 or len(jobs) == 1:
+        if cluster is not None:
+            from actbench.ray_backend import disconnect, train_on_ray
+
+            try:
+                tasks = train_on_ray(jobs, data, points, store, config.workers, threads,
+                                     on_epoch, steps.add, cluster=cluster, device=device,
+                                     on_retry=on_retry)  # fmt: skip
+            finally:
+                disconnect(cluster)
+            on_tasks(tasks)
+        elif workers == 1 or len(jobs) == 1:
             run_jobs(jobs, data, points, store, on_epoch, steps.add)
         elif jobs:
             train_in_workers(jobs, data, points, store, workers, threads, on_epoch, steps.add)
@@ -209,11 +235,12 @@ def baseline_label(config: RunConfig) -> str:
 
 def _setup(
     config: RunConfig, subset_seed: int = SUBSET_SEED
-) -> tuple[list[Unit], list[Any], Any, int, int, torch.device]:
+) -> tuple[list[Unit], list[Any], Any, int, int, torch.device, Any]:
     """Everything a user can get wrong, checked before any file is written.
 
     Returns the run's models, each configuration's data set (one object per data set), the
-    data files' checksums, the worker processes and threads, and the device.
+    data files' checksums, the worker processes and threads, the device, and the Ray cluster
+    (`ray_backend.Cluster`; None on the local backend), connected.
     """
     activations = resolve_all(config.activations)
     points = config.points()
@@ -221,19 +248,32 @@ def _setup(
         for activation in activations:  # a user's own: does it train at all?
             check_trainable(activation, *shape)
     baseline_label(config)
-    device = choose_device(config.device)
     models = len(activations) * len(config.seed_list) * len(points)
-    workers, threads = plan_workers(models, device, config.workers, config.threads)
-    torch.set_num_threads(threads if workers == 1 else cpu_cores())
+    cluster = None
+    if config.backend == "ray":  # the data stays on the CPU here: each task moves its own
+        device = here = torch.device("cpu")
+        workers, threads = 0, config.threads or 1
+    else:
+        device = here = choose_device(config.device)
+        workers, threads = plan_workers(models, device, config.workers, config.threads)
+        torch.set_num_threads(threads if workers == 1 else cpu_cores())
     most = max(p.batch_size for p in points)  # the split must leave a batch of each
     loaded: dict[str, Any] = {}
     for name in dict.fromkeys(p.dataset for p in points):  # each data set once, shared
         raw = load_dataset(name, config.data_dir, download=config.download)
-        loaded[name] = (prepare(raw, config.subset, subset_seed, device, config.val, most),
+        loaded[name] = (prepare(raw, config.subset, subset_seed, here, config.val, most),
                         raw.md5)  # fmt: skip
     data = [loaded[p.dataset][0] for p in points]
     md5 = {name: sums for name, (_, sums) in loaded.items()}
     md5 = next(iter(md5.values())) if len(md5) == 1 else md5
+    if config.backend == "ray":  # last: starting a Ray takes a while, and the rest is quick
+        from actbench import ray_backend
+
+        cluster = ray_backend.connect(config.address)
+        device = ray_backend.choose_device(config.device, cluster)
+        workers, threads = ray_backend.plan_workers(
+            cluster, models, device, config.workers, config.threads
+        )
     n = len(activations)
     units = [
         Unit(seed, p * n + i, a.label, a.given, p)
@@ -241,7 +281,12 @@ def _setup(
         for p in range(len(points))
         for i, a in enumerate(activations)
     ]
-    return units, data, md5, workers, threads, device
+    return units, data, md5, workers, threads, device, cluster
+
+
+def _backend(config: RunConfig, cluster: Any) -> dict[str, Any]:
+    """The manifest's record of where the run trains: local, or the Ray cluster."""
+    return cluster.record() if cluster is not None else {"name": config.backend}
 
 
 def dry_run(config: RunConfig) -> StudyPlan:
@@ -250,7 +295,11 @@ def dry_run(config: RunConfig) -> StudyPlan:
     Every check of a real run is made first (the same errors); the estimate times a few
     training steps of each shape of model on this machine (`study.plan_study`).
     """
-    _units, data, _, workers, threads, _ = _setup(config)
+    _units, data, _, workers, threads, _, cluster = _setup(config)
+    if cluster is not None:
+        from actbench.ray_backend import disconnect
+
+        disconnect(cluster)
     torch.set_num_threads(threads)  # as each worker will train
     activations = resolve_all(config.activations)
     return plan_study(config, activations, data, workers)
@@ -276,7 +325,7 @@ def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
     written as each epoch finishes, and every model is checkpointed, so an interrupted run
     keeps its finished epochs and can be resumed; the manifest says how the run ended.
     """
-    units, data, md5, workers, threads, device = _setup(config)
+    units, data, md5, workers, threads, device, cluster = _setup(config)
     points = config.points()
     run_dir = create_run_dir(Path(config.results_dir))
     with RunLock(run_dir):
@@ -287,6 +336,7 @@ def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
             "device": str(device),
             "workers": workers,
             "threads_per_worker": threads,
+            "backend": _backend(config, cluster),
             **_study(config),
             "data": {**data[0].record(), "train_samples": len(data[0].train_x),
                      "val_samples": config.val, "test_samples": len(data[0].test_x), "md5": md5,
@@ -299,13 +349,14 @@ def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
             "started": _now(),
             "finished": None,
             "diverged": [],
+            "retries": [],
             "resumed": [],
         }  # fmt: skip
         writer = RunWriter(run_dir, _labels(units), manifest,
                            settings=[settings_of(p) for p in points],
                            columns=_columns(points))  # fmt: skip
         return _execute(config, run_dir, writer, units, {}, set(), data, workers, threads,
-                        hooks or Hooks())  # fmt: skip
+                        hooks or Hooks(), device, cluster)  # fmt: skip
 
 
 def _resumed_config(run_dir: Path, saved: dict[str, Any], overrides: dict[str, Any]) -> RunConfig:
@@ -320,6 +371,8 @@ def _resumed_config(run_dir: Path, saved: dict[str, Any], overrides: dict[str, A
     except UsageError as err:  # the run folder's file is at fault, not the options
         raise ActbenchError(f"{run_dir / MANIFEST}: {err}") from None
     given = {key: value for key, value in overrides.items() if value is not None}
+    if str(given.get("backend", "")).lower() == "local":  # the run's Ray address stays behind
+        given.setdefault("address", None)
     config = make_config(given, original)
     changed = []
     for key in RESULT_KEYS:
@@ -540,7 +593,7 @@ def resume_experiment(
     with RunLock(run_dir):
         # runs made before the subset had a seed of its own drew it with their first seed
         subset_seed = manifest.get("data", {}).get("subset_seed", config.seed_list[0])
-        units, data, md5, workers, threads, device = _setup(config, subset_seed)
+        units, data, md5, workers, threads, device, cluster = _setup(config, subset_seed)
         if md5 != manifest.get("data", {}).get("md5", md5):
             what = f"{title(config.dataset)} files in {config.data_dir}"
             fix = "point --data-dir at the original files"
@@ -579,7 +632,8 @@ def resume_experiment(
             for r in s.rows
         ]
         resumed = [*manifest.get("resumed", []), {"at": _now(), "epochs": config.epochs,
-                   "device": str(device), "workers": workers}]  # fmt: skip
+                   "device": str(device), "workers": workers,
+                   "backend": _backend(config, cluster)}]  # fmt: skip
         manifest.update(
             status="running", config=config.to_dict(), finished=None, resumed=resumed,
             diverged=_diverged(rows, config.varying), versions=versions(),
@@ -587,4 +641,4 @@ def resume_experiment(
         manifest.pop("error", None)
         writer = RunWriter(run_dir, _labels(units), manifest, rows, settings, _columns(points))
         return _execute(config, run_dir, writer, units, finished, done, data, workers, threads,
-                        hooks or Hooks())  # fmt: skip
+                        hooks or Hooks(), device, cluster)  # fmt: skip

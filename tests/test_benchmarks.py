@@ -7,10 +7,13 @@ that the script runs, prints every ratio it promises, and that the hand-written 
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "speed.py"
 # Only against a hang: each script starts several fresh processes that import torch, which on
@@ -103,3 +106,30 @@ def test_study_benchmark_prints_its_two_ratios(mnist_dir):
     assert re.search(r"study cost per model-epoch / classic's: \d+\.\d+x raw, \d+\.\d+x per "
                      r"weight \(goal <= 1x\)", out)  # fmt: skip
     assert re.search(r"study speed / hand-written loop's:\s+\d+\.\d+x \(goal >= 3x\)", out)
+
+
+RAY_SCRIPT = SCRIPT.parent / "ray_scaling.py"
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None or importlib.util.find_spec("pyarrow") is None,
+    reason="needs Ray with Tune: pip install 'actbench[ray]' 'ray[tune]'",
+)
+def test_ray_scaling_benchmark_times_the_same_study_every_way(mnist_dir):
+    """Each approach trains every model-epoch of the study once; every ratio is printed."""
+    command = [sys.executable, str(RAY_SCRIPT), "--data-dir", str(mnist_dir), "--activations",
+               "relu,tanh", "--hidden", "8", "--lr", "0.01", "--seeds", "1", "--epochs", "2",
+               "--subset", "128", "--workers", "1"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=HANG)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "study: 2 activations x hidden 8 x lr 0.01 x 1 seeds = 1 groups of 2 models" in out
+    for name in ("local-1", "ray", "tune"):  # 2 models x 2 epochs, whichever way
+        assert re.search(rf"^{name}\s+4 model-epochs in\s+\d+\.\d s = \s*\d+\.\d{{3}} per s$",
+                         out, flags=re.M), out  # fmt: skip
+    # the one group of two models is split over the two task slots: 2 jobs x 2 epochs
+    assert re.search(r"ray tasks: 4 \(one per job and epoch\), \d+\.\d s inside them; overhead "
+                     r"per task \d+\.\d{3} s median, \d+\.\d{3} s mean", out)  # fmt: skip
+    assert re.search(r"ray start and stop on this machine: \d+\.\d s", out)
+    assert re.search(r"ray / local-1 speed: \d+\.\d\dx", out)
+    assert re.search(r"ray / tune speed: \d+\.\d\dx \(goal >= 5x\)", out)

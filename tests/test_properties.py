@@ -84,6 +84,8 @@ VALUES = {
     "device": st.sampled_from(["auto", "cpu", "CUDA", "tpu"]),
     "workers": st.integers(-2, 8),
     "threads": st.integers(-2, 8),
+    "backend": st.sampled_from(["local", "RAY", "dask"]),
+    "address": st.sampled_from(["auto", "head:6379", "ray://head:10001", " "]),
 }
 assert set(VALUES) == set(KEYS)
 WRONG = st.one_of(

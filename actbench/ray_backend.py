@@ -1,0 +1,704 @@
+"""Training a run's groups of models on a Ray cluster, with rows and checkpoints kept here.
+
+`actbench run --backend ray` connects to Ray (`connect`), then `train_on_ray` trains the same
+jobs `parallel.train_in_workers` would, with the same callbacks, on every CPU (and GPU) the
+cluster has. Ray is imported only here, and only when this backend is asked for.
+
+How the work is laid out, and why:
+
+- Each epoch of a job is one Ray task: it takes the models' states after the previous epoch
+  (none for the first), trains one epoch in lockstep and returns the new states with the
+  epoch's rows. The next epoch's task takes that result by reference, so the states need
+  not travel back through this machine to continue. One task per epoch keeps nothing on a
+  worker between epochs: a worker or node lost costs only the epoch it was training, the
+  lost epoch simply runs again elsewhere from the checkpoint this machine saved, and nodes
+  that join a running cluster take work at the next epoch. (A task per job would stream its
+  epochs back with a Ray generator, which Ray Client, `ray://` addresses, does not support,
+  and would need its own way to restart half-way.) Continuing from a state gives the very
+  numbers an uninterrupted loop gives: it is how `--resume` continues a run, bit for bit.
+- The driver submits at most one task per free task slot (the cluster's CPUs over the CPUs
+  a task takes), continuing running jobs first and starting new ones in the plan's order,
+  heaviest first: the same policy as the local workers' queue.
+- Each task takes one CPU and runs one CPU thread (`--threads`), the condition of
+  bit-identical numbers; with `--device cuda`, also a share of a GPU.
+- Each data set is put in Ray's object store once (as NumPy arrays) and read by every task
+  from its node's shared memory without a copy: the exact tensors this machine prepared and
+  checked (files' checksums, subset, validation split), fetched once per node, with no data
+  folder or download needed on the workers.
+- Workers never write the run folder (it may be on another machine): every result comes
+  back here, where each model's state is saved with the run's `CheckpointStore` and then
+  the rows are reported, in that order, as the local backend does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import signal
+import socket
+import statistics
+import tempfile
+import time
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import torch
+
+from actbench import __version__
+from actbench.checkpoint import CheckpointStore
+from actbench.config import RunConfig
+from actbench.data import Tensors
+from actbench.errors import ActbenchError, UsageError
+from actbench.jobs import Job
+from actbench.signals import signals_held
+from actbench.train import EpochResult, ModelState, steps_per_epoch, train_lockstep
+
+MAX_TRIES = 3  # attempts at one epoch of one group before the run fails
+CONNECT_SECONDS = 5  # how long to wait for a cluster's head to answer
+REPORT_SECONDS = 0.5  # a task reports its steps (for progress bars) at most this often
+RESOURCES_SECONDS = 5.0  # how often the driver looks for nodes that joined or left
+KEEP_DATA_SETS = 4  # data sets a worker process keeps ready on its device
+
+INSTALL = "install it with: pip install 'actbench[ray]'"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The Ray cluster a run trains on, as it was when the run connected."""
+
+    address: str  # the address given ('' for a Ray started on this machine)
+    cpus: float
+    gpus: float
+    nodes: list[dict[str, Any]]  # the alive nodes: host, CPUs, GPUs, memory
+    started_here: bool  # this process started (or connected to) Ray and so shuts it down
+
+    def record(self) -> dict[str, Any]:
+        """The manifest's entry: backend, address, resources and nodes."""
+        return {
+            "name": "ray",
+            "address": self.address or "local",
+            "ray": _ray_version(),
+            "resources": {"CPU": self.cpus, "GPU": self.gpus},
+            "nodes": self.nodes,
+        }
+
+
+def _ray_version() -> str:
+    import ray
+
+    return ray.__version__
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise UsageError(f"--backend ray needs Ray, which is not installed; {INSTALL}") from None
+    return ray
+
+
+def _probe(address: str) -> None:
+    """Fail within seconds where nothing answers at `address` ('host:port' or 'ray://...')."""
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(
+            f"the Ray address {address!r} is not host:port, ray://host:port or auto; "
+            "give the head node's address, e.g. --address 10.0.0.5:6379"
+        )
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS):
+            pass
+    except OSError as err:
+        reason = "timed out" if isinstance(err, TimeoutError) else err.strerror or str(err)
+        raise ActbenchError(_unreachable(address, reason)) from None
+
+
+def _unreachable(address: str, reason: str) -> str:
+    return (
+        f"cannot reach a Ray cluster at {address} ({reason}); start one with `ray start "
+        "--head` and give its address, or run here with --backend local"
+    )
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Hold back what Ray's C++ core prints while it retries a connection (one line at most)."""
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Set environment variables the user has not set, for the duration of the block."""
+    added = [key for key in values if key not in os.environ]
+    for key in added:
+        os.environ[key] = values[key]
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def connect(address: str | None) -> Cluster:
+    """Join the Ray cluster at `address` ('auto', 'host:port', 'ray://host:port'), or start a
+    Ray on this machine (None: Ray's default, which also finds `RAY_ADDRESS`).
+
+    A Ray this process is already connected to is used as it is. Returns what the cluster
+    holds; raises ActbenchError (one line) where no cluster answers within seconds, and
+    UsageError where Ray is not installed or the address is malformed.
+    """
+    ray = _import_ray()
+    started = False
+    if not ray.is_initialized():
+        options: dict[str, Any] = {
+            "include_dashboard": False,
+            "log_to_driver": False,  # a failing task is reported here, in one line
+            "logging_level": logging.ERROR,
+        }
+        # ray.init installs its own SIGTERM handler: the run's own way to stop must stay
+        handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            if address is None:
+                ray.init(**options)
+            else:
+                if address != "auto":
+                    _probe(address)
+                # Ray waits 20 s (ray:// 30 s) for a head that does not answer, printing a
+                # line a second: wait less, and quietly
+                with _environment(RAY_gcs_server_port_wait_time_s=str(CONNECT_SECONDS)), \
+                        _quiet_stderr():  # fmt: skip
+                    ray.init(address=address, **options)
+        except ConnectionError as err:
+            reason = " ".join(str(err).split()).rstrip(".")
+            raise ActbenchError(_unreachable(address or "RAY_ADDRESS", reason)) from None
+        finally:
+            for signum, handler in handlers.items():
+                if handler is not None:
+                    signal.signal(signum, handler)
+        started = True
+        # a lost worker is this backend's to report (a retry in the manifest, or one error
+        # line), not Ray's: its notices printed over the progress bars would garble them
+        with contextlib.suppress(AttributeError):
+            ray._private.worker._worker_logs_enabled = False
+    return _describe(ray, address or "", started)
+
+
+def _describe(ray: Any, address: str, started: bool) -> Cluster:
+    total = ray.cluster_resources()
+    nodes = []
+    for node in ray.nodes():
+        if not node.get("Alive"):
+            continue
+        held = node.get("Resources", {})
+        nodes.append(
+            {
+                "host": node.get("NodeManagerHostname", ""),
+                "address": node.get("NodeManagerAddress", ""),
+                "CPU": held.get("CPU", 0.0),
+                "GPU": held.get("GPU", 0.0),
+                "memory_gb": round(held.get("memory", 0.0) / 2**30, 1),
+            }
+        )
+    return Cluster(address, total.get("CPU", 0.0), total.get("GPU", 0.0), nodes, started)
+
+
+def disconnect(cluster: Cluster) -> None:
+    """Leave Ray if this process joined or started it (a Ray started here stops with it)."""
+    if cluster.started_here:
+        import ray
+
+        ray.shutdown()
+        with contextlib.suppress(AttributeError):
+            ray._private.worker._worker_logs_enabled = True
+
+
+def choose_device(name: str, cluster: Cluster) -> torch.device:
+    """The device the tasks train on: 'auto' is cuda where the cluster has GPUs, else cpu."""
+    where = f"the Ray cluster at {cluster.address}" if cluster.address else "this Ray"
+    if name == "auto":
+        return torch.device("cuda" if cluster.gpus else "cpu")
+    if name == "cuda" and not cluster.gpus:
+        raise UsageError(
+            f"device cuda: {where} has no GPU ({cluster.cpus:g} CPUs); use --device cpu or auto"
+        )
+    if name == "mps":
+        raise UsageError("device mps trains on this machine only; use --backend local")
+    return torch.device(name)
+
+
+def plan_workers(
+    cluster: Cluster, models: int, device: torch.device, workers: int, threads: int
+) -> tuple[int, int]:
+    """Groups trained at a time (`workers`, 0: one per task slot of the cluster) and threads.
+
+    A task takes `threads` CPUs (default one: the condition of bit-identical numbers); a
+    thread count no node has is refused, since such a task would wait forever.
+    """
+    threads = threads or 1
+    largest = max((n["CPU"] for n in cluster.nodes), default=0.0)
+    if threads > largest:
+        raise UsageError(
+            f"threads {threads}: no node of the Ray cluster has {threads} CPUs (the largest "
+            f"has {largest:g}); use --threads {max(1, int(largest))} or fewer"
+        )
+    if device.type == "cuda" and not any(n["GPU"] for n in cluster.nodes if n["CPU"] >= threads):
+        raise UsageError(
+            f"no node of the Ray cluster has both a GPU and {threads} CPUs; use --device cpu"
+        )
+    slots = max(1, int(cluster.cpus // threads))
+    return min(workers or slots, models), threads
+
+
+def gpu_share(cluster: Cluster, threads: int) -> float:
+    """The share of a GPU each task asks for: a node's GPUs over its task slots, on the node
+    with the fewest GPUs per slot, so that every slot of every GPU node can hold a task."""
+    shares = [n["GPU"] * threads / n["CPU"] for n in cluster.nodes if n["GPU"] and n["CPU"]]
+    share = min(1.0, min(shares, default=1.0))
+    return max(1e-4, math.floor(share * 1e4) / 1e4)  # Ray counts resources in 1/10,000ths
+
+
+# --- the worker side ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EpochOutput:
+    """What a task sends back: the models' states and rows after one epoch, and about it."""
+
+    states: list[ModelState]
+    rows: list[EpochResult]
+    node: str  # the host that trained it
+    versions: dict[str, str]  # torch and actbench there
+    seconds: float  # the task's own time, from its start to its return
+
+
+_CACHE: dict[str, Tensors] = {}  # a worker process's data sets on its device, by object
+
+
+def _to_arrays(data: Tensors) -> Tensors:
+    """The data set with NumPy arrays in place of tensors: read without a copy from Ray's
+    object store by every worker of a node. The validation indices stay here."""
+    arrays = {
+        f.name: getattr(data, f.name).cpu().numpy()
+        for f in fields(data)
+        if isinstance(getattr(data, f.name), torch.Tensor)
+    }
+    return replace(data, **arrays, val_split=None)
+
+
+def _from_arrays(data: Tensors, device: torch.device) -> Tensors:
+    with warnings.catch_warnings():  # read-only shared memory; training never writes to it
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+        tensors = {
+            f.name: torch.from_numpy(getattr(data, f.name)).to(device)
+            for f in fields(data)
+            if getattr(data, f.name) is not None and hasattr(getattr(data, f.name), "dtype")
+        }
+    return replace(data, **tensors)
+
+
+def _data_on(box: list[Any], device: torch.device) -> Tensors:
+    """The task's data set (passed boxed, so that it is fetched here once per process)."""
+    import ray
+
+    (ref,) = box
+    key = f"{ref.hex()}:{device}"
+    if key not in _CACHE:
+        while len(_CACHE) >= KEEP_DATA_SETS:
+            del _CACHE[next(iter(_CACHE))]  # the oldest
+        _CACHE[key] = _from_arrays(ray.get(ref), device)
+    return _CACHE[key]
+
+
+def train_epoch(
+    specs: dict[str, str],
+    config: RunConfig,
+    seed: int,
+    epoch: int,
+    box: list[Any],
+    start: list[ModelState] | EpochOutput | None,
+    threads: int,
+    device: str,
+    report: Callable[[int, int], None] | None = None,
+) -> EpochOutput:
+    """Train one epoch, number `epoch`, of the models `specs` (label -> activation as given).
+
+    `start` holds their states after epoch `epoch - 1` (a previous task's output, whose
+    diverged models stop there; None for epoch 1). `report(epoch, steps)` is told the steps
+    taken so far in this epoch.
+    """
+    from actbench.activations import resolve_all
+
+    began = time.perf_counter()
+    torch.set_num_threads(threads)
+    if isinstance(start, EpochOutput):
+        start = [s for s in start.states if not s.diverged]
+    labels = [s.activation for s in start] if start else list(specs)
+    data = _data_on(box, torch.device(device))
+    taken = {"steps": 0, "sent": time.monotonic()}
+
+    def on_steps(steps: int) -> None:
+        taken["steps"] += steps
+        if report is not None and time.monotonic() - taken["sent"] >= REPORT_SECONDS:
+            taken["sent"] = time.monotonic()
+            report(epoch, taken["steps"])
+
+    states: list[ModelState] = []
+    rows: list[EpochResult] = []
+    train_lockstep(
+        resolve_all([specs[label] for label in labels]),
+        data,
+        replace(config, epochs=epoch),
+        seed,
+        on_epoch=rows.extend,
+        on_steps=on_steps,
+        start=start or None,
+        on_checkpoint=states.extend,
+    )
+    versions = {"torch": torch.__version__, "actbench": __version__}
+    return EpochOutput(states, rows, socket.gethostname(), versions,
+                       time.perf_counter() - began)  # fmt: skip
+
+
+class Board:
+    """Where tasks post how far their epoch is, for the progress bars (a Ray actor)."""
+
+    def __init__(self) -> None:
+        self.progress: dict[int, tuple[int, int]] = {}
+
+    def add(self, job: int, epoch: int, steps: int) -> None:
+        self.progress[job] = max(self.progress.get(job, (0, 0)), (epoch, steps))
+
+    def take(self) -> dict[int, tuple[int, int]]:
+        taken, self.progress = self.progress, {}
+        return taken
+
+
+def _remote_epoch(
+    specs: dict[str, str],
+    config: RunConfig,
+    seed: int,
+    epoch: int,
+    box: list[Any],
+    start: list[ModelState] | EpochOutput | None,
+    threads: int,
+    device: str,
+    job: int,
+    board: Any,
+) -> EpochOutput:
+    report = None
+    if board is not None:
+
+        def report(epoch: int, steps: int) -> None:
+            board.add.remote(job, epoch, steps)  # no reply awaited: progress only
+
+    return train_epoch(specs, config, seed, epoch, box, start, threads, device, report)
+
+
+# --- the driver side ----------------------------------------------------------------------
+
+
+@dataclass
+class _Group:
+    """One job as it trains: the epoch it has reached and its tries at the next."""
+
+    job: Job
+    epoch: int  # epochs finished and saved
+    alive: list[str]  # labels still training (diverged ones stop)
+    tries: int = 0  # failed attempts at epoch + 1
+    shown: int = 0  # steps passed to on_steps in this session
+
+
+@dataclass
+class _Stats:
+    """What the tasks cost: their own time, and the time around it (Ray's overhead)."""
+
+    inside: list[float] = field(default_factory=list)  # seconds each task ran, by its clock
+    # seconds from submitting each task to its result being here, beyond its own time
+    overhead: list[float] = field(default_factory=list)
+    hosts: set[str] = field(default_factory=set)
+
+    def add(self, output: EpochOutput, observed: float) -> None:
+        self.inside.append(output.seconds)
+        self.overhead.append(observed - output.seconds)
+        self.hosts.add(output.node)
+
+    def record(self) -> dict[str, Any]:
+        """The manifest's entry: tasks, their seconds, and the overhead per task: the median
+        is the usual cost of a task; the mean adds the start of each worker process."""
+        if not self.inside:
+            return {"tasks": 0, "hosts": []}
+        return {
+            "tasks": len(self.inside),
+            "task_seconds": round(sum(self.inside), 3),
+            "overhead_seconds_median": round(statistics.median(self.overhead), 4),
+            "overhead_seconds_mean": round(statistics.fmean(self.overhead), 4),
+            "hosts": sorted(self.hosts),
+        }
+
+
+def _cause(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text[:200]}"
+
+
+def train_on_ray(
+    jobs: list[Job],
+    data: Sequence[Tensors],
+    configs: Sequence[RunConfig],
+    store: CheckpointStore | None,
+    workers: int,
+    threads: int,
+    on_epoch: Callable[[int, list[EpochResult]], None] | None = None,
+    on_steps: Callable[[int, int], None] | None = None,
+    *,
+    cluster: Cluster,
+    device: torch.device | None = None,
+    on_retry: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Train `jobs` as Ray tasks; the callbacks are those of `parallel.train_in_workers`
+    (jobs named by their position in `jobs`; `data[p]`, `configs[p]` of configuration p).
+
+    `workers` groups train at a time at most (0: one per task slot of the cluster, following
+    nodes that join or leave); each task takes `threads` CPUs and threads, on `device` (cpu
+    where None; cuda: with a share of a GPU).
+
+    Each epoch's states are saved in `store` (here, not on the workers), then its rows go to
+    `on_epoch`. A task lost with its worker or node runs again from the states saved after
+    the group's last finished epoch, up to `MAX_TRIES` tries in all, each retry reported to
+    `on_retry` ({"job", "activations", "seed", "point", "epoch", "attempt", "cause"});
+    after that the run stops with an ActbenchError. An error raised by the training code
+    stops the run at once (an ActbenchError as it is). On any stop (an interrupt too) the
+    epochs finished by then are saved and reported first, and the other tasks cancelled.
+    Returns the tasks' statistics for the manifest (`_Stats.record`).
+    """
+    import ray
+
+    driver = _Driver(ray, jobs, data, configs, store, workers, threads, cluster,
+                     device or torch.device("cpu"), on_epoch, on_steps, on_retry)  # fmt: skip
+    try:
+        driver.run()
+    except BaseException:  # interrupted, or failed: keep what has finished, stop the rest
+        driver.stop()
+        raise
+    return driver.stats.record()
+
+
+class _Driver:
+    """The loop on the machine that started the run: submits epochs, saves, reports."""
+
+    def __init__(
+        self,
+        ray: Any,
+        jobs: list[Job],
+        data: Sequence[Tensors],
+        configs: Sequence[RunConfig],
+        store: CheckpointStore | None,
+        workers: int,
+        threads: int,
+        cluster: Cluster,
+        device: torch.device,
+        on_epoch: Callable[[int, list[EpochResult]], None] | None,
+        on_steps: Callable[[int, int], None] | None,
+        on_retry: Callable[[dict[str, Any]], None] | None,
+    ) -> None:
+        self.ray, self.jobs, self.data, self.configs, self.store = ray, jobs, data, configs, store
+        self.workers, self.threads, self.device = workers, threads, device
+        self.on_epoch, self.on_steps, self.on_retry = on_epoch, on_steps, on_retry
+        self.own = {"torch": torch.__version__, "actbench": __version__}
+        self.boxes: dict[int, list[Any]] = {}  # one object per data set, boxed (`_data_on`)
+        for tensors in data:
+            if id(tensors) not in self.boxes:
+                self.boxes[id(tensors)] = [ray.put(_to_arrays(tensors))]
+        share = gpu_share(cluster, threads) if device.type == "cuda" else 0
+        self.task = ray.remote(_remote_epoch).options(
+            num_cpus=threads, num_gpus=share, max_retries=0, retry_exceptions=False
+        )
+        self.board = _start_board(ray) if jobs else None
+        self.per_epoch = [steps_per_epoch(len(d.train_x), c.batch_size)
+                          for d, c in zip(data, configs, strict=True)]  # fmt: skip
+        self.groups = [_Group(job, job.start_epoch, [u.label for u in job.units]) for job in jobs]
+        self.specs = [{u.label: u.spec or u.label for u in job.units} for job in jobs]
+        self.waiting = deque(range(len(jobs)))  # not started yet, heaviest first
+        self.running: dict[Any, tuple[int, float]] = {}  # task -> (job, when submitted)
+        self.stats = _Stats()
+        self.stopping = False
+        self.slots = self.capacity() if jobs else 0
+        self.checked = time.monotonic()
+        self.polling: Any = None  # the board's answer being awaited
+        self.polled = 0.0
+
+    def capacity(self) -> int:
+        """Groups at a time: one per task slot (`workers` at most, where given)."""
+        slots = max(1, int(self.ray.cluster_resources().get("CPU", 0.0) // self.threads))
+        return min(self.workers, slots) if self.workers else slots
+
+    def run(self) -> None:
+        ray = self.ray
+        self.start_next()
+        while self.running:
+            now = time.monotonic()
+            if now - self.checked > RESOURCES_SECONDS:  # nodes may have joined or left
+                self.checked, self.slots = now, self.capacity()
+                self.start_next()
+            if self.board is not None and self.polling is None and now - self.polled > 0.25:
+                self.polling, self.polled = self.board.take.remote(), now
+            watched = [*self.running, *([self.polling] if self.polling is not None else [])]
+            ready, _ = ray.wait(watched, num_returns=1, timeout=0.5)
+            for ref in ready:
+                with signals_held():  # an interrupt waits until the epoch is saved and reported
+                    if ref is self.polling:
+                        self.polling = None
+                        try:
+                            self.progress(ray.get(ref))
+                        except ray.exceptions.RayError:  # progress only: carry on without
+                            self.board = None
+                    else:
+                        self.finished(ref)
+
+    def stop(self) -> None:
+        """Record the epochs that finished before the stop, then cancel the other tasks."""
+        self.stopping = True
+        ray = self.ray
+        with contextlib.suppress(Exception):
+            ready, _ = ray.wait(list(self.running), num_returns=len(self.running), timeout=0)
+            for ref in ready:
+                with signals_held(), contextlib.suppress(Exception):  # one epoch at a time
+                    self.finished(ref)
+        for ref in list(self.running):
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+
+    def submit(self, number: int, start: Any) -> None:
+        if self.stopping:
+            return
+        group, job = self.groups[number], self.jobs[number]
+        ref = self.task.remote(self.specs[number], self.configs[job.point], job.seed,
+                               group.epoch + 1, self.boxes[id(self.data[job.point])], start,
+                               self.threads, self.device.type, number, self.board)  # fmt: skip
+        self.running[ref] = (number, time.monotonic())
+
+    def start_next(self) -> None:
+        while self.waiting and len(self.running) < self.slots and not self.stopping:
+            number = self.waiting.popleft()
+            self.submit(number, self.saved_states(self.groups[number]))
+
+    def saved_states(self, group: _Group) -> list[ModelState] | None:
+        """The group's models after its last finished epoch, as saved here (None: epoch 0)."""
+        if group.epoch == 0:
+            return None
+        if self.store is None:
+            raise ActbenchError("continuing a group on Ray needs the run's checkpoints")
+        index = {u.label: u.index for u in group.job.units}
+        return [self.store.load_at(index[label], label, group.job.seed, group.epoch)
+                for label in group.alive]  # fmt: skip
+
+    def show(self, number: int, total: int) -> None:
+        """Bring job `number`'s steps shown to `total` (never back, never twice)."""
+        group = self.groups[number]
+        if self.on_steps is not None and total > group.shown:
+            self.on_steps(number, total - group.shown)
+        group.shown = max(group.shown, total)
+
+    def progress(self, taken: dict[int, tuple[int, int]]) -> None:
+        for number, (epoch, steps) in taken.items():
+            job = self.jobs[number]
+            self.show(number, (epoch - 1 - job.start_epoch) * self.per_epoch[job.point] + steps)
+
+    def lost(self, number: int, err: BaseException) -> None:
+        """A task lost with its worker or node: again from the last saved epoch, or fail."""
+        group, job = self.groups[number], self.jobs[number]
+        group.tries += 1
+        if group.tries >= MAX_TRIES:
+            where = f"{','.join(group.alive)} (seed {job.seed}" + (
+                f", configuration {job.point + 1} of {len(self.configs)})"
+                if len(self.configs) > 1
+                else ")"
+            )
+            kept = ""
+            if self.store is not None:
+                folder = self.store.folder.parent
+                kept = (
+                    f"; its finished epochs are kept: continue with actbench run --resume {folder}"
+                )
+            raise ActbenchError(
+                f"training the group {where} on Ray failed {MAX_TRIES} times at epoch "
+                f"{group.epoch + 1} ({_cause(err)}){kept}"
+            )
+        if self.on_retry is not None:
+            self.on_retry({"job": number, "activations": list(group.alive), "seed": job.seed,
+                           "point": job.point, "epoch": group.epoch + 1,
+                           "attempt": group.tries + 1, "cause": _cause(err)})  # fmt: skip
+        self.submit(number, self.saved_states(group))
+
+    def finished(self, ref: Any) -> None:
+        """A task's end: its epoch saved and reported, or the task run again."""
+        ray = self.ray
+        number, submitted = self.running.pop(ref)
+        group, job = self.groups[number], self.jobs[number]
+        try:
+            output: EpochOutput = ray.get(ref)
+        except ray.exceptions.RayTaskError as err:  # raised in the task
+            cause = err.cause if isinstance(err.cause, BaseException) else err
+            if isinstance(cause, ActbenchError):  # by the training code: a fault as here
+                raise cause from None
+            if isinstance(cause, ImportError) or "failed to import on the worker" in str(cause):
+                raise ActbenchError(
+                    f"a Ray worker cannot import actbench or an activation's module "
+                    f"({_cause(cause)[:120]}); install actbench[ray], the version this machine "
+                    "runs, and any module of your own activations on every node"
+                ) from None
+            if not isinstance(cause, ray.exceptions.RayError):
+                raise RuntimeError(f"training on Ray failed: {_cause(cause)}") from None
+            self.lost(number, cause)  # by Ray, fetching what the task needs
+            return
+        except ray.exceptions.RayError as err:  # the worker, its node or an object was lost
+            self.lost(number, err)
+            return
+        if output.versions != self.own:
+            raise ActbenchError(
+                f"node {output.node} runs torch {output.versions['torch']} and actbench "
+                f"{output.versions['actbench']}, this machine torch {self.own['torch']} and "
+                f"actbench {self.own['actbench']}: a model's numbers would depend on where "
+                "it trained; install the same versions on every node"
+            )
+        self.stats.add(output, time.monotonic() - submitted)
+        group.epoch += 1
+        group.tries = 0
+        group.alive = [s.activation for s in output.states if not s.diverged]
+        config = self.configs[job.point]
+        if group.alive and group.epoch < config.epochs:
+            self.submit(number, ref)  # the next epoch starts before this one is written down
+        else:
+            self.start_next()
+        if self.store is not None:
+            index = {u.label: u.index for u in job.units}
+            for state in output.states:
+                self.store.save(index[state.activation], state)
+        done = group.epoch if group.alive else config.epochs  # all diverged: no more steps
+        self.show(number, (done - job.start_epoch) * self.per_epoch[job.point])
+        if self.on_epoch is not None:
+            self.on_epoch(number, output.rows)
+
+
+def _start_board(ray: Any) -> Any:
+    """The progress board, on this machine's node where Ray allows it."""
+    try:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+        return ray.remote(Board).options(num_cpus=0, scheduling_strategy=here).remote()
+    except Exception:  # progress is a convenience: train without it (bars move per epoch)
+        return None
