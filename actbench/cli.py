@@ -18,7 +18,7 @@ from typer.core import TyperGroup
 from actbench import __version__
 from actbench.config import RunConfig, load_config, read_toml
 from actbench.datafiles import prefetch
-from actbench.errors import ActbenchError
+from actbench.errors import ActbenchError, UsageError
 
 if TYPE_CHECKING:
     from actbench.progress import Group
@@ -316,6 +316,10 @@ def _train(
     ("dir") and what the tables need; returns the `RunResult`.
     """
     if resume is not None:
+        if dry_run:
+            raise UsageError(
+                "--dry-run plans a new run and does not apply to --resume; drop one of them"
+            )
         preset = read_toml(config) if config is not None else {}
         overrides = {**preset, **{k: v for k, v in flags.items() if v is not None}}
         folder = overrides.get("data_dir") or _data_dir_of(resume)

@@ -236,3 +236,15 @@ def test_the_progress_display_says_which_configuration_trains_and_how_many_group
     assert "depth=8, seed 0: relu" in text
     assert "depth=2," not in text  # finished: its row made room
     assert "5/12 model-epochs" in text
+
+
+def test_dry_run_does_not_apply_to_a_resume(mnist_dir, tmp_path):
+    run = run_experiment(make_config({"activations": "relu", "hidden": 8, "epochs": 1,
+                                      "batch_size": 16, "data_dir": str(mnist_dir),
+                                      "results_dir": str(tmp_path / "r")}))  # fmt: skip
+    before = (run.run_dir / "metrics.csv").read_bytes()
+    result = runner.invoke(app, ["run", "--resume", str(run.run_dir), "--epochs", "2",
+                                 "--dry-run"])  # fmt: skip
+    assert result.exit_code == 2
+    assert "--dry-run plans a new run and does not apply to --resume" in result.output
+    assert (run.run_dir / "metrics.csv").read_bytes() == before
