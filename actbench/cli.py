@@ -486,6 +486,10 @@ def plot(
                   f"{where}:", soft_wrap=True)  # fmt: skip
         for path in [*figures, report]:
             out.print(f"  {path.name}")
+        status = study.manifest.get("status")
+        if status != "completed":
+            out.print(f"Note: the study is {status}, not complete; report.md says what is "
+                      "missing", soft_wrap=True)  # fmt: skip
     runs = [run for run in found if not is_study(run)]
     if not any(len(run.metrics) for run in runs):
         return

@@ -30,8 +30,9 @@ CURVES = "study_curves.png"
 HEATMAP = "study_heatmap.png"
 DEPTH = "depth_sweep.png"
 CD = "critical_difference.png"
+DPI = 100  # with figures about 9 inches wide: about the width a report shows them
 REPORT = "report.md"
-COLUMNS_MAX = 4  # small multiples per row
+COLUMNS_MAX = 3  # small multiples per row (a report shows a figure about 830 pixels wide)
 
 
 def is_study(run: RunFolder) -> bool:
@@ -63,10 +64,16 @@ def study_data(run: RunFolder) -> StudyData:
     Raises ValueError when no epoch has finished.
     """
     frame = run.metrics.copy()
-    # the settings in which its rows differ (momentum too, where only SGD's has one)
-    keys = [k for k in SETTINGS if frame[k].nunique(dropna=False) > 1]
     if frame.empty:
         raise ValueError(f"{run.name} has no finished epochs")
+    planned = _planned(run)
+    # the settings the study varies (momentum too, where only SGD's has one): from its
+    # settings, so that a study stopped before some configurations began is read as planned
+    keys = (
+        list(planned.varying)
+        if planned is not None
+        else [k for k in SETTINGS if frame[k].nunique(dropna=False) > 1]
+    )
     parts, configs = [], []
     named = []
     for name, rows in by_configuration(frame, keys):
@@ -81,6 +88,20 @@ def study_data(run: RunFolder) -> StudyData:
     final = pd.concat(parts, ignore_index=True)
     styles = activation_styles(activations)
     return StudyData(run, keys, frame, final, configs, activations, styles)
+
+
+def _planned(run: RunFolder) -> Any:
+    """The study's settings as its manifest records them (None where they cannot be read)."""
+    from actbench.config import make_config
+    from actbench.errors import UsageError
+
+    config = dict(run.manifest.get("config", {}))
+    if isinstance(config.get("seed"), list):
+        config.pop("seeds", None)
+    try:
+        return make_config(config)
+    except (UsageError, TypeError, ValueError):
+        return None
 
 
 def accuracy_table(data: StudyData) -> pd.DataFrame:
@@ -104,17 +125,20 @@ def _setup(data: StudyData) -> str:
     first = data.frame.iloc[0]
     fixed = [f"{k} {setting_value(first[k])}" for k in SETTINGS if k not in data.keys
              and not (k == "momentum" and first["optimizer"] != "sgd")]  # fmt: skip
-    seeds = data.final.groupby(["config", "activation"])["seed"].nunique().max()
-    return ", ".join([*fixed, f"{seeds} seeds"])
+    seeds = int(data.final.groupby(["config", "activation"])["seed"].nunique().max())
+    planned = _planned(data.run)
+    if planned is not None and len(planned.seed_list) != seeds:
+        return ", ".join([*fixed, f"up to {seeds} of {len(planned.seed_list)} seeds"])
+    return ", ".join([*fixed, f"{seeds} seed{'s' * (seeds != 1)}"])
 
 
 def plot_study_curves(data: StudyData, out_dir: Path, column: str = "test_accuracy") -> Path:
     """Small multiples: `column` (percent) per epoch, mean over seeds, one panel per
     configuration, one colour per activation in every panel."""
     n = len(data.configs)
-    cols = min(COLUMNS_MAX, n)
+    cols = min(COLUMNS_MAX, math.ceil(math.sqrt(n)))
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows + 1.2), squeeze=False,
+    fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols + 1.2, 2.3 * rows + 1.0), squeeze=False,
                              sharex=True, sharey=True, layout="constrained")  # fmt: skip
     for ax, config in zip(axes.flat, data.configs, strict=False):
         mine = data.frame[data.frame["config"] == config]
@@ -128,6 +152,7 @@ def plot_study_curves(data: StudyData, out_dir: Path, column: str = "test_accura
         ax.set_title(config, fontsize=9)
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.tick_params(labelbottom=True)  # every panel says its epochs
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
@@ -140,34 +165,37 @@ def plot_study_curves(data: StudyData, out_dir: Path, column: str = "test_accura
                  fontsize=11)  # fmt: skip
     fig.supxlabel(_setup(data), fontsize=8, x=0.01, ha="left")
     path = out_dir / CURVES
-    fig.savefig(path, dpi=130, bbox_inches="tight")
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     return path
 
 
 def plot_heatmap(data: StudyData, table: pd.DataFrame, out_dir: Path) -> Path:
     """Final test accuracy (percent, mean over seeds): activations x configurations."""
-    grid = table.pivot(index="activation", columns="config", values="mean")
-    grid = grid.reindex(index=data.activations, columns=data.configs)
+    grid = table.pivot(index="config", columns="activation", values="mean")
+    grid = grid.reindex(index=data.configs, columns=data.activations)
     values = 100 * grid.to_numpy(dtype=float)
-    width = max(5.0, 0.9 * len(data.configs) + 2.5)
-    height = max(2.5, 0.4 * len(data.activations) + 1.8)
+    width = max(5.5, 0.85 * len(data.activations) + 3.5)
+    height = max(2.5, 0.32 * len(data.configs) + 1.6)
     fig, ax = plt.subplots(figsize=(width, height))
     image = ax.imshow(values, cmap="viridis", aspect="auto")
-    ax.set_xticks(range(len(data.configs)), data.configs, rotation=35, ha="right", fontsize=8)
-    ax.set_yticks(range(len(data.activations)), data.activations, fontsize=8)
+    ax.set_xticks(range(len(data.activations)), data.activations, rotation=30, ha="right",
+                  fontsize=8)  # fmt: skip
+    ax.set_yticks(range(len(data.configs)), data.configs, fontsize=8)
     finite = values[np.isfinite(values)]
     middle = (finite.min() + finite.max()) / 2 if finite.size else 0
     for (i, j), value in np.ndenumerate(values):
         text = "n/a" if not np.isfinite(value) else f"{value:.1f}"
         colour = "black" if np.isfinite(value) and value > middle else "white"
-        ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
+        ax.text(j, i, text, ha="center", va="center", fontsize=8, color=colour)
     fig.colorbar(image, ax=ax, label="test accuracy (%)")
     ax.set_title("Final test accuracy (%), mean over seeds", fontsize=10)
-    _caption(fig, _setup(data) + "; intervals in the report's table")
+    status = data.run.manifest.get("status", "completed")
+    unfinished = "" if status == "completed" else f"; the study is {status}: see the report"
+    _caption(fig, _setup(data) + "; intervals in the report's table" + unfinished)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     path = out_dir / HEATMAP
-    fig.savefig(path, dpi=130, bbox_inches="tight")
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -181,7 +209,7 @@ def plot_depth_sweep(data: StudyData, out_dir: Path) -> Path | None:
     final = data.final.assign(
         stuck=data.final["saturated_layer1"].fillna(data.final["dead_layer1"])
     )
-    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(12.5, 3.7))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(10, 3.6))
     for activation in data.activations:
         mine = final[final["activation"] == activation]
         by_depth = mine.groupby("depth")
@@ -211,7 +239,7 @@ def plot_depth_sweep(data: StudyData, out_dir: Path) -> Path | None:
     _caption(fig, _setup(data) + over)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     path = out_dir / DEPTH
-    fig.savefig(path, dpi=130, bbox_inches="tight")
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -235,10 +263,18 @@ def _incomplete(data: StudyData) -> list[str]:
             notes.append(f"{activation} (seed {seed}) in {config} diverged in epoch {epoch}")
         elif planned and epoch < planned:
             notes.append(f"{activation} (seed {seed}) in {config} finished {epoch} of {planned}")
-    expected = len(data.configs) * len(data.activations)
-    have = data.final.groupby(["config", "activation"]).ngroups
-    if have < expected:
-        notes.append(f"{expected - have} activation-configuration pairs have no finished epoch")
+    config = _planned(data.run)
+    if config is not None:
+        seeds = len(config.seed_list)
+        models = len(config.points()) * len(config.activations) * seeds
+        started = data.frame.groupby(["config", "activation", "seed"]).ngroups
+        if started < models:
+            notes.insert(0, f"{models - started} of the study's {models} models have no "
+                            "finished epoch (not in any table or figure)")  # fmt: skip
+        missing = len(config.points()) - len(data.configs)
+        if missing > 0:
+            notes.insert(0, f"{missing} of the study's {len(config.points())} configurations "
+                            "have no finished epoch")  # fmt: skip
     return notes
 
 
@@ -269,8 +305,10 @@ def make_study_report(
     sections = _ranking_sections(data, base, out_dir, figures)
     lines = [f"# Study {run.name}", ""]
     grid = run.manifest.get("grid", {})
+    planned = _planned(run)
+    count = len(planned.points()) if planned is not None else len(data.configs)
     lines.append(
-        f"{len(data.configs)} configurations ("
+        f"{count} configurations ("
         + "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in grid.items())
         + f") x {len(data.activations)} activations; {_setup(data)}."
     )
@@ -377,8 +415,9 @@ def _ranking_sections(
     else:
         lines += [
             f"Test accuracy minus {baseline}'s in points, paired by seed, at each "
-            "configuration's last common epoch; Holm-corrected over every comparison of the "
-            "study.",
+            "configuration's last common epoch; p-values Holm-corrected over every "
+            'comparison of the study ("yes": below 0.05), intervals 95% each and not '
+            "adjusted, so an interval may exclude 0 where the corrected test says noise.",
             "",
             "| configuration | activation | difference (95% interval) | d_z | Holm p | real? |",
             "|---|---|---|---|---|---|",
