@@ -273,7 +273,7 @@ def test_the_backend_does_not_change_what_a_run_is(mnist_dir, tmp_path):
 
 
 def test_a_task_asks_for_the_gpu_share_that_fills_every_gpu_node():
-    from actbench.ray_backend import Cluster, gpu_share
+    from actbench.ray_cluster import Cluster, gpu_share
 
     nodes = [{"CPU": 16.0, "GPU": 1.0}, {"CPU": 8.0, "GPU": 2.0}, {"CPU": 32.0, "GPU": 0.0}]
     cluster = Cluster("head:6379", 56.0, 3.0, nodes, False)
