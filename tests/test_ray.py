@@ -177,7 +177,11 @@ def test_what_the_cluster_lacks_is_one_line_before_anything_is_written(
 
 
 @needs_ray
-def test_ctrl_c_stops_a_ray_study_and_it_resumes_on_the_local_backend(cluster, mnist_dir, tmp_path):
+def test_ctrl_c_stops_a_ray_study_and_it_resumes_on_the_local_backend(
+    cluster, mnist_dir, tmp_path, monkeypatch
+):
+    # the run starts a Ray of its own, whatever other Ray runs on this machine
+    monkeypatch.setenv("RAY_ADDRESS", "local")
     proc = start_run(mnist_dir, tmp_path / "a", 0, extra=["--batch-size", "16", "--backend",
                      "ray"])  # fmt: skip
     run_dir = wait_for_epochs(tmp_path / "a", 6, proc).parent
