@@ -51,6 +51,7 @@ from actbench.config import RunConfig
 from actbench.data import Tensors
 from actbench.errors import ActbenchError
 from actbench.jobs import Job
+from actbench.ray_board import Board
 from actbench.ray_cluster import Cluster, gpu_share
 from actbench.signals import signals_held
 from actbench.train import EpochResult, ModelState, steps_per_epoch, train_lockstep
@@ -161,20 +162,6 @@ def train_epoch(
     versions = {"torch": torch.__version__, "actbench": __version__}
     return EpochOutput(states, rows, socket.gethostname(), versions,
                        time.perf_counter() - began)  # fmt: skip
-
-
-class Board:
-    """Where tasks post how far their epoch is, for the progress bars (a Ray actor)."""
-
-    def __init__(self) -> None:
-        self.progress: dict[int, tuple[int, int]] = {}
-
-    def add(self, job: int, epoch: int, steps: int) -> None:
-        self.progress[job] = max(self.progress.get(job, (0, 0)), (epoch, steps))
-
-    def take(self) -> dict[int, tuple[int, int]]:
-        taken, self.progress = self.progress, {}
-        return taken
 
 
 def _remote_epoch(
