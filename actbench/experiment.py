@@ -126,7 +126,7 @@ def _execute(
     """Train what is left of the run and keep the folder's CSV and manifest up to date.
 
     `data[p]` is configuration p's data set (one object per data set, shared); `cluster`,
-    where given, is the Ray cluster that trains it (`ray_backend.Cluster`), on `device`.
+    where given, is the Ray cluster that trains it (`ray_cluster.Cluster`), on `device`.
     """
     points = config.points()
     grid = config.varying
@@ -181,7 +181,8 @@ def _execute(
 
     try:
         if cluster is not None:
-            from actbench.ray_backend import disconnect, train_on_ray
+            from actbench.ray_backend import train_on_ray
+            from actbench.ray_cluster import disconnect
 
             try:
                 tasks = train_on_ray(jobs, data, points, store, config.workers, threads,
@@ -240,7 +241,7 @@ def _setup(
 
     Returns the run's models, each configuration's data set (one object per data set), the
     data files' checksums, the worker processes and threads, the device, and the Ray cluster
-    (`ray_backend.Cluster`; None on the local backend), connected.
+    (`ray_cluster.Cluster`; None on the local backend), connected.
     """
     activations = resolve_all(config.activations)
     points = config.points()
@@ -267,11 +268,11 @@ def _setup(
     md5 = {name: sums for name, (_, sums) in loaded.items()}
     md5 = next(iter(md5.values())) if len(md5) == 1 else md5
     if config.backend == "ray":  # last: starting a Ray takes a while, and the rest is quick
-        from actbench import ray_backend
+        from actbench import ray_cluster
 
-        cluster = ray_backend.connect(config.address)
-        device = ray_backend.choose_device(config.device, cluster)
-        workers, threads = ray_backend.plan_workers(
+        cluster = ray_cluster.connect(config.address)
+        device = ray_cluster.choose_device(config.device, cluster)
+        workers, threads = ray_cluster.plan_workers(
             cluster, models, device, config.workers, config.threads
         )
     n = len(activations)
@@ -297,7 +298,7 @@ def dry_run(config: RunConfig) -> StudyPlan:
     """
     _units, data, _, workers, threads, _, cluster = _setup(config)
     if cluster is not None:
-        from actbench.ray_backend import disconnect
+        from actbench.ray_cluster import disconnect
 
         disconnect(cluster)
     torch.set_num_threads(threads)  # as each worker will train

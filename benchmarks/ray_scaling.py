@@ -39,6 +39,8 @@ import time
 from pathlib import Path
 
 TUNE_GOAL = 5.0  # speed, actbench on Ray over the Tune search
+# every approach on Ray starts a Ray of its own, whatever other Ray runs on this machine
+ENV = {**os.environ, "RAY_ADDRESS": "local"}
 
 
 def trial(config: dict, data=None, activations: str = "", epochs: int = 1) -> None:
@@ -114,7 +116,7 @@ def ray_start_seconds() -> float:
         "ray.shutdown()\n"
         "print(time.perf_counter() - t)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV)
     if done.returncode != 0:
         sys.exit(f"ray start failed:\n{done.stderr[-2000:]}")
     return float(done.stdout.strip().splitlines()[-1])
@@ -143,7 +145,7 @@ def one_run(name: str, args) -> dict:
             workers = None if name == "ray" else int(name.removeprefix("local-"))
             command = actbench_command(args, results, workers)
         start = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True)
+        done = subprocess.run(command, capture_output=True, text=True, env=ENV)
         seconds = time.perf_counter() - start
         if done.returncode != 0:
             sys.exit(f"{name} failed:\n{done.stderr[-2000:]}")

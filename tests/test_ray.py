@@ -177,7 +177,11 @@ def test_what_the_cluster_lacks_is_one_line_before_anything_is_written(
 
 
 @needs_ray
-def test_ctrl_c_stops_a_ray_study_and_it_resumes_on_the_local_backend(cluster, mnist_dir, tmp_path):
+def test_ctrl_c_stops_a_ray_study_and_it_resumes_on_the_local_backend(
+    cluster, mnist_dir, tmp_path, monkeypatch
+):
+    # the run starts a Ray of its own, whatever other Ray runs on this machine
+    monkeypatch.setenv("RAY_ADDRESS", "local")
     proc = start_run(mnist_dir, tmp_path / "a", 0, extra=["--batch-size", "16", "--backend",
                      "ray"])  # fmt: skip
     run_dir = wait_for_epochs(tmp_path / "a", 6, proc).parent
@@ -273,7 +277,7 @@ def test_the_backend_does_not_change_what_a_run_is(mnist_dir, tmp_path):
 
 
 def test_a_task_asks_for_the_gpu_share_that_fills_every_gpu_node():
-    from actbench.ray_backend import Cluster, gpu_share
+    from actbench.ray_cluster import Cluster, gpu_share
 
     nodes = [{"CPU": 16.0, "GPU": 1.0}, {"CPU": 8.0, "GPU": 2.0}, {"CPU": 32.0, "GPU": 0.0}]
     cluster = Cluster("head:6379", 56.0, 3.0, nodes, False)

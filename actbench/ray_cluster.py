@@ -1,0 +1,228 @@
+"""Joining a Ray cluster (or starting a Ray here) for `actbench run --backend ray`, and what
+a run asks of it: the device, the task slots, the share of a GPU per task.
+
+Ray is imported only here and in `actbench.ray_backend`, and only when that backend is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import signal
+import socket
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from actbench.errors import ActbenchError, UsageError
+
+CONNECT_SECONDS = 5  # how long to wait for a cluster's head to answer
+INSTALL = "install it with: pip install 'actbench[ray]'"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The Ray cluster a run trains on, as it was when the run connected."""
+
+    address: str  # the address given ('' for a Ray started on this machine)
+    cpus: float
+    gpus: float
+    nodes: list[dict[str, Any]]  # the alive nodes: host, CPUs, GPUs, memory
+    started_here: bool  # this process started (or connected to) Ray and so shuts it down
+
+    def record(self) -> dict[str, Any]:
+        """The manifest's entry: backend, address, resources and nodes."""
+        return {
+            "name": "ray",
+            "address": self.address or "local",
+            "ray": _ray_version(),
+            "resources": {"CPU": self.cpus, "GPU": self.gpus},
+            "nodes": self.nodes,
+        }
+
+
+def _ray_version() -> str:
+    import ray
+
+    return ray.__version__
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise UsageError(f"--backend ray needs Ray, which is not installed; {INSTALL}") from None
+    return ray
+
+
+def _probe(address: str) -> None:
+    """Fail within seconds where nothing answers at `address` ('host:port' or 'ray://...')."""
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(
+            f"the Ray address {address!r} is not host:port, ray://host:port or auto; "
+            "give the head node's address, e.g. --address 10.0.0.5:6379"
+        )
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS):
+            pass
+    except OSError as err:
+        reason = "timed out" if isinstance(err, TimeoutError) else err.strerror or str(err)
+        raise ActbenchError(_unreachable(address, reason)) from None
+
+
+def _unreachable(address: str, reason: str) -> str:
+    return (
+        f"cannot reach a Ray cluster at {address} ({reason}); start one with `ray start "
+        "--head` and give its address, or run here with --backend local"
+    )
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Hold back what Ray's C++ core prints while it retries a connection (one line at most)."""
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Set environment variables the user has not set, for the duration of the block."""
+    added = [key for key in values if key not in os.environ]
+    for key in added:
+        os.environ[key] = values[key]
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def connect(address: str | None) -> Cluster:
+    """Join the Ray cluster at `address` ('auto', 'host:port', 'ray://host:port'), or start a
+    Ray on this machine (None: Ray's default, which also finds `RAY_ADDRESS`).
+
+    A Ray this process is already connected to is used as it is. Returns what the cluster
+    holds; raises ActbenchError (one line) where no cluster answers within seconds, and
+    UsageError where Ray is not installed or the address is malformed.
+    """
+    ray = _import_ray()
+    started = False
+    if not ray.is_initialized():
+        options: dict[str, Any] = {
+            "include_dashboard": False,
+            "log_to_driver": False,  # a failing task is reported here, in one line
+            "logging_level": logging.ERROR,
+        }
+        # ray.init installs its own SIGTERM handler: the run's own way to stop must stay
+        handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            if address is None:
+                ray.init(**options)
+            else:
+                if address != "auto":
+                    _probe(address)
+                # Ray waits 20 s (ray:// 30 s) for a head that does not answer, printing a
+                # line a second: wait less, and quietly
+                with _environment(RAY_gcs_server_port_wait_time_s=str(CONNECT_SECONDS)), \
+                        _quiet_stderr():  # fmt: skip
+                    ray.init(address=address, **options)
+        except ConnectionError as err:
+            reason = " ".join(str(err).split()).rstrip(".")
+            raise ActbenchError(_unreachable(address or "RAY_ADDRESS", reason)) from None
+        finally:
+            for signum, handler in handlers.items():
+                if handler is not None:
+                    signal.signal(signum, handler)
+        started = True
+        # a lost worker is this backend's to report (a retry in the manifest, or one error
+        # line), not Ray's: its notices printed over the progress bars would garble them
+        with contextlib.suppress(AttributeError):
+            ray._private.worker._worker_logs_enabled = False
+    return _describe(ray, address or "", started)
+
+
+def _describe(ray: Any, address: str, started: bool) -> Cluster:
+    total = ray.cluster_resources()
+    nodes = []
+    for node in ray.nodes():
+        if not node.get("Alive"):
+            continue
+        held = node.get("Resources", {})
+        nodes.append(
+            {
+                "host": node.get("NodeManagerHostname", ""),
+                "address": node.get("NodeManagerAddress", ""),
+                "CPU": held.get("CPU", 0.0),
+                "GPU": held.get("GPU", 0.0),
+                "memory_gb": round(held.get("memory", 0.0) / 2**30, 1),
+            }
+        )
+    return Cluster(address, total.get("CPU", 0.0), total.get("GPU", 0.0), nodes, started)
+
+
+def disconnect(cluster: Cluster) -> None:
+    """Leave Ray if this process joined or started it (a Ray started here stops with it)."""
+    if cluster.started_here:
+        import ray
+
+        ray.shutdown()
+        with contextlib.suppress(AttributeError):
+            ray._private.worker._worker_logs_enabled = True
+
+
+def choose_device(name: str, cluster: Cluster) -> torch.device:
+    """The device the tasks train on: 'auto' is cuda where the cluster has GPUs, else cpu."""
+    where = f"the Ray cluster at {cluster.address}" if cluster.address else "this Ray"
+    if name == "auto":
+        return torch.device("cuda" if cluster.gpus else "cpu")
+    if name == "cuda" and not cluster.gpus:
+        raise UsageError(
+            f"device cuda: {where} has no GPU ({cluster.cpus:g} CPUs); use --device cpu or auto"
+        )
+    if name == "mps":
+        raise UsageError("device mps trains on this machine only; use --backend local")
+    return torch.device(name)
+
+
+def plan_workers(
+    cluster: Cluster, models: int, device: torch.device, workers: int, threads: int
+) -> tuple[int, int]:
+    """Groups trained at a time (`workers`, 0: one per task slot of the cluster) and threads.
+
+    A task takes `threads` CPUs (default one: the condition of bit-identical numbers); a
+    thread count no node has is refused, since such a task would wait forever.
+    """
+    threads = threads or 1
+    largest = max((n["CPU"] for n in cluster.nodes), default=0.0)
+    if threads > largest:
+        raise UsageError(
+            f"threads {threads}: no node of the Ray cluster has {threads} CPUs (the largest "
+            f"has {largest:g}); use --threads {max(1, int(largest))} or fewer"
+        )
+    if device.type == "cuda" and not any(n["GPU"] for n in cluster.nodes if n["CPU"] >= threads):
+        raise UsageError(
+            f"no node of the Ray cluster has both a GPU and {threads} CPUs; use --device cpu"
+        )
+    slots = max(1, int(cluster.cpus // threads))
+    return min(workers or slots, models), threads
+
+
+def gpu_share(cluster: Cluster, threads: int) -> float:
+    """The share of a GPU each task asks for: a node's GPUs over its task slots, on the node
+    with the fewest GPUs per slot, so that every slot of every GPU node can hold a task."""
+    shares = [n["GPU"] * threads / n["CPU"] for n in cluster.nodes if n["GPU"] and n["CPU"]]
+    share = min(1.0, min(shares, default=1.0))
+    return max(1e-4, math.floor(share * 1e4) / 1e4)  # Ray counts resources in 1/10,000ths
