@@ -167,7 +167,15 @@ def _differences(selection: Selection, pairs: pd.DataFrame, base: str) -> list[s
     alike = [
         r.label for r in pairs.itertuples(index=False) if not _shared(selection, r.label, base)
     ]
-    if alike:
+    inits = {str(i) for i in selection.frame.get("init", pd.Series(dtype=str)).dropna()}
+    if alike and "auto" in inits:  # each activation starts from its own scheme's weights
+        parts += [
+            f"For a given seed, {_and([*alike, base])} see the same batches; with `--init auto` "
+            "each starts from its own recommended scheme's weights (models that share a scheme "
+            "start alike), so the differences include the initialisation each is meant to have.",
+            "",
+        ]
+    elif alike:
         parts += [
             f"For a given seed, {_and([*alike, base])} start from the same initial weights and "
             f"see the same batches, so {'this difference is' if len(alike) == 1 else 'these differences are'} "

@@ -248,3 +248,18 @@ def test_dry_run_does_not_apply_to_a_resume(mnist_dir, tmp_path):
     assert result.exit_code == 2
     assert "--dry-run plans a new run and does not apply to --resume" in result.output
     assert (run.run_dir / "metrics.csv").read_bytes() == before
+
+
+def test_a_report_of_init_auto_does_not_claim_the_same_initial_weights(mnist_dir, tmp_path):
+    from actbench.report import make_report
+    from actbench.results import find_runs
+    from actbench.selection import select_models
+
+    run = run_experiment(make_config({"activations": "relu,tanh,selu", "init": "auto",
+                                      "hidden": 8, "epochs": 1, "seeds": 2, "batch_size": 16,
+                                      "data_dir": str(mnist_dir),
+                                      "results_dir": str(tmp_path / "r")}))  # fmt: skip
+    report, _ = make_report(select_models(find_runs([run.run_dir])), tmp_path / "plots")
+    text = report.read_text()
+    assert "each starts from its own recommended scheme's weights" in text
+    assert "start from the same initial weights" not in text
