@@ -348,8 +348,8 @@ def _train(
             models = points * len(settings.activations) * len(settings.seed_list)
             err.print(
                 f"Study: {points} configurations x {len(settings.activations)} activations x "
-                f"{len(settings.seed_list)} seeds = {models} models, {settings.epochs} epochs "
-                "each; rows go to metrics.csv as each epoch ends",
+                f"{_count(len(settings.seed_list), 'seed')} = {models} models, "
+                f"{settings.epochs} epochs each; rows go to metrics.csv as each epoch ends",
                 soft_wrap=True,
             )
         else:
@@ -397,6 +397,11 @@ def _interrupted(run_dir: Path | None) -> str:
         f"Interrupted; finished epochs are kept in {run_dir}; continue with: "
         f"actbench run --resume {run_dir}"
     )
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 seed', '3 seeds'."""
+    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def _print_plan(settings: RunConfig) -> None:

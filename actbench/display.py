@@ -71,6 +71,8 @@ class RunProgress:
         self.each = False
         self.shown = False
         self.groups = 0
+        self.taken: dict[Group, int] = {}
+        self.done_lines = 0
 
     def start(self, groups: list[Group]) -> None:
         """Show the run's bar over `groups`' model-epochs (and start the display)."""
@@ -86,6 +88,13 @@ class RunProgress:
         if self.total is None:
             return
         self.progress.advance(self.total, steps * len(group.labels) / group.steps_per_epoch)
+        if group.setting and not self.progress.console.is_terminal:
+            # no bars without a terminal (a log file): a line as each group of a study ends
+            self.taken[group] = self.taken.get(group, 0) + steps
+            if self.taken[group] == group.steps:
+                self.done_lines += 1
+                self.print(f"done {self.done_lines}/{self.groups}: {group.setting}, seed "
+                           f"{group.seed}: {', '.join(group.labels)}")  # fmt: skip
         if not self.each or group in self.finished:
             return
         if group not in self.rows:

@@ -115,8 +115,10 @@ def test_a_study_prints_one_line_per_configuration_not_per_epoch(mnist_dir, tmp_
             "--data-dir", str(mnist_dir), "--results-dir", str(tmp_path / "r")]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "Study: 2 configurations x 2 activations x 1 seeds = 4 models" in result.output
+    assert "Study: 2 configurations x 2 activations x 1 seed = 4 models" in result.output
     assert "epoch 1/2" not in result.output  # no per-epoch lines
+    # without a terminal (no bars), a line as each group ends
+    assert "done 1/2: hidden=" in result.output and "done 2/2: hidden=" in result.output
     assert "hidden=8" in result.output and "hidden=12" in result.output
 
 
