@@ -249,17 +249,19 @@ def load_idx(spec: DataSet, data_dir: Path | str, download: bool = True) -> RawD
     found = _survey(data_dir, spec)
     if found.empty:
         seen = f" (found {found.listing()})" if found.seen else ""
+        # the IDX sets share file names: another's go in torchvision's folder for them
+        place = data_dir if spec.folder == "MNIST" else data_dir / spec.folder / "raw"
         if not download:
             raise DataError(
                 f"{spec.name} is not in {data_dir}{seen}; put the four files "
-                f"({_expected(spec)}) there or point --data-dir at them"
+                f"({_expected(spec)}) in {place} or point --data-dir at them"
             )
         try:
             fetch(spec, data_dir)
         except DataError as err:
             raise DataError(
                 f"{spec.name} is not in {data_dir}{seen} and {err}; nothing was written there; "
-                f"put the four files ({_expected(spec)}) in {data_dir}, "
+                f"put the four files ({_expected(spec)}) in {place}, "
                 "or point --data-dir / ACTBENCH_DATA_DIR at a folder that has them"
             ) from None
         found = _survey(data_dir, spec)

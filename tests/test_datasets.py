@@ -679,3 +679,13 @@ def test_a_run_on_each_data_set_records_it(every_set, tmp_path, key, inputs, wor
     resumed = runner.invoke(app, ["run", "--resume", str(run_dir), "--dataset", "kmnist"])
     assert resumed.exit_code == 2
     assert f"dataset kmnist (the run has {key})" in resumed.stderr
+
+
+def test_missing_fashion_mnist_names_torchvisions_folder_for_its_files(tmp_path):
+    """Its files have MNIST's names: the fix says where they go so they are not MNIST's."""
+    from actbench.data import load_dataset
+    from actbench.locate import DataError
+
+    with pytest.raises(DataError) as caught:
+        load_dataset("fashion-mnist", tmp_path, download=False)
+    assert f"in {tmp_path / 'FashionMNIST' / 'raw'} or point --data-dir" in str(caught.value)
