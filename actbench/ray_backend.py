@@ -137,6 +137,8 @@ def train_epoch(
     torch.set_num_threads(threads)
     if isinstance(start, EpochOutput):
         start = [s for s in start.states if not s.diverged]
+    if start is not None and not start:
+        raise ValueError("every model of the group has diverged: nothing left to train")
     labels = [s.activation for s in start] if start else list(specs)
     data = _data_on(box, torch.device(device))
     taken = {"steps": 0, "sent": time.monotonic()}

@@ -130,6 +130,29 @@ def test_a_worker_lost_mid_group_costs_one_retried_epoch(cluster, local_study, t
 
 
 @needs_ray
+@pytest.mark.parametrize("activations", ["relu,identity,tanh", "identity"])
+def test_a_diverging_model_stops_alone_on_ray_as_it_does_here(
+    cluster, mnist_dir, tmp_path, activations
+):
+    """Plain SGD at a huge learning rate: the linear control diverges in epoch 1 and stops;
+    the others of its group train on (none are left where it trains alone)."""
+    values = {"activations": activations, "optimizer": "sgd", "lr": 100.0, "epochs": 3,
+              "hidden": 8, "workers": 1, "data_dir": str(mnist_dir)}  # fmt: skip
+    steps = []
+    hooks = Hooks(on_steps=lambda group, n: steps.append(n))
+    ray_run = run_experiment(
+        make_config({**values, "backend": "ray", "results_dir": str(tmp_path / "ray")}), hooks
+    )
+    here = run_experiment(make_config({**values, "results_dir": str(tmp_path / "local")}))
+    pd.testing.assert_frame_equal(csv(ray_run.run_dir), csv(here.run_dir), check_exact=True)
+    assert manifest(ray_run.run_dir)["diverged"] == [
+        {"activation": "identity", "seed": 0, "epoch": 1}
+    ]
+    assert sum(steps) == 3 * 256 // 64  # every step of the plan shown, those never taken too
+    assert ray_run.manifest["backend"]["tasks"] == (3 if "," in activations else 1)
+
+
+@needs_ray
 def test_a_group_that_keeps_failing_stops_the_run_with_one_line(cluster, mnist_dir, tmp_path):
     fault(cluster, tmp_path, times=3, seed=0, epoch=2, hidden=8, lr=0.001)
     args = ["run", "-a", "relu", "--hidden", "8", "--batch-size", "16", "--epochs", "3",
