@@ -39,6 +39,7 @@ from actbench.results import (
     is_run_manifest,
     read_manifest,
     read_metrics,
+    setting_key,
     settings_of,
 )
 from actbench.runtime import choose_device, cpu_cores, plan_workers, versions
@@ -451,15 +452,11 @@ def _csv_groups(
     by_model = {(u.label, u.seed, u.point): u for u in units}
     if frame[list(SETTINGS)].isna().all().all():
         frame = frame.assign(**settings_of(points[0]))
-    keys = {_setting_key(settings_of(p)): i for i, p in enumerate(points)}
+    keys = {setting_key(settings_of(p)): i for i, p in enumerate(points)}
     for values, rows in frame.groupby(["activation", "seed", *SETTINGS], sort=False):
         label, seed, *rest = values
-        point = keys.get(_setting_key(dict(zip(SETTINGS, rest, strict=True))), -1)
+        point = keys.get(setting_key(dict(zip(SETTINGS, rest, strict=True))), -1)
         yield label, int(seed), by_model.get((label, seed, point)), rows
-
-
-def _setting_key(settings: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(str(settings[k]) for k in SETTINGS)
 
 
 def _csv_epochs(run_dir: Path, units: list[Unit], points: list[RunConfig]) -> dict[Unit, int]:

@@ -191,7 +191,7 @@ class RunWriter:
         self.path = run_dir / METRICS
         self.rank = {label: i for i, label in enumerate(activations)}
         self.settings = settings or [{}]
-        self.point = {_key(s): p for p, s in enumerate(self.settings)}
+        self.point = {setting_key(s): p for p, s in enumerate(self.settings)}
         self.manifest = dict(manifest)
         self.rows: list[dict[str, Any]] = [dict(r) for r in rows or []]
         # the columns of the deepest network, from the start: later rows are appended to them
@@ -225,7 +225,7 @@ class RunWriter:
         """Rewrite the CSV whole, in the run's order (once, as the run ends or starts)."""
 
         def order(row: dict[str, Any]) -> tuple[Any, ...]:
-            point = self.point.get(_key({k: row.get(k) for k in self.settings[0]}), 0)
+            point = self.point.get(setting_key({k: row.get(k) for k in self.settings[0]}), 0)
             return (point, row["seed"], row["epoch"], self.rank.get(row["activation"], 0))
 
         self.rows.sort(key=order)
@@ -242,7 +242,8 @@ class RunWriter:
         write_or_explain(self.run_dir / MANIFEST, text, resume_hint(self.run_dir))
 
 
-def _key(settings: dict[str, Any]) -> tuple[Any, ...]:
+def setting_key(settings: dict[str, Any]) -> tuple[Any, ...]:
+    """A configuration's settings as a key that rows read back from the CSV match too."""
     return tuple(sorted((k, str(v)) for k, v in settings.items()))
 
 
