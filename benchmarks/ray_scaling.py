@@ -21,26 +21,38 @@ one, training, test passes), measured as model-epochs per second of wall time:
             of the preloaded data, shared through `tune.with_parameters`), reporting every
             epoch's test accuracy to Tune.
 
+  ray-join, tune-join
+            the same two on a Ray that is already running, as on a cluster (`ray start
+            --head` on this machine, started once before them and stopped after them): each
+            joins it (`--address auto`, `ray.init(address="auto")`) instead of starting a Ray
+            of its own.
+
 Printed: each approach's rate, the ratios between them (goal: actbench on Ray at least 5x
-the Tune search's rate), and the time Ray takes to start and stop on this machine (a fresh
-process, `ray.init` then `ray.shutdown`), which every run on Ray pays once.
+the Tune search's rate, with a Ray of its own and on a running one), the time Ray takes to
+start and stop on this machine (a fresh process, `ray.init` then `ray.shutdown`), which every
+run that starts a Ray pays once, and the time `ray start --head` took.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 TUNE_GOAL = 5.0  # speed, actbench on Ray over the Tune search
 # every approach on Ray starts a Ray of its own, whatever other Ray runs on this machine
 ENV = {**os.environ, "RAY_ADDRESS": "local"}
+# ... and every approach on a running Ray joins the one this script started
+JOINED = {**os.environ, "RAY_ADDRESS": "auto"}
 
 
 def trial(config: dict, data=None, activations: str = "", epochs: int = 1) -> None:
@@ -82,7 +94,10 @@ def run_tune(args) -> dict:
 
     from actbench.data import load_mnist, prepare
 
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    if args.join:
+        ray.init(address="auto", log_to_driver=False)
+    else:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     data = prepare(load_mnist(args.data_dir, download=False), args.subset, 0, torch.device("cpu"))
     trainable = tune.with_parameters(
         trial, data=data, activations=args.activations, epochs=args.epochs
@@ -122,6 +137,36 @@ def ray_start_seconds() -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
+@contextlib.contextmanager
+def running_ray(cpus: int) -> Iterator[float]:
+    """A Ray head started on this machine for the block (`ray start --head --block`, stopped
+    with it); yields the seconds it took to start."""
+    ray = Path(sys.executable).with_name("ray")
+    command = [str(ray) if ray.exists() else "ray", "start", "--head", "--block",
+               "--num-cpus", str(cpus), "--include-dashboard=false", "--disable-usage-stats",
+               "--port", str(_free_port())]  # fmt: skip
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder, open(Path(folder) / "log", "a") as log:
+        head = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True,
+                                env={**os.environ, "RAY_ADDRESS": ""})  # fmt: skip
+        printed = Path(folder) / "log"
+        try:
+            while "Ray runtime started" not in printed.read_text():  # printed once it is up
+                if head.poll() is not None:
+                    sys.exit(f"ray start failed:\n{printed.read_text()[-2000:]}")
+                time.sleep(0.2)
+            yield time.perf_counter() - start
+        finally:
+            head.terminate()  # --block: the head stops every process it started
+            head.wait(timeout=60)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def actbench_command(args, results: str, workers: int | None) -> list[str]:
     command = [sys.executable, "-m", "actbench", "run", "-a", args.activations, "--hidden",
                args.hidden, "--lr", args.lr, "--seeds", str(args.seeds), "--epochs",
@@ -129,6 +174,8 @@ def actbench_command(args, results: str, workers: int | None) -> list[str]:
                "--results-dir", results]  # fmt: skip
     if workers is None:
         command += ["--backend", "ray"]
+    elif workers == 0:
+        command += ["--backend", "ray", "--address", "auto"]
     else:
         command += ["--workers", str(workers)]
     if args.subset:
@@ -139,23 +186,26 @@ def actbench_command(args, results: str, workers: int | None) -> list[str]:
 def one_run(name: str, args) -> dict:
     """Run one approach in a fresh process; its model-epochs, seconds and (Ray) tasks."""
     with tempfile.TemporaryDirectory() as results:
-        if name == "tune":
+        joined = name.endswith("-join")
+        if name.startswith("tune"):
             command = [sys.executable, __file__, "--approach", "tune", *_shared_flags(args)]
+            command += ["--join"] if joined else []
         else:
-            workers = None if name == "ray" else int(name.removeprefix("local-"))
+            workers = 0 if joined else None if name == "ray" else int(name.removeprefix("local-"))
             command = actbench_command(args, results, workers)
         start = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, env=ENV)
+        done = subprocess.run(command, capture_output=True, text=True,
+                              env=JOINED if joined else ENV)  # fmt: skip
         seconds = time.perf_counter() - start
         if done.returncode != 0:
             sys.exit(f"{name} failed:\n{done.stderr[-2000:]}")
-        if name == "tune":
+        if name.startswith("tune"):
             return {**json.loads(done.stdout.strip().splitlines()[-1]), "seconds": seconds}
         (run_dir,) = Path(results).iterdir()
         manifest = json.loads((run_dir / "manifest.json").read_text())
         rows = len((run_dir / "metrics.csv").read_text().splitlines()) - 1
         found = {"model_epochs": rows, "seconds": seconds}
-        if name == "ray":
+        if name.startswith("ray"):
             found["tasks"] = manifest["backend"]
     return found
 
@@ -181,6 +231,7 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="the local runs' worker counts")
     parser.add_argument("--skip", default="", help="comma-separated approaches not to run")
     parser.add_argument("--approach", help=argparse.SUPPRESS)
+    parser.add_argument("--join", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.data_dir is None:
         parser.error("give --data-dir (or set ACTBENCH_DATA_DIR) to a folder holding MNIST")
@@ -190,6 +241,7 @@ def main() -> None:
     skip = set(args.skip.split(","))
     names = [f"local-{w}" for w in args.workers.split(",") if f"local-{w}" not in skip]
     names += [n for n in ("ray", "tune") if n not in skip]
+    joined = [n for n in ("ray-join", "tune-join") if n not in skip]
     groups = len(args.hidden.split(",")) * len(args.lr.split(",")) * args.seeds
     activations = len(args.activations.split(","))
     import torch
@@ -200,24 +252,37 @@ def main() -> None:
           f"{args.seeds} seeds = {groups} groups of {activations} models, {args.epochs} "
           f"epochs, {'subset ' + str(args.subset) if args.subset else 'full MNIST'}")  # fmt: skip
     found = {}
-    for name in names:
-        found[name] = r = one_run(name, args)
-        print(f"{name:<8} {r['model_epochs']:>5} model-epochs in {r['seconds']:8.1f} s = "
-              f"{r['model_epochs'] / r['seconds']:6.3f} per s", flush=True)  # fmt: skip
+
+    def run_each(names: list[str]) -> None:
+        for name in names:
+            found[name] = r = one_run(name, args)
+            print(f"{name:<9} {r['model_epochs']:>5} model-epochs in {r['seconds']:8.1f} s = "
+                  f"{r['model_epochs'] / r['seconds']:6.3f} per s", flush=True)  # fmt: skip
+
+    run_each(names)
+    if joined:
+        with running_ray(os.cpu_count() or 1) as started:
+            print(f"ray start --head on this machine: {started:.1f} s (before the next "
+                  "two, which join it)", flush=True)  # fmt: skip
+            run_each(joined)
     rate = {n: r["model_epochs"] / r["seconds"] for n, r in found.items()}
+    for name in ("ray", "ray-join"):
+        if name in found:
+            tasks = found[name]["tasks"]
+            print(f"{name} tasks: {tasks['tasks']} (one per job and epoch), "
+                  f"{tasks['task_seconds']:.1f} s inside them; overhead per task "
+                  f"{tasks['overhead_seconds_median']:.3f} s median, "
+                  f"{tasks['overhead_seconds_mean']:.3f} s mean (with the workers' starts)")  # fmt: skip
     if "ray" in found:
-        tasks = found["ray"]["tasks"]
-        print(f"ray tasks: {tasks['tasks']} (one per job and epoch), {tasks['task_seconds']:.1f}"
-              f" s inside them; overhead per task {tasks['overhead_seconds_median']:.3f} s "
-              f"median, {tasks['overhead_seconds_mean']:.3f} s mean (with the workers' "
-              "starts)")  # fmt: skip
         print(f"ray start and stop on this machine: {ray_start_seconds():.1f} s")
     first = names[0] if names and names[0].startswith("local-") else None
     for name in rate:
-        if first and name != first and name != "tune":
+        if first and name != first and not name.startswith("tune"):
             print(f"{name} / {first} speed: {rate[name] / rate[first]:.2f}x")
-    if "ray" in rate and "tune" in rate:
-        print(f"ray / tune speed: {rate['ray'] / rate['tune']:.2f}x (goal >= {TUNE_GOAL:g}x)")
+    for ray, tune in (("ray", "tune"), ("ray-join", "tune-join")):
+        if ray in rate and tune in rate:
+            print(f"{ray} / {tune} speed: {rate[ray] / rate[tune]:.2f}x "
+                  f"(goal >= {TUNE_GOAL:g}x)")  # fmt: skip
 
 
 if __name__ == "__main__":

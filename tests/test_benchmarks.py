@@ -124,12 +124,16 @@ def test_ray_scaling_benchmark_times_the_same_study_every_way(mnist_dir):
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "study: 2 activations x hidden 8 x lr 0.01 x 1 seeds = 1 groups of 2 models" in out
-    for name in ("local-1", "ray", "tune"):  # 2 models x 2 epochs, whichever way
+    for name in ("local-1", "ray", "tune", "ray-join", "tune-join"):  # 2 models x 2 epochs
         assert re.search(rf"^{name}\s+4 model-epochs in\s+\d+\.\d s = \s*\d+\.\d{{3}} per s$",
                          out, flags=re.M), out  # fmt: skip
     # the one group of two models is split over the two task slots: 2 jobs x 2 epochs
-    assert re.search(r"ray tasks: 4 \(one per job and epoch\), \d+\.\d s inside them; overhead "
-                     r"per task \d+\.\d{3} s median, \d+\.\d{3} s mean", out)  # fmt: skip
+    for name in ("ray", "ray-join"):
+        assert re.search(rf"{name} tasks: 4 \(one per job and epoch\), \d+\.\d s inside them; "
+                         r"overhead per task \d+\.\d{3} s median, \d+\.\d{3} s mean", out)  # fmt: skip
     assert re.search(r"ray start and stop on this machine: \d+\.\d s", out)
     assert re.search(r"ray / local-1 speed: \d+\.\d\dx", out)
     assert re.search(r"ray / tune speed: \d+\.\d\dx \(goal >= 5x\)", out)
+    # the joined pair ran on a Ray this script started for them, and stopped
+    assert re.search(r"ray start --head on this machine: \d+\.\d s", out)
+    assert re.search(r"ray-join / tune-join speed: \d+\.\d\dx \(goal >= 5x\)", out)
