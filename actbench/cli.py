@@ -315,6 +315,7 @@ def _train(
     `task` receives the display ("display") and, once the run folder exists, its path
     ("dir") and what the tables need; returns the `RunResult`.
     """
+    settings = overrides = None
     if resume is not None:
         if dry_run:
             raise UsageError(
@@ -332,6 +333,23 @@ def _train(
         if dry_run:
             _print_plan(settings)
             return None
+    if settings is not None and settings.backend == "ray":
+        from actbench.ray_cluster import connecting
+
+        # start Ray, and its workers' first imports, while torch is imported here too
+        models = len(settings.points()) * len(settings.activations) * len(settings.seed_list)
+        with connecting(settings.address, models):
+            return _train_now(settings, resume, overrides, task)
+    return _train_now(settings, resume, overrides, task)
+
+
+def _train_now(
+    settings: RunConfig | None,
+    resume: Path | None,
+    overrides: dict[str, Any] | None,
+    task: dict[str, Any],
+) -> Any:
+    """Run (`settings`) or resume (`resume` with `overrides`) with the progress display."""
     from actbench.display import RunProgress
     from actbench.experiment import Hooks, baseline_label, resume_experiment, run_experiment
     from actbench.tables import EPOCH_HEADING, epoch_line

@@ -13,13 +13,16 @@ import os
 import signal
 import socket
 import tempfile
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from actbench.errors import ActbenchError, UsageError
+
+if TYPE_CHECKING:  # torch is imported where a device is chosen: not to start Ray sooner
+    import torch
 
 CONNECT_SECONDS = 5  # how long to wait for a cluster's head to answer
 INSTALL = "install it with: pip install 'actbench[ray]'"
@@ -110,14 +113,119 @@ def _environment(**values: str) -> Iterator[None]:
             os.environ.pop(key, None)
 
 
+@dataclass
+class _Connecting:
+    """A connection `connect_soon` began: its outcome, and the thread that makes it."""
+
+    outcome: Future[Cluster]
+    thread: threading.Thread | None  # None: made in the calling thread
+
+
+# connections begun by `connect_soon`, by address, for `connect` to take
+_pending: dict[str | None, _Connecting] = {}
+# set by `disconnect`: a thread that started a Ray may end. It must live until then: a Ray
+# started on this machine ends with the thread that started it (its processes are started to
+# be killed when their parent thread ends, so that none outlives its driver).
+_released = threading.Event()
+
+
+def connect_soon(address: str | None, tasks: int) -> None:
+    """Begin `connect(address)` now, for `connect(address)` to take later.
+
+    Starting a Ray on this machine (`address` None) takes seconds, and each of its workers'
+    first import of torch and of the training code takes a second or two: both can go on
+    while this process imports torch and reads its data set, so the start runs in the
+    background. Joining a running cluster is quick, and is made here, in the calling thread
+    (where Ray's own lines about a head that does not answer can be held back); the workers'
+    imports then go on in the background all the same. Once connected, up to `tasks` workers
+    (no more than the cluster's CPUs) are started on that import. Nothing is reported here:
+    `connect` raises what went wrong (Ray not installed, no cluster at `address`), and
+    `abandon_pending` leaves a connection no run took.
+    """
+    if address in _pending:
+        return
+    outcome: Future[Cluster] = Future()
+    if address is not None:
+        try:
+            cluster = _connect(address)
+        except BaseException as err:  # raised again by `connect`
+            outcome.set_exception(err)
+        else:
+            outcome.set_result(cluster)
+            with contextlib.suppress(Exception):  # a failure here is the tasks' to report
+                _warm_workers(min(tasks, int(cluster.cpus)))
+        _pending[address] = _Connecting(outcome, None)
+        return
+
+    def work() -> None:
+        try:
+            cluster = _connect(address)
+        except BaseException as err:  # raised again by `connect`, in the run's thread
+            outcome.set_exception(err)
+            return
+        _released.clear()
+        outcome.set_result(cluster)
+        with contextlib.suppress(Exception):  # a failure here is the tasks' to report
+            _warm_workers(min(tasks, int(cluster.cpus)))
+        if cluster.started_here:
+            _released.wait()
+
+    thread = threading.Thread(target=work, name="actbench-ray-connect", daemon=True)
+    _pending[address] = _Connecting(outcome, thread)
+    thread.start()
+
+
+def _warm_workers(count: int) -> None:
+    """Start `count` Ray workers on importing the training code, without waiting for them."""
+    import ray
+
+    warm = ray.remote(num_cpus=1, max_retries=0)(_import_training)
+    for _ in range(count):
+        warm.remote()
+
+
+def _import_training() -> None:
+    """Run in a Ray worker: import what its first task needs (torch and actbench's training)."""
+    import actbench.ray_backend  # noqa: F401
+
+
+def abandon_pending() -> None:
+    """Wait for any connection `connect_soon` began that no run took, and leave it (a run that
+    stopped on an error before it trained): a Ray it started stops, and so does its thread."""
+    while _pending:
+        _, connecting = _pending.popitem()
+        with contextlib.suppress(BaseException):
+            disconnect(connecting.outcome.result())
+        if connecting.thread is not None:
+            connecting.thread.join()
+
+
+@contextlib.contextmanager
+def connecting(address: str | None, tasks: int) -> Iterator[None]:
+    """`connect_soon(address, tasks)` for the block, and `abandon_pending()` at its end."""
+    connect_soon(address, tasks)
+    try:
+        yield
+    finally:
+        abandon_pending()
+
+
 def connect(address: str | None) -> Cluster:
     """Join the Ray cluster at `address` ('auto', 'host:port', 'ray://host:port'), or start a
     Ray on this machine (None: Ray's default, which also finds `RAY_ADDRESS`).
 
-    A Ray this process is already connected to is used as it is. Returns what the cluster
-    holds; raises ActbenchError (one line) where no cluster answers within seconds, and
-    UsageError where Ray is not installed or the address is malformed.
+    A Ray this process is already connected to is used as it is; a connection `connect_soon`
+    began is waited for. Returns what the cluster holds; raises ActbenchError (one line) where
+    no cluster answers within seconds, and UsageError where Ray is not installed or the
+    address is malformed.
     """
+    connecting = _pending.pop(address, None)
+    if connecting is not None:
+        return connecting.outcome.result()
+    return _connect(address)
+
+
+def _connect(address: str | None) -> Cluster:
     ray = _import_ray()
     started = False
     if not ray.is_initialized():
@@ -126,8 +234,10 @@ def connect(address: str | None) -> Cluster:
             "log_to_driver": False,  # a failing task is reported here, in one line
             "logging_level": logging.ERROR,
         }
-        # ray.init installs its own SIGTERM handler: the run's own way to stop must stay
-        handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        # ray.init installs its own SIGTERM handler (in the main thread; elsewhere it warns,
+        # at a level below the one set here): the run's own way to stop must stay
+        main = threading.current_thread() is threading.main_thread()
+        handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
         try:
             if address is None:
                 ray.init(**options)
@@ -135,9 +245,11 @@ def connect(address: str | None) -> Cluster:
                 if address != "auto":
                     _probe(address)
                 # Ray waits 20 s (ray:// 30 s) for a head that does not answer, printing a
-                # line a second: wait less, and quietly
+                # line a second: wait less, and quietly (from the main thread only: in the
+                # background, the run's own lines must not be held back with Ray's)
+                quiet = _quiet_stderr() if main else contextlib.nullcontext()
                 with _environment(RAY_gcs_server_port_wait_time_s=str(CONNECT_SECONDS)), \
-                        _quiet_stderr():  # fmt: skip
+                        quiet:  # fmt: skip
                     ray.init(address=address, **options)
         except ConnectionError as err:
             reason = " ".join(str(err).split()).rstrip(".")
@@ -178,13 +290,18 @@ def disconnect(cluster: Cluster) -> None:
     if cluster.started_here:
         import ray
 
-        ray.shutdown()
+        try:
+            ray.shutdown()
+        finally:
+            _released.set()
         with contextlib.suppress(AttributeError):
             ray._private.worker._worker_logs_enabled = True
 
 
 def choose_device(name: str, cluster: Cluster) -> torch.device:
     """The device the tasks train on: 'auto' is cuda where the cluster has GPUs, else cpu."""
+    import torch
+
     where = f"the Ray cluster at {cluster.address}" if cluster.address else "this Ray"
     if name == "auto":
         return torch.device("cuda" if cluster.gpus else "cpu")

@@ -141,10 +141,12 @@ def ray_start_seconds() -> float:
 def running_ray(cpus: int) -> Iterator[float]:
     """A Ray head started on this machine for the block (`ray start --head --block`, stopped
     with it); yields the seconds it took to start."""
-    ray = Path(sys.executable).with_name("ray")
+    from ray._common.utils import get_ray_address_file
+
+    ray, port = Path(sys.executable).with_name("ray"), _free_port()
     command = [str(ray) if ray.exists() else "ray", "start", "--head", "--block",
                "--num-cpus", str(cpus), "--include-dashboard=false", "--disable-usage-stats",
-               "--port", str(_free_port())]  # fmt: skip
+               "--port", str(port)]  # fmt: skip
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder, open(Path(folder) / "log", "a") as log:
         head = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True,
@@ -159,6 +161,10 @@ def running_ray(cpus: int) -> Iterator[float]:
         finally:
             head.terminate()  # --block: the head stops every process it started
             head.wait(timeout=60)
+            # ... but leaves its address where `ray.init()` looks for a running Ray first
+            found = Path(get_ray_address_file(None))
+            if found.exists() and found.read_text().strip().endswith(f":{port}"):
+                found.unlink()
 
 
 def _free_port() -> int:

@@ -120,10 +120,16 @@ def test_ray_scaling_benchmark_times_the_same_study_every_way(mnist_dir):
     command = [sys.executable, str(RAY_SCRIPT), "--data-dir", str(mnist_dir), "--activations",
                "relu,tanh", "--hidden", "8", "--lr", "0.01", "--seeds", "1", "--epochs", "2",
                "--subset", "128", "--workers", "1"]  # fmt: skip
+    from ray._common.utils import get_ray_address_file
+
+    address = Path(get_ray_address_file(None))  # where `ray.init()` looks for a running Ray
+    before = address.read_text() if address.exists() else None
     done = subprocess.run(command, capture_output=True, text=True, timeout=HANG)
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "study: 2 activations x hidden 8 x lr 0.01 x 1 seeds = 1 groups of 2 models" in out
+    # the Ray it started for the joined pair is gone, and no later run tries to join it
+    assert (address.read_text() if address.exists() else None) == before
     for name in ("local-1", "ray", "tune", "ray-join", "tune-join"):  # 2 models x 2 epochs
         assert re.search(rf"^{name}\s+4 model-epochs in\s+\d+\.\d s = \s*\d+\.\d{{3}} per s$",
                          out, flags=re.M), out  # fmt: skip

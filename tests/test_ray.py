@@ -307,3 +307,75 @@ def test_a_task_asks_for_the_gpu_share_that_fills_every_gpu_node():
     assert gpu_share(cluster, 1) == 1 / 16  # 16 tasks on the first node's one GPU
     assert gpu_share(cluster, 2) == 1 / 8
     assert gpu_share(Cluster("", 3.0, 1.0, [{"CPU": 3.0, "GPU": 1.0}], False), 1) == 0.3333
+
+
+class FakeRay:
+    """Stands in for joining Ray (`ray_cluster._connect`), its workers' warm-up and its
+    shutdown, recording what the run asked of each."""
+
+    def __init__(self, monkeypatch, started_here: bool = True, error: Exception | None = None):
+        import actbench.ray_cluster as ray_cluster
+
+        self.joined: list[str | None] = []
+        self.warmed: list[int] = []
+        self.shut = 0
+        self.cluster = ray_cluster.Cluster("", 2.0, 0.0, [{"CPU": 2.0, "GPU": 0.0}], started_here)
+
+        def connect(address):
+            self.joined.append(address)
+            if error is not None:
+                raise error
+            return self.cluster
+
+        monkeypatch.setattr(ray_cluster, "_connect", connect)
+        monkeypatch.setattr(ray_cluster, "_warm_workers", self.warmed.append)
+        if ray is not None:
+            monkeypatch.setattr(ray, "shutdown", lambda: setattr(self, "shut", self.shut + 1))
+
+
+def connecting_threads() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "actbench-ray-connect"]
+
+
+@needs_ray
+def test_a_connection_begun_early_is_the_one_the_run_takes(monkeypatch):
+    from actbench import ray_cluster
+
+    fake = FakeRay(monkeypatch)
+    ray_cluster.connect_soon(None, 5)
+    assert ray_cluster.connect(None) is fake.cluster
+    assert fake.joined == [None]  # started once, in the background
+    ray_cluster.disconnect(fake.cluster)
+    for thread in connecting_threads():
+        thread.join()
+    assert fake.warmed == [2]  # as many workers as the cluster has CPUs, not 5
+    assert fake.shut == 1
+
+
+@needs_ray
+def test_an_early_connection_s_error_is_raised_by_the_run(monkeypatch):
+    from actbench import ray_cluster
+    from actbench.errors import ActbenchError
+
+    for address in (None, "auto"):  # started in the background, or joined at once
+        FakeRay(monkeypatch, error=ActbenchError(f"cannot reach a Ray cluster at {address}"))
+        ray_cluster.connect_soon(address, 1)
+        with pytest.raises(ActbenchError, match=f"cannot reach a Ray cluster at {address}"):
+            ray_cluster.connect(address)
+
+
+@needs_ray
+def test_a_ray_run_that_fails_before_training_stops_the_ray_it_began(monkeypatch, tmp_path):
+    fake = FakeRay(monkeypatch)
+    (tmp_path / "empty").mkdir()
+    args = ["run", "-a", "relu", "--epochs", "1", "--backend", "ray", "--no-download",
+            "--data-dir", str(tmp_path / "empty"), "--results-dir", str(tmp_path / "r")]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("Error: ") and "MNIST" in line, line
+    assert fake.joined == [None]  # Ray was begun at once, while the data were looked for
+    assert fake.shut == 1 and not connecting_threads()  # ... and left before the error line
+    assert not (tmp_path / "r").exists()
