@@ -483,51 +483,82 @@ def plot(
         str | None,
         typer.Option(help="The line the report compares the others with (default: the first)."),
     ] = None,
+    together: Annotated[
+        bool,
+        typer.Option(
+            "--together",
+            help="Compare runs of different settings in one report, each line labelled with "
+            "the settings it differs in, e.g. 'relu (lr=0.01)' (default: one report per "
+            "setting, in a subfolder named after it, e.g. plots/lr-0.01/).",
+        ),
+    ] = False,
 ) -> None:
     """Draw the comparison figures of the runs under one or more paths, with a report.
 
     Each model counts once, from the newest run where it is complete; the report also shows
     each activation's measured cost.
 
-    Models are compared at the last epoch all of them reached.
+    Runs of different settings (other than the number of epochs) get one report each, in a
+    subfolder of the plots folder named after what sets them apart (e.g. plots/subset-1000/);
+    --together compares them in one. Models are compared at the last epoch all of them reached.
 
     Example: actbench plot results/run-A results/run-B --out comparison/
     """
     target = out_dir or _plot_dir(paths)
-    from actbench.report import make_report
+    from actbench.report import choose_baseline, make_report, where
     from actbench.results import find_runs
-    from actbench.selection import select_models
+    from actbench.selection import group_runs
     from actbench.study_report import is_study, make_study_report
 
     found = find_runs(paths)
     studies = [run for run in found if is_study(run) and len(run.metrics)]
+    runs = [run for run in found if not is_study(run)]
+    groups = group_runs(runs, together) if any(len(run.metrics) for run in runs) else []
+    bases = [  # a baseline that is not a line is refused before anything is written
+        choose_baseline(g.selection, baseline, g.settings) if g.selection else "" for g in groups
+    ]
     for study in studies:  # each study is read on its own: its grid is its comparison
-        where = out_dir / study.path.name if out_dir and len(found) > 1 else out_dir
-        where = where or study.path / "plots"
-        report, figures = make_study_report(study, where, baseline)
+        here = out_dir / study.path.name if out_dir and len(found) > 1 else out_dir
+        here = here or study.path / "plots"
+        report, figures = make_study_report(study, here, baseline)
         out.print(f"Study {study.name}: wrote {len(figures)} figures and {report.name} to "
-                  f"{where}:", soft_wrap=True)  # fmt: skip
+                  f"{here}:", soft_wrap=True)  # fmt: skip
         for path in [*figures, report]:
             out.print(f"  {path.name}")
         status = study.manifest.get("status")
         if status != "completed":
             out.print(f"Note: the study is {status}, not complete; report.md says what is "
                       "missing", soft_wrap=True)  # fmt: skip
-    runs = [run for run in found if not is_study(run)]
-    if not any(len(run.metrics) for run in runs):
-        return
-    if studies:
-        out.print("The other runs, compared together:")
-    selection = select_models(runs)
-    report, figures = make_report(selection, target, baseline)
-    used = ", ".join(run.name for run in selection.runs)
-    out.print(f"Runs used: {used}", soft_wrap=True)
-    for note in selection.notes:
-        out.print(f"Note: {note.replace('`', '')}", soft_wrap=True)
-    out.print(selection.epoch_sentence(), soft_wrap=True)
-    out.print(f"Wrote {len(figures)} figures and {report.name} to {target}:", soft_wrap=True)
-    for path in [*figures, report]:
-        out.print(f"  {path.name}")
+    if len(groups) == 1:
+        if studies:
+            out.print("The other runs, compared together:")
+        selection = groups[0].reported()
+        report, figures = make_report(selection, target, baseline)
+        used = ", ".join(run.name for run in selection.runs)
+        out.print(f"Runs used: {used}", soft_wrap=True)
+        for note in selection.notes:
+            out.print(f"Note: {note.replace('`', '')}", soft_wrap=True)
+        out.print(selection.epoch_sentence(), soft_wrap=True)
+        out.print(f"Wrote {len(figures)} figures and {report.name} to {target}:", soft_wrap=True)
+        for path in [*figures, report]:
+            out.print(f"  {path.name}")
+    elif groups:
+        differ = ", ".join(groups[0].differ)
+        out.print(f"{'The other runs' if studies else 'The runs'} differ in {differ}: one report "
+                  "for each (--together compares them in one):", soft_wrap=True)  # fmt: skip
+        for group, base in zip(groups, bases, strict=True):
+            names = ", ".join(run.name for run in group.runs)
+            if group.selection is None:
+                out.print(f"{group.settings}: {names}: no finished epoch, no report",
+                          soft_wrap=True)  # fmt: skip
+                continue
+            here = target / group.name
+            report, figures = make_report(group.reported(), here, base)
+            out.print(f"{group.settings}: {names} compared {where(group.selection)} against "
+                      f"{base}: {len(figures)} figures and {report.name} in {here}",
+                      soft_wrap=True)  # fmt: skip
+            for note in group.selection.notes:
+                out.print(f"  Note: {note.replace('`', '')}", soft_wrap=True)
 
 
 def _plot_dir(paths: list[Path]) -> Path:

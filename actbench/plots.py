@@ -22,9 +22,10 @@ from actbench.catalog import CATALOG
 from actbench.colours import distance
 from actbench.config import RunConfig
 from actbench.cost import describe, kibibytes, summarize_cost
+from actbench.datasets import title as dataset_title
 from actbench.errors import ActbenchError, UsageError
 from actbench.results import write_or_explain
-from actbench.selection import IDENTITY
+from actbench.selection import IDENTITY, dataset_shape, init_words, network_name
 from actbench.stats import mean_ci
 from actbench.summary import ALPHA, check_one_model_each, p_value
 
@@ -258,19 +259,82 @@ def _shared(frame: pd.DataFrame, column: str) -> list[str]:
     return [v for v in dict.fromkeys(values) if v not in ("None", "nan", "")]
 
 
+def _settings(frame: pd.DataFrame, column: str, default: Any) -> pd.Series:
+    """Each row's value of a `cfg_` setting as text; `default` where the run's manifest does
+    not record it (runs made before the setting existed ran with its default)."""
+    values = frame[column] if column in frame else pd.Series(None, index=frame.index)
+    missing = values.isna() | values.astype(str).isin(["None", "nan", ""])
+    return values.astype(str).mask(missing, str(default))
+
+
+def networks(frame: pd.DataFrame) -> list[str]:
+    """The networks of the rows of `frame`, each once, as `selection.network_name` writes
+    them ('40-128-128-128-128-10'): the data's inputs and classes (the frame's `inputs` and
+    `classes` columns, else the data set's own), the `cfg_depth` hidden layers (2 where not
+    recorded) of `cfg_hidden` units. Rows whose width no run records are left out."""
+    if "cfg_hidden" not in frame:
+        return []
+    shapes = pd.DataFrame(
+        {
+            "dataset": _settings(frame, "cfg_dataset", RunConfig.dataset),
+            "depth": _settings(frame, "cfg_depth", RunConfig.depth),
+            "hidden": frame["cfg_hidden"].astype(str),
+            "inputs": frame.get("inputs"),
+            "classes": frame.get("classes"),
+        }
+    )
+    shapes = shapes[~frame["cfg_hidden"].isna() & ~shapes["hidden"].isin(["None", "nan", ""])]
+    names = []
+    for row in shapes.drop_duplicates().itertuples(index=False):
+        ends: tuple[Any, Any] = (row.inputs, row.classes)
+        if any(pd.isna(v) for v in ends):
+            ends = dataset_shape(row.dataset) or (None, None)
+        inputs, classes = (None if pd.isna(v) else int(v) for v in ends)
+        names.append(network_name(inputs, row.depth, row.hidden, classes))
+    return list(dict.fromkeys(names))
+
+
+def dataset_names(frame: pd.DataFrame) -> list[str]:
+    """The data sets of the rows of `frame` as messages name them ('MNIST-1D'), each once;
+    MNIST where a run does not record one."""
+    return [
+        dataset_title(d) for d in dict.fromkeys(_settings(frame, "cfg_dataset", RunConfig.dataset))
+    ]
+
+
+def _inits(frame: pd.DataFrame) -> str:
+    """'init kaiming', or 'init auto (relu: kaiming, tanh: xavier)' with the scheme each line
+    was built with (the frame's `init_scheme`); '' where every run has the default, torch."""
+    inits = _settings(frame, "cfg_init", RunConfig.init)
+    if set(inits) == {RunConfig.init}:
+        return ""
+    labels = label_series(frame)
+    words = []
+    for init in dict.fromkeys(inits):
+        rows = frame[inits == init]
+        schemes: dict[str, str] = {}
+        if "init_scheme" in frame:
+            for label, scheme in zip(labels[rows.index], rows["init_scheme"], strict=True):
+                schemes.setdefault(label, "unknown" if pd.isna(scheme) else str(scheme))
+        words.append(init_words(init, schemes))
+    return "init " + "/".join(words)
+
+
 def setup_line(frame: pd.DataFrame) -> str:
-    """What the models in `frame` were trained with, for a figure's caption: e.g. 'MNIST,
-    784-128-128-10, Adam lr 0.001, batch 64, 3 seeds'. From the runs' settings (`cfg_`
-    columns); a setting that differs between runs shows each value ('lr 0.001/0.01'), and
-    one no run records is left out."""
-    parts = ["MNIST"]
+    """What the models in `frame` were trained with, for a figure's caption: e.g. 'MNIST-1D,
+    40-128-128-128-128-10, Adam lr 0.001, batch 64, init auto (relu: kaiming, tanh: xavier),
+    3 seeds'. From the runs' settings (`cfg_` columns, and `networks`); a setting that differs
+    between runs shows each value ('lr 0.001/0.01'); a data set, depth or initialisation no
+    run records is the default (MNIST, 2, torch: what runs made before they existed used), and
+    any other setting no run records is left out. The default initialisation (torch) is not
+    named."""
+    parts = ["/".join(dataset_names(frame))]
     subset = _shared(frame, "cfg_subset")
     if subset:
         parts[0] += f" ({'/'.join(subset)}-sample subset)"
-    hidden = _shared(frame, "cfg_hidden")
-    if hidden:
-        parts.append("784-" + "/".join(hidden) + "-" + "/".join(hidden) + "-10"
-                     if len(hidden) > 1 else f"784-{hidden[0]}-{hidden[0]}-10")  # fmt: skip
+    nets = networks(frame)
+    if nets:
+        parts.append("/".join(nets))
     optimizers = _shared(frame, "cfg_optimizer")
     lrs = _shared(frame, "cfg_lr")
     training = "/".join({"adam": "Adam", "sgd": "SGD"}.get(o, o) for o in optimizers)
@@ -283,6 +347,8 @@ def setup_line(frame: pd.DataFrame) -> str:
     batch = _shared(frame, "cfg_batch_size")
     if batch:
         parts.append(f"batch {'/'.join(batch)}")
+    if init := _inits(frame):
+        parts.append(init)
     val = _shared(frame, "cfg_val")
     if val and val != ["0"]:
         parts.append(f"{'/'.join(val)} held out for validation")

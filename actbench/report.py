@@ -9,19 +9,34 @@ from typing import Any
 
 import pandas as pd
 
+from actbench.config import RunConfig
 from actbench.cost import COLUMNS as COST_COLUMNS
 from actbench.cost import METHOD, describe, kibibytes, microseconds, read_cost
+from actbench.datasets import title as dataset_title
 from actbench.errors import UsageError
 from actbench.plots import (
     FOREST,
     cost_summary,
+    dataset_names,
     make_plot_dir,
+    networks,
     plot_differences,
     plot_runs,
     setup_line,
 )
 from actbench.results import RunFolder, activation_specs, write_or_explain
-from actbench.selection import DATA_SEED, IDENTITY, Selection, planned_models, seed_list
+from actbench.selection import (
+    DATA_SEED,
+    IDENTITY,
+    Selection,
+    data_shape,
+    init_schemes,
+    init_words,
+    network_name,
+    planned_models,
+    seed_list,
+    shown,
+)
 from actbench.stats import HOLM
 from actbench.summary import ALPHA, compare, p_value, percent_interval, summarize
 
@@ -47,18 +62,22 @@ def _and(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def choose_baseline(selection: Selection, baseline: str | None = None) -> str:
+def choose_baseline(selection: Selection, baseline: str | None = None, group: str = "") -> str:
     """The line the others are compared with: `baseline` if given, else the runs' own
     `--baseline` where they all name the same line, else the first line.
 
-    Raises UsageError if `baseline` is not one of the lines.
+    Raises UsageError if `baseline` is not one of the lines; `group` (the settings of a group
+    of runs reported apart, `selection.Group.settings`) names which lines in that message.
     """
     labels = list(selection.identities)
     if baseline is not None:
         if baseline not in labels:
+            lines = f"the lines of the runs with {group}" if group else "the lines"
+            fix = "name one of them with --baseline"
+            if group:
+                fix += ", or compare runs of different settings in one report with --together"
             raise UsageError(
-                f"baseline {baseline!r} is not among the lines ({', '.join(labels)}); "
-                "name one of them with --baseline"
+                f"baseline {baseline!r} is not among {lines} ({', '.join(labels)}); {fix}"
             )
         return baseline
     chosen = {run.manifest.get("config", {}).get("baseline") for run in selection.runs}
@@ -101,17 +120,10 @@ def _shared(selection: Selection, label: str, baseline: str) -> list[str]:
     baseline's, as 'hidden 64 vs 128'."""
     mine, base = selection.identities[label], selection.identities[baseline]
     return [
-        f"{key} {_shown(key, mine.get(key))} vs {_shown(key, base.get(key))}"
+        f"{key} {shown(key, mine.get(key))} vs {shown(key, base.get(key))}"
         for key in [*IDENTITY, DATA_SEED]
         if mine.get(key) != base.get(key)
     ]
-
-
-def _shown(key: str, value: Any) -> str:
-    """A setting's value in a sentence; None (does not apply) in words."""
-    if value is not None:
-        return str(value)
-    return {"momentum": "unused (Adam)", "subset": "all the data"}.get(key, "none")
 
 
 def _differences(selection: Selection, pairs: pd.DataFrame, base: str) -> list[str]:
@@ -343,10 +355,16 @@ def _settings_of(run: RunFolder) -> dict[str, str]:
     later = [r.get("device") for r in manifest.get("resumed", []) if r.get("device")]
     if any(d != manifest.get("device") for d in later):
         device += f" (resumed on {', '.join(dict.fromkeys(later))})"
+    dataset = str(config.get("dataset", RunConfig.dataset))
+    depth = config.get("depth", RunConfig.depth)
+    init = str(config.get("init", RunConfig.init))
+    inputs, classes = data_shape(manifest)
     return {
         "status": _value(manifest.get("status")),
         "activations": ", ".join(dict.fromkeys(manifest.get("activations", []))) or "unknown",
-        "network": f"784-{hidden}-{hidden}-10" if hidden else "unknown",
+        "dataset": dataset_title(dataset),
+        "network": network_name(inputs, depth, hidden, classes) if hidden else "unknown",
+        "initialisation": init_words(init, init_schemes(run)),
         "epochs": epochs,
         "batch size": _value(config.get("batch_size")),
         "optimizer": training,
@@ -370,10 +388,11 @@ def _settings(selection: Selection) -> str:
 
 
 def _network(selection: Selection) -> str:
-    widths = {ident.get("hidden") for ident in selection.identities.values()}
-    if len(widths) == 1 and (hidden := widths.pop()) is not None:
-        return f"784-{hidden}-{hidden}-10"
-    return "784-H-H-10 (H as in the settings)"
+    """'a 784-128-128-10 network', or each network where the runs differ."""
+    names = networks(selection.frame)
+    if not names:
+        return "an MLP (its widths unknown)"
+    return f"a {' or '.join(names)} network" + (" (as in the settings)" if len(names) > 1 else "")
 
 
 def _seeds_sentence(selection: Selection) -> str:
@@ -421,8 +440,9 @@ def write_report(
     for path in forest:
         parts += [f"![Difference from {base}]({os.path.relpath(path, out_dir)})", ""]
     parts += [
-        f"Runs used: {runs}. Each model is a {_network(selection)} network trained on MNIST, one per "
-        f"activation and seed. {selection.epoch_sentence()} {_seeds_sentence(selection)}",
+        f"Runs used: {runs}. Each model is {_network(selection)} trained on "
+        f"{' or '.join(dataset_names(selection.frame))}, one per activation and seed. "
+        f"{selection.epoch_sentence()} {_seeds_sentence(selection)}",
         "",
     ]
     if selection.notes:

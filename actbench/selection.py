@@ -8,14 +8,21 @@ to an earlier `--seed 0`): it is counted once, from the newest run where it is c
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
 
+from actbench.activations import resolve, split_label
+from actbench.catalog import CATALOG
 from actbench.config import RunConfig
+from actbench.datasets import spec as dataset_spec
+from actbench.errors import ActbenchError
 from actbench.experiment import RESULT_KEYS
+from actbench.init import scheme_for
 from actbench.results import RunFolder, run_frame
 from actbench.summary import comparison_epoch
 
@@ -60,6 +67,81 @@ def identity(config: dict[str, Any], data: dict[str, Any] | None = None) -> dict
     return found
 
 
+def shown(key: str, value: Any) -> str:
+    """A setting's value in a sentence ('1000'); None (does not apply) in words."""
+    if value is not None:
+        return str(value)
+    return {"momentum": "unused (Adam)", "subset": "all the data", "val": "none"}.get(key, "none")
+
+
+def dataset_shape(dataset: str) -> tuple[int, int] | None:
+    """(inputs, classes) of a built-in data set by its `--dataset` name; None for another."""
+    try:
+        table = dataset_spec(dataset)
+    except KeyError:
+        return None
+    inputs = getattr(table, "inputs", None)
+    if inputs is None:  # an IDX set: one sample is an image of item_shape pixels
+        inputs = math.prod(table.file("train_images").item_shape)
+    return int(inputs), int(table.classes)
+
+
+def data_shape(manifest: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(inputs, classes) of a run's network ends: the manifest's `data` entry, which records
+    them; a manifest without them (made before actbench had other data sets) means its
+    data set's, MNIST's (784, 10) when it names none. (None, None) for an unknown data set."""
+    data = manifest.get("data") or {}
+    if data.get("inputs") is not None and data.get("classes") is not None:
+        return int(data["inputs"]), int(data["classes"])
+    dataset = (manifest.get("config") or {}).get("dataset") or RunConfig.dataset
+    return dataset_shape(str(dataset)) or (None, None)
+
+
+def network_name(inputs: Any, depth: Any, hidden: Any, classes: Any) -> str:
+    """'784-128-128-10': the layer widths, input to output, of `depth` hidden layers of
+    `hidden` units; from 7 hidden layers on, '784-128-…-128-10 (8 hidden layers)'. An unknown
+    end is '?'."""
+    ends = ["?" if v is None else str(v) for v in (inputs, classes)]
+    depth = int(depth)
+    if depth <= 6:
+        return "-".join([ends[0], *[str(hidden)] * depth, ends[1]])
+    return f"{ends[0]}-{hidden}-…-{hidden}-{ends[1]} ({depth} hidden layers)"
+
+
+_BUILT_IN = {name: entry for entry in CATALOG for name in (entry.name, *entry.aliases)}
+
+
+def init_schemes(run: RunFolder) -> dict[str, str]:
+    """The initialisation each activation label of `run` was built with
+    (`actbench.init.scheme_for`): the run's `--init`, or under `auto` each activation's
+    recommended scheme (the catalogue's; `torch` for a user's own). A manifest without `init`
+    means `torch`; a scheme that cannot be told is 'unknown'. Nothing is imported.
+    """
+    config = run.manifest.get("config") or {}
+    init = str(config.get("init", RunConfig.init))
+    specs = [str(a) for a in config.get("activations", [])]
+    specs += [str(a) for a in run.metrics["activation"].unique()] if len(run.metrics) else []
+    schemes: dict[str, str] = {}
+    for given in specs:
+        label, inner = split_label(given)
+        entry = _BUILT_IN.get(inner.partition(":")[0].lower())
+        try:
+            label = label or (resolve(inner).label if entry else inner)
+            scheme = scheme_for(init, entry.init if entry else "torch")
+        except (ActbenchError, ValueError):  # not a scheme or an activation actbench knows
+            label, scheme = label or inner, "unknown"
+        schemes.setdefault(label, scheme)
+    return schemes
+
+
+def init_words(init: str, schemes: dict[str, str]) -> str:
+    """'kaiming', or under `auto` the scheme each activation got: 'auto (relu: kaiming, tanh:
+    xavier)', from `schemes` (label -> scheme, as `init_schemes` gives them)."""
+    if init != "auto" or not schemes:
+        return init
+    return f"auto ({', '.join(f'{label}: {scheme}' for label, scheme in schemes.items())})"
+
+
 def label_of(activation: str, ident: dict[str, Any], varying: Sequence[str]) -> str:
     """'relu', or 'relu (lr=0.01)': the activation and those `varying` settings that apply."""
     extra = [f"{key}={ident[key]}" for key in varying if ident.get(key) is not None]
@@ -102,8 +184,9 @@ class Selection:
     """The models a report compares and what a reader must know about them.
 
     `frame`: the chosen models' rows (every epoch, one run per model), with the `run` and
-    `cfg_<key>` columns of `results.run_frame` and a `label` per line; (label, seed) names one
-    model. `models`: one row per model (label, activation, seed, run, planned, reached,
+    `cfg_<key>` columns of `results.run_frame`, a `label` per line, the network's `inputs` and
+    `classes` (`data_shape`) and the `init_scheme` each model was built with (`init_schemes`);
+    (label, seed) names one model. `models`: one row per model (label, activation, seed, run, planned, reached,
     diverged, status). `runs`: the runs at least one model comes from, in the order given.
     `identities`: each label's settings (`identity`). `notes`: sentences naming what was left
     out, what is incomplete and what diverged. `epoch`: the last epoch every model reached (a
@@ -223,11 +306,16 @@ def select_models(runs: Sequence[RunFolder]) -> Selection:
         keep = [(a, s) in mine for a, s in zip(frame["activation"], frame["seed"], strict=True)]
         frame = frame[keep]
         labels = {pair: label(c) for pair, c in mine.items()}
+        inputs, classes = data_shape(run.manifest)
+        schemes = init_schemes(run)
         frames.append(
             frame.assign(
                 label=[
                     labels[(a, s)] for a, s in zip(frame["activation"], frame["seed"], strict=True)
-                ]
+                ],
+                inputs=inputs,
+                classes=classes,
+                init_scheme=frame["activation"].astype(str).map(schemes),
             )
         )
     frame = pd.concat(frames, ignore_index=True)
@@ -356,3 +444,97 @@ def _incomplete_notes(
                 f"planned): {'; '.join(parts)}."
             )
     return notes
+
+
+@dataclass(frozen=True)
+class Group:
+    """Runs whose models share every setting that changes what they learn (`identity`): what
+    one report compares.
+
+    `name`: its folder under the plots folder, after what sets it apart ('subset-1000'), ''
+    when the runs form one group; `settings`: the same in words ('subset 1000'); `runs`: its
+    runs in the order given; `selection`: `select_models` of them, None when none of them has
+    a finished epoch; `apart`: a note naming the runs of the other groups and the folders
+    their reports are in ('' for one group); `differ`: the settings in which the groups
+    differ (`IDENTITY` keys and `DATA_SEED`; none for one group).
+    """
+
+    name: str
+    settings: str
+    runs: list[RunFolder]
+    selection: Selection | None
+    apart: str
+    differ: tuple[str, ...] = ()
+
+    def reported(self) -> Selection:
+        """The selection with the `apart` note, as the group's report shows it."""
+        if self.selection is None:
+            raise ValueError(f"no finished epochs in the runs of {self.settings or 'the group'}")
+        notes = [*self.selection.notes, self.apart] if self.apart else self.selection.notes
+        return replace(self.selection, notes=notes)
+
+
+def _folder_part(key: str, value: Any) -> str:
+    """'subset-1000', 'batch-size-32', 'subset-all': one setting in a folder's name."""
+    if value is None:
+        value = {"subset": "all", "val": "0"}.get(key, "none")
+    return f"{key.replace('_', '-')}-{re.sub(r'[^A-Za-z0-9.+-]', '-', str(value))}"
+
+
+def group_runs(runs: Sequence[RunFolder], together: bool = False) -> list[Group]:
+    """Split `runs` into groups of identical settings (`identity`), in the order given, each
+    with its models chosen (`select_models`); `together` keeps them all in one group, whose
+    lines are then labelled with the settings in which they differ ('relu (lr=0.01)').
+
+    Runs of different settings are never compared in one report unless asked: each group has
+    its own comparison epoch and baseline, and its name and words say only the settings in
+    which the groups differ.
+    """
+    keyed: dict[str, list[RunFolder]] = {}
+    for run in runs:
+        key = (
+            "{}"
+            if together
+            else json.dumps(
+                identity(run.manifest.get("config", {}), run.manifest.get("data")), sort_keys=True
+            )
+        )
+        keyed.setdefault(key, []).append(run)
+    idents = {key: json.loads(key) for key in keyed}
+    apart = [
+        key
+        for key in [*IDENTITY, DATA_SEED]
+        if len({json.dumps(ident.get(key)) for ident in idents.values()}) > 1
+    ]
+    named = {
+        key: (
+            "_".join(_folder_part(k, ident.get(k)) for k in apart),
+            ", ".join(f"{k} {shown(k, ident.get(k))}" for k in apart),
+        )
+        for key, ident in idents.items()
+    }
+    selections: dict[str, Selection | None] = {}
+    for key, members in keyed.items():
+        try:
+            selections[key] = select_models(members)
+        except ValueError:  # none of these runs finished an epoch
+            selections[key] = None
+
+    def where(key: str) -> str:
+        if selections[key] is None:
+            return "no finished epoch, so no report"
+        return f"in `../{named[key][0]}/`"
+
+    groups = []
+    for key, members in keyed.items():
+        others = [
+            f"`{run.name}` ({named[other][1]}; {where(other)})"
+            for other, theirs in keyed.items()
+            if other != key
+            for run in theirs
+        ]
+        note = f"Reported apart, since their settings differ: {_and(others)}." if others else ""
+        groups.append(
+            Group(named[key][0], named[key][1], members, selections[key], note, tuple(apart))
+        )
+    return groups

@@ -216,6 +216,25 @@ def test_every_figure_says_its_set_up(tmp_path):
     assert "SGD lr 0.1, momentum 0.9" in setup_line(sgd) and "seed 0" in setup_line(sgd)
 
 
+def test_a_caption_names_the_data_set_depth_and_initialisation_the_runs_used(tmp_path):
+    frame = selection_frame(make_run(tmp_path / "r", ["relu", "tanh", "selu"], seeds=(0, 1),
+                                     dataset="mnist1d", depth=4, init="auto"))  # fmt: skip
+    expected = (
+        "MNIST-1D, 40-128-128-128-128-10, Adam lr 0.001, batch 64, "
+        "init auto (relu: kaiming, tanh: xavier, selu: lecun), 2 seeds"
+    )
+    assert setup_line(frame) == expected
+    for column in ("train_loss", "test_accuracy"):  # the caption, wrapped to the figure
+        words = " ".join(_caption(curve_figure(frame, column)).split())
+        assert words.startswith(expected + " mean and 95% interval over 2 seeds")
+    deep = selection_frame(make_run(tmp_path / "d", ["relu"], depth=12, hidden=32,
+                                    dataset="fashion-mnist", init="lecun"))  # fmt: skip
+    assert setup_line(deep) == (
+        "Fashion-MNIST, 784-32-…-32-10 (12 hidden layers), Adam lr 0.001, batch 64, init lecun, "
+        "seed 0"
+    )
+
+
 def _overlap(a, b):
     return not (a.x1 <= b.x0 or b.x1 <= a.x0 or a.y1 <= b.y0 or b.y1 <= a.y0)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pandas as pd
@@ -11,7 +12,7 @@ from runfolders import write_run
 from typer.testing import CliRunner
 
 from actbench.cli import app
-from actbench.plots import forest_figure
+from actbench.plots import forest_figure, setup_line
 from actbench.report import NO_VALIDATION, make_report
 from actbench.results import find_runs
 from actbench.selection import select_models
@@ -89,6 +90,82 @@ def test_the_settings_show_what_ran(tmp_path):
     assert "None" not in report and "nan" not in report
 
 
+def edit_manifest(folder, edit):
+    """Change a run's manifest.json in place: `edit(manifest)`."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    edit(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_a_deeper_network_on_another_data_set_is_labelled_as_it_ran(tmp_path):
+    run = write_run(tmp_path / "run", seeds=(0, 1),
+                    settings={"dataset": "mnist1d", "depth": 4, "init": "auto"})  # fmt: skip
+    edit_manifest(run, lambda m: m["data"].update(dataset="mnist1d", inputs=40, classes=10))
+    report, _ = report_of(run)
+    settings = section(report, "Settings")
+    assert "| dataset | MNIST-1D |" in settings
+    assert "| network | 40-128-128-128-128-10 |" in settings
+    # the catalogue recommends kaiming for relu (He et al.), xavier for tanh (Glorot)
+    assert "| initialisation | auto (relu: kaiming, tanh: xavier) |" in settings
+    assert "Each model is a 40-128-128-128-128-10 network trained on MNIST-1D," in report
+    assert "784" not in report and "trained on MNIST," not in report
+    caption = setup_line(select_models(find_runs(run)).frame)
+    assert caption == (
+        "MNIST-1D, 40-128-128-128-128-10, Adam lr 0.001, batch 64, "
+        "init auto (relu: kaiming, tanh: xavier), 2 seeds"
+    )
+
+
+def test_the_network_ends_are_the_manifests_inputs_and_classes(tmp_path):
+    run = write_run(tmp_path / "run", settings={"dataset": "cifar10", "depth": 1, "hidden": 32,
+                                                "init": "xavier"})  # fmt: skip
+    edit_manifest(run, lambda m: m["data"].update(inputs=3072, classes=10))
+    report, _ = report_of(run)
+    settings = section(report, "Settings")
+    assert "| dataset | CIFAR-10 |" in settings
+    assert "| network | 3072-32-10 |" in settings
+    assert "| initialisation | xavier |" in settings
+    assert setup_line(select_models(find_runs(run)).frame).startswith(
+        "CIFAR-10, 3072-32-10, Adam lr 0.001, batch 64, init xavier, seed 0"
+    )
+
+
+def test_a_manifest_from_before_data_sets_depth_and_init_means_mnist(tmp_path):
+    run = write_run(tmp_path / "run")
+
+    def older(manifest):
+        for key in ("dataset", "depth", "init"):
+            del manifest["config"][key]
+
+    edit_manifest(run, older)
+    report, _ = report_of(run)
+    settings = section(report, "Settings")
+    assert "| dataset | MNIST |" in settings
+    assert "| network | 784-128-128-10 |" in settings
+    assert "| initialisation | torch |" in settings
+    caption = setup_line(select_models(find_runs(run)).frame)
+    assert caption == "MNIST, 784-128-128-10, Adam lr 0.001, batch 64, seed 0"
+
+
+def test_runs_of_different_data_sets_each_show_their_own(tmp_path):
+    a = write_run(tmp_path / "a", started=DAY1)
+    b = write_run(tmp_path / "b", started=DAY2, settings={"dataset": "mnist1d", "depth": 3})
+    edit_manifest(b, lambda m: m["data"].update(inputs=40, classes=10))
+    selection = select_models(find_runs([a, b]))
+    report, _ = report_of(a, b, out=tmp_path / "plots")
+    settings = section(report, "Settings")
+    assert "| dataset | MNIST | MNIST-1D |" in settings
+    assert "| network | 784-128-128-10 | 40-128-128-128-10 |" in settings
+    assert "| initialisation | torch | torch |" in settings
+    assert (
+        "Each model is a 784-128-128-10 or 40-128-128-128-10 network (as in the settings) "
+        "trained on MNIST or MNIST-1D,"
+    ) in report
+    assert setup_line(selection.frame).startswith(
+        "MNIST/MNIST-1D, 784-128-128-10/40-128-128-128-10,"
+    )
+
+
 def test_sgd_settings_show_momentum_and_each_run_has_a_column(tmp_path):
     write_run(tmp_path / "a", started=DAY1)
     write_run(tmp_path / "b", started=DAY2, settings={"optimizer": "sgd", "momentum": 0.9,
@@ -111,7 +188,10 @@ def test_same_start_is_claimed_only_where_the_models_share_it(tmp_path):
         "relu (hidden=64) differs from relu (hidden=128) in more than the activation "
         "(hidden 64 vs 128): its difference is not the activation's alone."
     ) in differences
-    assert "784-H-H-10 (H as in the settings)" in report
+    assert (
+        "Each model is a 784-128-128-10 or 784-64-64-10 network (as in the settings) trained on "
+        "MNIST, one per activation and seed."
+    ) in report
 
 
 def test_no_same_start_claim_across_optimisers(tmp_path):

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from runfolders import write_run
 
-from actbench.results import find_runs
-from actbench.selection import identity, select_models
+from actbench.results import RunFolder, find_runs
+from actbench.selection import (
+    data_shape,
+    group_runs,
+    identity,
+    init_schemes,
+    init_words,
+    network_name,
+    select_models,
+)
 from actbench.summary import compare, rows_at, summarize
 
 DAY1, DAY2, DAY3 = (f"2026-01-0{d}T10:00:00+00:00" for d in (1, 2, 3))
@@ -243,3 +253,112 @@ def test_models_that_all_diverged_are_final_where_they_stopped(tmp_path):
     write_run(tmp_path / "run", epochs=10, diverged={("relu", 0): 2, ("tanh", 0): 3})
     selection = select(tmp_path / "run")
     assert selection.epoch == 3 and selection.final
+
+
+def test_the_network_ends_come_from_the_manifest_else_the_data_set():
+    # the manifest's record wins (numbers made up so that no table could give them)
+    assert data_shape({"config": {"dataset": "mnist"}, "data": {"inputs": 12, "classes": 3}}) == (
+        12,
+        3,
+    )
+    assert data_shape({"config": {}, "data": {"train_samples": 60000}}) == (28 * 28, 10)  # older
+    assert data_shape({"config": {"dataset": "cifar10"}}) == (3 * 32 * 32, 10)
+    assert data_shape({"config": {"dataset": "mnist1d"}}) == (40, 10)
+    assert data_shape({"config": {"dataset": "somebody-elses"}}) == (None, None)
+
+
+def test_network_names_follow_the_depth():
+    assert network_name(784, 2, 128, 10) == "784-128-128-10"
+    assert network_name(40, 1, 64, 10) == "40-64-10"
+    assert network_name(3072, 6, 8, 10) == "3072-8-8-8-8-8-8-10"
+    assert network_name(784, 32, 128, 10) == "784-128-…-128-10 (32 hidden layers)"
+    assert network_name(None, 2, 128, None) == "?-128-128-?"
+
+
+def _run(config, activations=()):
+    metrics = pd.DataFrame({"activation": list(activations)})
+    return RunFolder("run", Path("run"), {"config": config}, metrics)
+
+
+def test_init_auto_gives_each_activation_its_catalogue_scheme():
+    specs = ["relu", "Tanh", "lk=leaky:0.1", "leaky_relu", "selu", "sin=torch:sin", "pkg.mod:F"]
+    # the catalogue: kaiming for ReLU-like, xavier for saturating, lecun for SELU; a user's own
+    # function gets torch's default, whatever its label
+    assert init_schemes(_run({"activations": specs, "init": "auto"})) == {
+        "relu": "kaiming",
+        "tanh": "xavier",
+        "lk": "kaiming",
+        "leaky": "kaiming",
+        "selu": "lecun",
+        "sin": "torch",
+        "pkg.mod:F": "torch",
+    }
+    assert set(init_schemes(_run({"activations": specs, "init": "xavier"})).values()) == {"xavier"}
+    # a manifest without `init` (made before it existed) ran with torch's default
+    assert init_schemes(_run({"activations": ["relu", "selu"]})) == {
+        "relu": "torch",
+        "selu": "torch",
+    }
+    # no manifest: the labels in the metrics, and torch's default
+    assert init_schemes(_run({}, ["gelu"])) == {"gelu": "torch"}
+    assert init_words("auto", {"relu": "kaiming", "tanh": "xavier"}) == (
+        "auto (relu: kaiming, tanh: xavier)"
+    )
+    assert init_words("lecun", {"relu": "lecun"}) == "lecun"
+
+
+def test_runs_are_grouped_by_their_settings(tmp_path):
+    write_run(tmp_path / "r" / "run-a", seeds=(0, 1), settings={"subset": 2000}, started=DAY1)
+    write_run(tmp_path / "r" / "run-b", epochs=1, settings={"subset": 1000}, started=DAY2)
+    write_run(tmp_path / "r" / "run-c", seeds=(2,), epochs=5, settings={"subset": 2000},
+              started=DAY3)  # fmt: skip
+    for run in ("run-a", "run-b", "run-c"):  # as runs record it now: one seed draws subsets
+        path = tmp_path / "r" / run / "manifest.json"
+        manifest = json.loads(path.read_text())
+        manifest["data"]["subset_seed"] = 0
+        path.write_text(json.dumps(manifest))
+    groups = group_runs(find_runs(tmp_path / "r"))
+    assert [(g.name, g.settings, [r.name for r in g.runs]) for g in groups] == [
+        ("subset-2000", "subset 2000", ["run-a", "run-c"]),
+        ("subset-1000", "subset 1000", ["run-b"]),
+    ]
+    assert groups[0].differ == ("subset",)
+    first, second = (g.selection for g in groups)
+    # each group compared at its own epoch: 3 (run-a's last; run-c's seed 2 went on to 5), 1
+    assert (first.epoch, first.final, second.epoch, second.final) == (3, False, 1, True)
+    assert first.seeds() == {"relu": 3, "tanh": 3} and list(first.identities) == ["relu", "tanh"]
+    assert groups[1].apart == (
+        "Reported apart, since their settings differ: `run-a` (subset 2000; in "
+        "`../subset-2000/`) and `run-c` (subset 2000; in `../subset-2000/`)."
+    )
+    assert groups[1].reported().notes == [groups[1].apart]
+    (together,) = group_runs(find_runs(tmp_path / "r"), together=True)
+    assert (together.name, together.apart) == ("", "")
+    assert list(together.selection.identities) == [
+        "relu (subset=2000)",
+        "tanh (subset=2000)",
+        "relu (subset=1000)",
+        "tanh (subset=1000)",
+    ]
+
+
+def test_runs_of_one_setting_form_one_group_named_by_nothing(tmp_path):
+    write_run(tmp_path / "r" / "run-a", started=DAY1)
+    write_run(tmp_path / "r" / "run-b", epochs=5, seeds=(1,), started=DAY2)  # a longer run
+    (group,) = group_runs(find_runs(tmp_path / "r"))
+    assert (group.name, group.settings, group.apart, group.differ) == ("", "", "", ())
+    assert group.reported() == group.selection
+
+
+def test_a_group_without_a_finished_epoch_has_no_selection(tmp_path):
+    write_run(tmp_path / "r" / "run-a", settings={"optimizer": "sgd", "momentum": 0.9})
+    write_run(tmp_path / "r" / "run-b", reached={("relu", 0): 0, ("tanh", 0): 0},
+              status="interrupted")  # fmt: skip
+    sgd, adam = group_runs(find_runs(tmp_path / "r"))
+    assert (sgd.name, adam.name) == ("optimizer-sgd_momentum-0.9", "optimizer-adam_momentum-none")
+    assert adam.settings == "optimizer adam, momentum unused (Adam)"
+    assert adam.selection is None
+    assert sgd.apart == (
+        "Reported apart, since their settings differ: `run-b` (optimizer adam, momentum unused "
+        "(Adam); no finished epoch, so no report)."
+    )
