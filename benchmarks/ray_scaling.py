@@ -32,11 +32,11 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from measure import measure
 
 TUNE_GOAL = 5.0  # speed, actbench on Ray over the Tune search
 # every approach on Ray starts a Ray of its own, whatever other Ray runs on this machine
@@ -116,9 +116,7 @@ def ray_start_seconds() -> float:
         "ray.shutdown()\n"
         "print(time.perf_counter() - t)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV)
-    if done.returncode != 0:
-        sys.exit(f"ray start failed:\n{done.stderr[-2000:]}")
+    done = measure("ray start", [sys.executable, "-c", script], env=ENV)
     return float(done.stdout.strip().splitlines()[-1])
 
 
@@ -144,11 +142,8 @@ def one_run(name: str, args) -> dict:
         else:
             workers = None if name == "ray" else int(name.removeprefix("local-"))
             command = actbench_command(args, results, workers)
-        start = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, env=ENV)
-        seconds = time.perf_counter() - start
-        if done.returncode != 0:
-            sys.exit(f"{name} failed:\n{done.stderr[-2000:]}")
+        done = measure(name, command, env=ENV)
+        seconds = done.seconds
         if name == "tune":
             return {**json.loads(done.stdout.strip().splitlines()[-1]), "seconds": seconds}
         (run_dir,) = Path(results).iterdir()
