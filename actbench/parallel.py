@@ -92,28 +92,78 @@ def _check_alive(processes: list[Any], running: set[int]) -> None:
         )
 
 
+# After a request to stop, how long the parent waits for the workers to end by themselves
+# (seconds) before it ends them; one more interrupt ends the wait at once.
+PATIENCE = 10.0
+
+
 def _drain(
     messages: Any,
     running: set[int],
-    on_epoch: Callable[[int, list[EpochResult]], None] | None,
+    record: Callable[[int, list[EpochResult]], None],
     processes: list[Any],
-    patience: float = 10.0,
+    interrupts: list[int],
+    asked: int,
 ) -> None:
-    """After a stop request: take the epochs the workers still report, until they have all ended."""
-    deadline = time.monotonic() + patience
-    while running and time.monotonic() < deadline:
-        with signals_held():  # a second interrupt ends the wait, but not half-way through
-            try:
-                kind, index, payload = messages.get(timeout=0.2)
-            except (queue.Empty, OSError, EOFError):
-                running.difference_update(i for i in list(running) if not processes[i].is_alive())
+    """After a stop request: take the epochs the workers still report, until they have all
+    ended, `PATIENCE` runs out, or an interrupt comes beyond the `asked` ones (it hurries)."""
+    deadline = time.monotonic() + PATIENCE
+    while running and len(interrupts) <= asked and time.monotonic() < deadline:
+        try:
+            kind, index, payload = messages.get(timeout=0.2)
+        except (queue.Empty, OSError, EOFError):
+            running.difference_update(i for i in list(running) if not processes[i].is_alive())
+            continue
+        except Exception:  # a message cut short earlier: the rest of the stream is unreadable
+            return  # what it held is in the checkpoints: `_recover` reads it back
+        if kind == "epoch":
+            record(index, payload)
+        elif kind in ("done", "stopped", "failed", "error"):
+            running.discard(index)
+
+
+def _end(processes: list[Any]) -> None:
+    """End the workers and wait until they have: from then on no checkpoint changes.
+
+    A worker holds SIGTERM while it saves an epoch, so it ends between epochs; one that has
+    not ended after a few seconds is killed.
+    """
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+def _recover(
+    jobs: list[Job],
+    store: CheckpointStore,
+    reported: dict[tuple[int, str], int],
+    record: Callable[[int, list[EpochResult]], None],
+) -> None:
+    """Hand on the epochs the workers finished whose rows never reached the parent.
+
+    A worker saves its models' checkpoints, then sends their rows; rows still on their way
+    when the parent stopped taking them (a second interrupt, or a worker ended meanwhile) are
+    read back from the checkpoints, once every worker has ended. `reported` holds each
+    (job, activation)'s last epoch recorded; the missing ones go to `record` epoch by epoch.
+    """
+    for number, job in enumerate(jobs):
+        missing: dict[int, list[EpochResult]] = {}
+        for unit in job.units:
+            state = store.load(unit.index, unit.label, unit.seed)
+            if state is None:
                 continue
-            except Exception:  # a message cut short earlier: the rest of the stream is unreadable
-                break  # what it held is in the checkpoints, and a resume brings it back
-            if kind == "epoch" and on_epoch is not None:
-                on_epoch(index, payload)
-            elif kind in ("done", "stopped", "failed", "error"):
-                running.discard(index)
+            last = reported.get((number, unit.label), job.start_epoch)
+            for row in state.rows:
+                if row.epoch > last:
+                    missing.setdefault(row.epoch, []).append(row)
+        for epoch in sorted(missing):
+            record(number, missing[epoch])
 
 
 def _context() -> Any:
@@ -141,6 +191,15 @@ def train_in_workers(
     `data[p]` and `configs[p]` belong to configuration p. `on_epoch(job, rows)` receives a
     job's rows of a finished epoch and `on_steps(job, steps)` the optimiser steps it just
     took, each job named by its position in `jobs`.
+
+    SIGINT and SIGTERM are held throughout and acted on between messages, so no interrupt
+    can cut the recording of an epoch or the stop short. The first (or a failing worker) asks
+    the workers to stop, dropping their unfinished epochs, and the parent takes the epochs
+    they still report; one more interrupt ends that wait, and the workers with it. Either way,
+    every epoch a worker finished (its checkpoint saved in `store`) reaches `on_epoch` before
+    this ends: those whose rows were still on their way are read back from the checkpoints.
+    Then the first signal goes to its handler (KeyboardInterrupt, from Ctrl-C or actbench's
+    SIGTERM handler); where that handler returns, KeyboardInterrupt all the same.
     """
     context = _context()
     messages = context.Queue()
@@ -159,13 +218,21 @@ def train_in_workers(
         )
         for i in range(count)
     ]
-    for process in processes:
-        process.start()
+    reported: dict[tuple[int, str], int] = {}  # each (job, activation)'s last epoch recorded
+
+    def record(number: int, rows: list[EpochResult]) -> None:
+        if on_epoch is not None:
+            on_epoch(number, rows)
+        for row in rows:
+            reported[number, row.activation] = row.epoch
+
     running = set(range(len(processes)))
-    try:
-        while running:
-            # a message is taken and recorded whole: an interrupt waits for the end of it
-            with signals_held():
+    completed = False
+    with signals_held() as interrupts:
+        try:
+            for process in processes:
+                process.start()
+            while running and not interrupts:
                 try:
                     kind, index, payload = messages.get(timeout=0.2)
                 except queue.Empty:
@@ -173,21 +240,26 @@ def train_in_workers(
                     continue
                 if kind == "steps" and on_steps is not None:
                     on_steps(index, payload)
-                elif kind == "epoch" and on_epoch is not None:
-                    on_epoch(index, payload)
+                elif kind == "epoch":
+                    record(index, payload)
                 elif kind in ("done", "failed", "error"):
                     running.discard(index)
-            if kind == "failed":
-                raise ActbenchError(payload)
-            if kind == "error":
-                raise RuntimeError(f"training worker {index} failed: {payload}")
-    except BaseException:  # interrupted, or a worker failed: stop the others
-        stop.set()  # a second Ctrl-C while waiting here ends the wait at once
-        _drain(messages, running, on_epoch, processes)  # keep every epoch a worker finished
-        raise
-    finally:
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-        for process in processes:
-            process.join(timeout=5)
+                if kind == "failed":
+                    raise ActbenchError(payload)
+                if kind == "error":
+                    raise RuntimeError(f"training worker {index} failed: {payload}")
+            completed = not running
+        finally:
+            if completed:
+                _end(processes)  # every one has reported all it trained
+            else:  # interrupted, or a worker failed: stop the others, keep what they finished
+                stop.set()
+                asked = min(len(interrupts), 1)  # an interrupt beyond this one hurries the stop
+                try:
+                    _drain(messages, running, record, processes, interrupts, asked)
+                finally:
+                    _end(processes)
+                if store is not None:
+                    _recover(jobs, store, reported, record)
+    if not completed:  # stopped by a signal whose handler returned: the jobs are not done
+        raise KeyboardInterrupt

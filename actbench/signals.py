@@ -30,18 +30,19 @@ def _set(signum: int, handler: Any) -> BaseException | None:
 
 
 @contextmanager
-def signals_held() -> Iterator[None]:
+def signals_held() -> Iterator[list[int]]:
     """Delay SIGINT and SIGTERM until the block ends, so that what it writes is never cut short.
 
     A signal that arrives meanwhile is handed to its previous handler on the way out (Python
     runs signal handlers in the main thread only, so only there can a write be cut short); of
-    several, the first. An ignored signal stays ignored, so it can never stand in for one that
+    several, the first. The block receives the list of signals held so far (their numbers, in
+    the order they came), so that a long one can act on them itself: stop early, or hurry. An ignored signal stays ignored, so it can never stand in for one that
     is handled (a background job of a script ignores SIGINT, and must still act on SIGTERM).
     Every handler is back in place however the block ends, even where a signal arrives while
     they are being swapped.
     """
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield []
         return
     caught: list[int] = []
     previous: dict[int, Callable[..., Any] | int] = {}
@@ -55,7 +56,7 @@ def signals_held() -> Iterator[None]:
             error = _set(signum, lambda n, _: caught.append(n))
             if error is not None:  # a signal from before the block: it acts at once
                 raise error
-        yield
+        yield caught
     finally:
         for signum, handler in previous.items():
             error = _set(signum, handler)

@@ -48,6 +48,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from measure import measure
+
 TUNE_GOAL = 5.0  # speed, actbench on Ray over the Tune search
 # every approach on Ray starts a Ray of its own, whatever other Ray runs on this machine
 ENV = {**os.environ, "RAY_ADDRESS": "local"}
@@ -131,9 +133,7 @@ def ray_start_seconds() -> float:
         "ray.shutdown()\n"
         "print(time.perf_counter() - t)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV)
-    if done.returncode != 0:
-        sys.exit(f"ray start failed:\n{done.stderr[-2000:]}")
+    done = measure("ray start", [sys.executable, "-c", script], env=ENV)
     return float(done.stdout.strip().splitlines()[-1])
 
 
@@ -199,12 +199,8 @@ def one_run(name: str, args) -> dict:
         else:
             workers = 0 if joined else None if name == "ray" else int(name.removeprefix("local-"))
             command = actbench_command(args, results, workers)
-        start = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True,
-                              env=JOINED if joined else ENV)  # fmt: skip
-        seconds = time.perf_counter() - start
-        if done.returncode != 0:
-            sys.exit(f"{name} failed:\n{done.stderr[-2000:]}")
+        done = measure(name, command, env=JOINED if joined else ENV)
+        seconds = done.seconds
         if name.startswith("tune"):
             return {**json.loads(done.stdout.strip().splitlines()[-1]), "seconds": seconds}
         (run_dir,) = Path(results).iterdir()

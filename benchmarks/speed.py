@@ -33,17 +33,17 @@ no timed run is observed while it works.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from measure import measure
 
 APPROACHES = ("tutorial", "hand-written", "actbench")
 GOALS = {"tutorial": 30.0, "hand-written": 3.0}
@@ -220,29 +220,6 @@ def run_previous(args) -> dict:
 RUNNERS = {"tutorial": run_tutorial, "hand-written": run_handwritten, "previous": run_previous}
 
 
-def _tree(pid: int) -> list[int]:
-    """`pid` and all its descendants (Linux /proc)."""
-    pids, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        pids.append(current)
-        for task in Path(f"/proc/{current}/task").glob("*/children"):
-            with contextlib.suppress(OSError):
-                todo.extend(int(child) for child in task.read_text().split())
-    return pids
-
-
-def tree_pss_mb(pid: int) -> float:
-    """Proportional set size of a process tree in MB: shared pages are counted once in all."""
-    total_kb = 0
-    for member in _tree(pid):
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total_kb += int(line.split()[1])
-    return total_kb / 1024
-
-
 # --- the driver ------------------------------------------------------------------------------
 
 
@@ -256,22 +233,12 @@ def one_run(approach: str, args, watch_memory: bool = False) -> dict:
             command = actbench_command(args, results)
         else:
             command = [sys.executable, __file__, "--approach", approach, *_shared_flags(args)]
-        start = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        peak = 0.0
-        if watch_memory:
-            while proc.poll() is None:
-                peak = max(peak, tree_pss_mb(proc.pid))
-                time.sleep(0.1)
-        stdout, stderr = proc.communicate()
-        seconds = time.perf_counter() - start
-        if proc.returncode != 0:
-            sys.exit(f"{approach} failed:\n{stderr[-2000:]}")
+        done = measure(approach, command, sample_every=0.1 if watch_memory else None)
         if approach == "actbench":
             accuracy = final_accuracies(results, args.epochs)
         else:
-            accuracy = json.loads(stdout.strip().splitlines()[-1])["accuracy"]
-    return {"accuracy": accuracy, "seconds": seconds, "peak_mb": peak}
+            accuracy = json.loads(done.stdout.strip().splitlines()[-1])["accuracy"]
+    return {"accuracy": accuracy, "seconds": done.seconds, "peak_mb": done.peak_mb}
 
 
 def _shared_flags(args) -> list[str]:

@@ -29,14 +29,13 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed import tree_pss_mb
+from measure import measure
 
 CLASSIC = "relu,sigmoid,tanh,leaky"
 STUDY_GOAL = 1.0  # cost per model-epoch, study over classic
@@ -111,21 +110,12 @@ def one_run(name: str, args) -> dict:
             command = [sys.executable, __file__, "--approach", name, *_shared_flags(args)]
         else:
             command = actbench_command(args, results, study=name == "study")
-        start = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        peak = 0.0
-        while proc.poll() is None:
-            peak = max(peak, tree_pss_mb(proc.pid))
-            time.sleep(1.0)
-        stdout, stderr = proc.communicate()
-        seconds = time.perf_counter() - start
-        if proc.returncode != 0:
-            sys.exit(f"{name} failed:\n{stderr[-2000:]}")
+        done = measure(name, command, sample_every=1.0)
         if name == "hand-written":
-            count = json.loads(stdout.strip().splitlines()[-1])["model_epochs"]
+            count = json.loads(done.stdout.strip().splitlines()[-1])["model_epochs"]
         else:
             count = model_epochs_of(results)
-    return {"model_epochs": count, "seconds": seconds, "peak_mb": peak}
+    return {"model_epochs": count, "seconds": done.seconds, "peak_mb": done.peak_mb}
 
 
 def _shared_flags(args) -> list[str]:

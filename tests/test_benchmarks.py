@@ -143,3 +143,56 @@ def test_ray_scaling_benchmark_times_the_same_study_every_way(mnist_dir):
     # the joined pair ran on a Ray this script started for them, and stopped
     assert re.search(r"ray start --head on this machine: \d+\.\d s", out)
     assert re.search(r"ray-join / tune-join speed: \d+\.\d\dx \(goal >= 5x\)", out)
+
+
+def _measure_module(monkeypatch):
+    """benchmarks/measure.py, imported as the scripts import it."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    return importlib.import_module("measure")
+
+
+def _pss_mb(pid: int) -> float:
+    """One process's own PSS in MB, read straight from /proc."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no Pss line")
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="needs Linux /proc")
+def test_tree_memory_counts_the_descendants(monkeypatch):
+    """A process whose child holds 100 MB of written pages: the tree's PSS has them, its own
+    does not (each read from /proc at a moment when both processes are waiting)."""
+    measure = _measure_module(monkeypatch)
+    child = "b = bytearray(b'x') * (100 * 2**20); print('ready', flush=True); input()"
+    parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}])"
+    proc = subprocess.Popen([sys.executable, "-c", parent], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stdout.readline() == "ready\n"  # the child holds its memory and waits
+        (grandchild,) = [pid for pid in measure.tree(proc.pid) if pid != proc.pid]
+        tree = measure.tree_pss_mb(proc.pid)
+        assert tree == pytest.approx(_pss_mb(proc.pid) + _pss_mb(grandchild), abs=1.0)
+        assert tree - _pss_mb(proc.pid) >= 100
+    finally:
+        proc.communicate("\n", timeout=HANG)
+
+
+def test_measure_returns_the_whole_output_and_stops_on_a_failure():
+    """A process that writes more than a pipe holds, on both streams, while its memory is
+    sampled: all of it comes back (nothing blocks); a failing one ends the benchmark with its
+    name and the end of its standard error."""
+    code = (
+        "import sys\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from measure import measure\n"
+        'chatty = \'import sys; print("o" * 2**20); print("e" * 2**20, file=sys.stderr)\'\n'
+        "done = measure('chatty', [sys.executable, '-c', chatty], sample_every=0.01)\n"
+        "print(len(done.stdout), len(done.stderr), done.seconds > 0, done.peak_mb >= 0)\n"
+        "measure('broken', [sys.executable, '-c', 'import sys; sys.exit(\"it broke\")'])\n"
+    )
+    command = [sys.executable, "-c", code, str(SCRIPT.parent)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=HANG)
+    assert done.stdout == f"{2**20 + 1} {2**20 + 1} True True\n"
+    assert done.returncode == 1
+    assert done.stderr == "broken failed:\nit broke\n\n"

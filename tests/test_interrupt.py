@@ -7,6 +7,7 @@ training, however fast or slow the machine; time limits only guard against a han
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -19,12 +20,14 @@ import pytest
 import torch
 
 from actbench import signals
+from actbench.checkpoint import CheckpointStore
 from actbench.config import make_config
 from actbench.data import load_mnist, prepare
-from actbench.jobs import Job, Unit
+from actbench.jobs import Job, Unit, run_job
 from actbench.parallel import train_in_workers
-from actbench.results import COLUMNS
+from actbench.results import COLUMNS, RunWriter, read_metrics
 from actbench.signals import signals_held
+from actbench.train import EpochResult
 
 
 def start_run(mnist_dir, results, workers, epochs=100000, extra=(), sigint=signal.SIG_DFL):
@@ -78,18 +81,24 @@ def test_signal_stops_the_run_and_keeps_finished_epochs(mnist_dir, tmp_path, sig
 
 def test_a_second_interrupt_ends_the_wait_for_the_workers(mnist_dir, monkeypatch):
     """After a first Ctrl-C the parent waits for the workers to report what they finished; a
-    second Ctrl-C ends that wait, rather than its patience, even while a worker never ends.
+    second Ctrl-C ends that wait, and the worker with it, even while the worker never ends.
 
     Both interrupts are raised in the parent at fixed points (on receiving the worker's first
-    and second report), so nothing here depends on timing.
+    and second report), and the parent's patience is unbounded, so only the second interrupt
+    can end the wait: a worker left running would report once more after its pause.
     """
 
+    def row(epoch):
+        return EpochResult("relu", 0, epoch, 0.5, 0.8, 0.6, 0.75, 0.1)
+
     def stuck_worker(job, data, config, store, on_epoch, on_steps):
-        on_epoch(["epoch before the first interrupt"])
-        on_epoch(["epoch the parent takes while it waits"])
-        threading.Event().wait()  # then hangs, and never checks for the request to stop
+        on_epoch([row(1)])  # before the first interrupt
+        on_epoch([row(2)])  # the parent takes it while it waits
+        threading.Event().wait(60)  # then hangs, and never checks for the request to stop
+        on_epoch([row(3)])
 
     monkeypatch.setattr("actbench.parallel.run_job", stuck_worker)
+    monkeypatch.setattr("actbench.parallel.PATIENCE", math.inf)
     received = []
 
     def on_epoch(job, rows):
@@ -99,12 +108,9 @@ def test_a_second_interrupt_ends_the_wait_for_the_workers(mnist_dir, monkeypatch
     config = make_config({"epochs": 1, "hidden": 8})
     data = prepare(load_mnist(mnist_dir, download=False), None, 0, torch.device("cpu"))
     jobs = [Job(0, 0, (Unit(0, 0, "relu"),))]
-    with pytest.raises(KeyboardInterrupt) as second:
+    with pytest.raises(KeyboardInterrupt):
         train_in_workers(jobs, [data], [config], None, 1, threads=1, on_epoch=on_epoch)
-    # the interrupt that ended the run came while the first was being handled: the wait ended
-    # on it, not after the parent's patience ran out (which re-raises the first one alone)
-    assert isinstance(second.value.__context__, KeyboardInterrupt)
-    assert received == ["epoch before the first interrupt", "epoch the parent takes while it waits"]
+    assert [r.epoch for r in received] == [1, 2]
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -142,6 +148,98 @@ def test_an_ignored_sigint_never_hides_a_sigterm_held_with_it(handlers):
         assert received == []  # held
     assert received == [signal.SIGTERM]
     assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+
+LABELS = ("relu", "tanh", "sigmoid")
+
+
+def _checkpointed_rows(run_dir):
+    """Every model's rows as its latest checkpoint holds them: the epochs it finished."""
+    store = CheckpointStore(run_dir)
+    states = [store.load(index, label, 0) for index, label in enumerate(LABELS)]
+    return [row.as_row() for state in states if state is not None for row in state.rows]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (signal.SIGINT, signal.SIGINT),
+        (signal.SIGINT, signal.SIGTERM),
+        (signal.SIGTERM, signal.SIGTERM),
+    ],
+)
+def test_a_second_interrupt_loses_no_epoch_a_worker_finished(
+    mnist_dir, tmp_path, monkeypatch, handlers, first, second
+):
+    """A first interrupt asks the workers to stop; a second comes while an epoch a worker
+    finished (its checkpoint saved) has not reached the parent yet. That epoch is kept all
+    the same: metrics.csv holds exactly the epochs the checkpoints hold, and one line says so.
+
+    The workers train on until they are ended (they never look at the request to stop), and
+    the parent receives both interrupts at fixed points: the first as it records the first
+    epoch, the second as it records the next one, once some checkpoint is ahead of what it
+    has recorded. Nothing depends on timing, only on waiting for that checkpoint.
+    """
+    from typer.testing import CliRunner
+
+    from actbench.cli import app
+
+    def trains_on(job, data, config, store, on_epoch, on_steps):  # in a worker
+        run_job(job, data, config, store, on_epoch=on_epoch)  # no on_steps: it never stops
+
+    recorded: dict[str, int] = {}  # each model's last epoch the parent recorded
+    ahead: list[tuple[str, int]] = []  # a model's epoch saved but not recorded, at the second
+    calls = []
+    real_add = RunWriter.add
+
+    def add(writer, rows, point=0):  # in the parent, as each epoch's rows arrive
+        real_add(writer, rows, point)
+        recorded.update({row.activation: row.epoch for row in rows})
+        calls.append(rows)
+        if len(calls) == 1:
+            signal.raise_signal(first)
+        elif len(calls) == 2:
+            store = CheckpointStore(writer.run_dir)
+            deadline = time.monotonic() + 300  # a guard against a hang, not a timing
+            while not ahead:
+                for index, label in enumerate(LABELS):
+                    try:
+                        state = store.load(index, label, 0)
+                    except FileNotFoundError:  # being replaced by a worker's next save
+                        continue
+                    if state is not None and state.epoch > recorded.get(label, 0):
+                        ahead.append((label, state.epoch))
+                        break
+                else:
+                    assert time.monotonic() < deadline, "no worker finished another epoch"
+                    time.sleep(0.01)
+            signal.raise_signal(second)
+
+    monkeypatch.setattr("actbench.parallel.run_job", trains_on)
+    monkeypatch.setattr(RunWriter, "add", add)
+    results = tmp_path / "results"
+    args = ["run", "-a", ",".join(LABELS), "--epochs", "100000", "--hidden", "8",
+            "--workers", "2", "--data-dir", str(mnist_dir), "--results-dir", str(results)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 128 + first, result.output
+    (run_dir,) = results.iterdir()
+    assert result.stderr.splitlines()[-1] == (
+        f"Interrupted; finished epochs are kept in {run_dir}; continue with: "
+        f"actbench run --resume {run_dir}"
+    )
+    assert "Traceback" not in result.output
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "interrupted"
+    kept = read_metrics(run_dir / "metrics.csv")
+    saved = pd.DataFrame(_checkpointed_rows(run_dir))
+    ((label, epoch),) = ahead
+    # the epoch that was saved but not recorded when the second interrupt came is there
+    assert ((kept["activation"] == label) & (kept["epoch"] == epoch)).any()
+    key = ["activation", "epoch"]
+    pd.testing.assert_frame_equal(
+        kept[saved.columns].sort_values(key).reset_index(drop=True),
+        saved.sort_values(key).reset_index(drop=True),
+        check_dtype=False,
+    )
 
 
 @pytest.mark.parametrize("at", [0, 1, 2, 3])
