@@ -49,6 +49,21 @@ def split(items: list[Any], parts: int) -> list[list[Any]]:
     return [g for g in groups if g]
 
 
+def parts_per_group(groups: int, workers: int) -> int:
+    """Into how many jobs `plan_jobs` splits each of `groups` groups for `workers` workers.
+
+    1 where the groups already share out evenly (the workers divide their number) or are
+    many (eight or more per worker); else the fewest parts that make a number of jobs the
+    workers divide, or eight per worker: e.g. 3 groups on 2 workers, 2 parts (6 jobs); 6
+    groups on 4 workers, 2 parts (12 jobs); 10 groups on 16 workers, 8 parts (80 jobs).
+    A group of fewer models makes fewer jobs (`split`).
+    """
+    parts = 1
+    while (groups * parts) % workers and groups * parts < 8 * workers:
+        parts += 1
+    return parts
+
+
 def plan_jobs(
     units: list[Unit],
     finished: dict[Unit, int],
@@ -63,16 +78,18 @@ def plan_jobs(
     not grouped: they see different batches, so they would share no product, and every other
     operation runs model by model already (what keeps each model's numbers its own). Where
     those groups are too few to share out evenly over the workers (fewer than eight per
-    worker, in a number the workers do not divide), each is split into `workers` parts, so
-    no core idles while another trains the last group. Units in `done` (complete or diverged)
-    are left out; the rest are grouped further by the epoch they had finished (a resume).
+    worker, in a number the workers do not divide), each is split into as few parts as make
+    a number of jobs the workers divide (`parts_per_group`), so no core idles while another
+    trains the last group, and no more jobs are made than that needs. Units in `done`
+    (complete or diverged) are left out; the rest are grouped further by the epoch they had
+    finished (a resume).
     `weight` orders the jobs, heaviest first (the order of the run where None); a model's
     numbers do not depend on its group, so neither does the CSV.
     """
     groups: dict[tuple[int, int], list[Unit]] = {}
     for unit in units:
         groups.setdefault((unit.point, unit.seed), []).append(unit)
-    parts = workers if len(groups) % workers and len(groups) < 8 * workers else 1
+    parts = parts_per_group(len(groups), workers)
     jobs = []
     for (point, seed), members in groups.items():
         for share in split(members, parts):

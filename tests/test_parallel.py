@@ -8,7 +8,7 @@ import torch
 from actbench.activations import resolve_all
 from actbench.config import make_config
 from actbench.data import load_mnist, prepare
-from actbench.jobs import Job, Unit, plan_jobs, split, total_steps
+from actbench.jobs import Job, Unit, parts_per_group, plan_jobs, split, total_steps
 from actbench.parallel import train_in_workers
 from actbench.runtime import plan_workers
 from actbench.train import train_lockstep
@@ -30,6 +30,21 @@ def test_a_plan_groups_models_of_one_configuration_and_seed_and_shares_them_out(
     plans = plan_jobs(units, {relu: 3, tanh: 2, gelu: 5, elu: 4}, {gelu}, 2)
     assert plans == [Job(0, 3, (relu,)), Job(0, 2, (tanh,)), Job(0, 4, (elu,))]
     assert plan_jobs(units, {}, set(units), 2) == []
+
+
+def test_groups_are_split_only_as_far_as_sharing_them_out_evenly_needs():
+    # hand-worked: the fewest parts per group that make a job count the workers divide (or
+    # eight jobs per worker)
+    assert parts_per_group(4, 2) == 1 and parts_per_group(16, 2) == 1
+    assert parts_per_group(1, 2) == 2 and parts_per_group(3, 2) == 2
+    assert parts_per_group(6, 4) == 2  # 12 jobs: 3 per worker
+    assert parts_per_group(10, 16) == 8  # 80 jobs: 5 per task slot
+    assert parts_per_group(5, 64) == 64  # 5 has no factor in common with 64
+    assert parts_per_group(70, 64) == 8  # 560 jobs: eight per slot before 32 parts
+    assert parts_per_group(3, 1) == 1
+    units = [Unit(s, i, a) for s in range(6) for i, a in enumerate("abcd")]
+    jobs = plan_jobs(units, {}, set(), 4)  # six groups of four models on four workers
+    assert len(jobs) == 12 and {len(j.units) for j in jobs} == {2}
 
 
 def test_groups_enough_for_every_worker_stay_whole_and_the_heaviest_go_first():
