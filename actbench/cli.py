@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from typer.core import TyperGroup
 
 from actbench import __version__
 from actbench.config import RunConfig, load_config, read_toml
 from actbench.datafiles import prefetch
 from actbench.errors import ActbenchError, UsageError
+from actbench.terminal import Terminal
 
 if TYPE_CHECKING:
     from actbench.progress import Group
@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 # torch, pandas and matplotlib are imported by the commands that use them, so that --help and
 # a mistyped flag answer at once.
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# messages printed with soft_wrap=True: one line in a file, broken at spaces on a terminal
+out = Terminal(highlight=False)
+err = Terminal(stderr=True, highlight=False)
 _state = {"debug": False}
 
 
@@ -39,11 +40,18 @@ class OneLineErrors(TyperGroup):
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
         except typer.TyperException as error:  # bad flags, bad values: a usage error
-            hint = f"; see '{error.ctx.command_path} --help'" if getattr(error, "ctx", None) else ""
-            message = " ".join(error.format_message().split())
-            if hint:
-                message = message.rstrip(".")  # "Missing argument 'paths'; see ..."
-            err.print(f"Error: {message}{hint}", soft_wrap=True)
+            if type(error).__name__ == "NoArgsIsHelpError":  # no command (named as Typer does)
+                error.show()  # the help as --help prints it, on stderr (click's way, exit 2)
+            else:
+                hint = (
+                    f"; see '{error.ctx.command_path} --help'"
+                    if getattr(error, "ctx", None)
+                    else ""
+                )
+                message = " ".join(error.format_message().split())
+                if hint:
+                    message = message.rstrip(".")  # "Missing argument 'paths'; see ..."
+                err.print(f"Error: {message}{hint}", soft_wrap=True, markup=False)
             code = error.exit_code
         except typer.Abort:
             err.print("Aborted.")
@@ -203,7 +211,7 @@ def run(
         str | None,
         typer.Option(
             help="local (default): processes on this machine; ray: tasks on a Ray cluster "
-            "(pip install 'actbench\\[ray]'), results still written here.",
+            "(pip install 'actbench[ray]'), results still written here.",
         ),
     ] = None,
     address: Annotated[

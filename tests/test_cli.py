@@ -472,6 +472,24 @@ def test_help_reads_whole_at_80_columns(command, monkeypatch):
             assert f"{name} {summary}" in words
 
 
+def test_no_command_prints_the_help_as_help_does():
+    """`actbench` alone: the whole help, line for line as --help prints it, on stderr with
+    click's exit code for a missing command (2), not an error squashed onto one line."""
+    helped = invoke("--help", terminal_width=80)
+    result = invoke(terminal_width=80)
+    assert result.exit_code == 2
+    assert result.stderr == helped.stdout
+    assert result.stderr.startswith("Usage: actbench [OPTIONS] COMMAND [ARGS]...\n")
+    assert "\nCommands:\n" in result.stderr and "Error" not in result.stderr
+
+
+def test_help_shows_the_ray_extra_as_pip_takes_it():
+    result = invoke("run", "--help", terminal_width=80)
+    words = " ".join(result.stdout.split())
+    assert "(pip install 'actbench[ray]')" in words
+    assert "\\[" not in result.stdout
+
+
 def _name(command):
     return command.name or command.callback.__name__
 
