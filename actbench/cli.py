@@ -357,7 +357,7 @@ def _train(
             err.print(
                 f"Study: {points} configurations x {len(settings.activations)} activations x "
                 f"{_count(len(settings.seed_list), 'seed')} = {models} models, "
-                f"{settings.epochs} epochs each; rows go to metrics.csv as each epoch ends",
+                f"{_count(settings.epochs, 'epoch')} each; rows go to metrics.csv as each epoch ends",
                 soft_wrap=True,
             )
         else:

@@ -8,6 +8,7 @@ import os
 
 import pandas as pd
 import pytest
+from rich.cells import cell_len
 from typer.testing import CliRunner
 
 from actbench.cli import app
@@ -265,3 +266,114 @@ def test_a_report_of_init_auto_does_not_claim_the_same_initial_weights(mnist_dir
     text = report.read_text()
     assert "each starts from its own recommended scheme's weights" in text
     assert "start from the same initial weights" not in text
+
+
+def _study_groups(flags, workers):
+    """The groups of models a study of `flags` trains on `workers` processes, as a run plans
+    them, each named by its configuration."""
+    from actbench.jobs import Unit, plan_jobs
+    from actbench.progress import plan_groups
+    from actbench.study import describe
+
+    config = load_config(None, **flags)
+    points, acts = config.points(), config.activations
+    units = [Unit(s, p * len(acts) + i, a, "", p) for s in config.seed_list
+             for p in range(len(points)) for i, a in enumerate(acts)]  # fmt: skip
+    jobs = plan_jobs(units, {}, set(), workers)
+    settings = [describe(p, config.varying) for p in points]
+    return plan_groups(jobs, config.epochs, [10] * len(points), settings), settings
+
+
+def _bars(groups, width=80, terminal=False):
+    """Every group's bar at once (each has taken a step), as the terminal shows them, what
+    the display printed above them, and each bar's name on one line."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from actbench.display import RunProgress
+
+    shown = StringIO()
+    display = RunProgress(Console(width=width, file=shown, force_terminal=terminal))
+    display.start(groups)
+    try:
+        for group in groups:
+            display.steps(group, 1)
+        recorder = Console(width=width, record=True, file=StringIO())
+        recorder.print(display.progress.make_tasks_table(display.progress.tasks))
+        names = [" ".join(task.description.split()) for task in display.progress.tasks]
+        return recorder.export_text(), shown.getvalue(), names
+    finally:
+        display.stop()
+
+
+# studies whose bars' full names are too wide for 80 columns (the first is the one a user met)
+WIDE_STUDIES = [
+    ({"activations": "relu,tanh", "depth": "1,2", "lr": "1e-3,1e-2", "hidden": "32,64"}, 2),
+    ({"activations": "relu,tanh", "depth": "1,2", "lr": "1e-3,1e-2", "hidden": "32,64",
+      "seeds": 3}, 1),
+    ({"activations": "relu,sigmoid,tanh,leaky,gelu", "dataset": "mnist,fashion-mnist",
+      "depth": "2,16", "optimizer": "adam,sgd", "momentum": 0.9, "batch_size": "32,128",
+      "init": "torch,auto", "seeds": 12}, 2),
+    ({"activations": "relu,tanh,my_package.activations:SwishWithALongName",
+      "lr": "1e-3,3e-3", "hidden": "64,128", "depth": "2,8"}, 4),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("flags", "workers"), WIDE_STUDIES)
+def test_a_study_s_bars_fit_80_columns_and_say_which_configuration(flags, workers):
+    from actbench.display import short_setting
+
+    groups, _ = _study_groups(flags, workers)
+    text, _, names = _bars(groups)
+    assert max(cell_len(line) for line in text.splitlines()) <= 80, text
+    assert "…" not in text  # nothing cut off
+    flat = " | ".join(names) + " |"  # a name too long for one line goes on over the next
+    everything = len(load_config(None, **flags).activations)
+    for group in groups:  # its configuration, seed and activations, each value whole
+        for form in (group.setting, short_setting(group.setting)):
+            name = f"{form}, seed {group.seed}"
+            models = [f"{name}: {', '.join(group.labels)}"]
+            if len(group.labels) < everything:
+                models.append(f"{name}: {len(group.labels)} of {everything} activations")
+            else:
+                models.append(f"{name} ")
+            if any(model in flat for model in models):
+                break
+        else:
+            raise AssertionError(f"{group} not named in\n{text}")
+
+
+def test_short_setting_names_keep_every_value():
+    from actbench.display import short_setting
+
+    assert short_setting("depth=8 hidden=32 lr=0.01") == "d=8 h=32 lr=0.01"
+    assert short_setting("dataset=fashion-mnist optimizer=sgd momentum=0.9 batch_size=128 "
+                         "init=auto") == "fashion-mnist sgd m=0.9 b=128 init=auto"  # fmt: skip
+
+
+def test_short_names_are_spelled_out_above_the_bars():
+    groups, _ = _study_groups(dict(WIDE_STUDIES[0][0]), 2)
+    text, shown, _ = _bars(groups, terminal=True)
+    assert "d=1 h=32 lr=0.001, seed 0" in text
+    assert "In the bars: d = depth, h = hidden units" in shown
+
+
+def test_bars_keep_full_names_and_every_activation_where_they_fit():
+    groups, _ = _study_groups({"activations": "relu,tanh", "depth": "2,8,16"}, 1)
+    text, shown, _ = _bars(groups, terminal=True)
+    assert "depth=8, seed 0: relu, tanh" in text
+    assert "In the bars" not in shown
+
+
+def test_a_name_too_long_for_any_form_goes_on_over_lines_whole():
+    from actbench.display import group_names
+    from actbench.progress import Group
+
+    groups = [Group(0, 3, ("relu",), 0, 2, 10, "dataset=fashion-mnist depth=16 lr=0.003"),
+              Group(1, 3, ("tanh", "gelu"), 0, 2, 10, "dataset=fashion-mnist depth=16 lr=0.003")]  # fmt: skip
+    names, short = group_names(groups, 24)
+    assert names[groups[0]].split("\n") == ["  fashion-mnist d=16", "    lr=0.003, seed 3:",
+                                             "    1 of 3 activations"]  # fmt: skip
+    assert short == ["d"]
+    assert all(cell_len(line) <= 24 for name in names.values() for line in name.split("\n"))
