@@ -126,10 +126,18 @@ def test_the_catalogue_fits_80_columns_with_each_note_on_one_line():
     text = _render(catalog_table())
     lines = text.splitlines()
     assert max(cell_len(line) for line in lines) <= 80
-    for entry in CATALOG:
-        assert any(entry.note in line for line in lines), entry.name
-        assert any(f"{entry.formula}; range {entry.output_range}" in line for line in lines)
-    assert len(lines) <= 4 + 3 * len(CATALOG)  # at most three lines an activation
+    for entry in CATALOG:  # three lines: its name beside formula and range, note, init
+        (at,) = [i for i, line in enumerate(lines) if line[:11].split() == [entry.name]]
+        first, note, last = lines[at : at + 3]
+        assert first.split(None, 1)[1].strip() == f"{entry.formula}; range {entry.output_range}"
+        assert note.strip() == entry.note
+        assert last.strip().startswith(f"init {entry.init}")
+        # the name column holds the name alone: nothing under it reads as another name
+        assert not note[:11].strip() and not last[:11].strip(), entry.name
+    rule = next(i for i, line in enumerate(lines) if "───" in line)
+    rows = lines[rule + 1 : rule + 1 + 3 * len(CATALOG)]
+    assert [row.split()[0] for row in rows if row[:11].strip()] == [e.name for e in CATALOG]
+    assert not lines[rule + 1 + 3 * len(CATALOG)].strip()  # then the caption
 
 
 def test_actbench_activations_answers_without_torch():
