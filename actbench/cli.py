@@ -18,6 +18,7 @@ from actbench import __version__
 from actbench.config import RunConfig, load_config, read_toml
 from actbench.datafiles import prefetch
 from actbench.errors import ActbenchError, UsageError
+from actbench.names import given_by
 from actbench.terminal import Terminal
 
 if TYPE_CHECKING:
@@ -190,7 +191,12 @@ def run(
         ),
     ] = None,
     download: Annotated[
-        bool | None, typer.Option("--download/--no-download", help="Download MNIST if missing.")
+        bool | None,
+        typer.Option(
+            "--download/--no-download",
+            help="Download the data set's files where they are missing (default: download; "
+            "MNIST-1D is generated here, never downloaded).",
+        ),
     ] = None,
     results_dir: Annotated[
         Path | None, typer.Option(help="Where run folders are made (default results/).")
@@ -278,7 +284,10 @@ def run(
     # the shell did with SIGINT (a background job of a script ignores it)
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        result = _train(flags, config, resume, task, dry_run)
+        preset = read_toml(config) if config is not None else {}
+        given = {key for key, value in flags.items() if value is not None}
+        with given_by(given, set(preset) - given):  # messages name the flags typed
+            result = _train(flags, config, resume, task, dry_run)
     except KeyboardInterrupt:
         _ignore_signals()  # exiting: more signals change nothing
         if "display" in task:

@@ -26,6 +26,7 @@ from actbench.data import SUBSET_SEED, load_dataset, prepare
 from actbench.datasets import MNIST1D, title
 from actbench.errors import ActbenchError, UsageError
 from actbench.jobs import Unit, plan_jobs, run_jobs
+from actbench.names import preset_alone, setting
 from actbench.parallel import train_in_workers
 from actbench.progress import EpochLines, Group, StepRouter, plan_groups
 from actbench.results import (
@@ -369,7 +370,8 @@ def _resumed_config(run_dir: Path, saved: dict[str, Any], overrides: dict[str, A
     if saved.get("optimizer") == "adam":  # earlier versions accepted a momentum Adam ignored
         saved["momentum"] = 0.0
     try:
-        original = make_config(saved)
+        with preset_alone(saved):  # the run's own settings, named by their keys
+            original = make_config(saved)
     except UsageError as err:  # the run folder's file is at fault, not the options
         raise ActbenchError(f"{run_dir / MANIFEST}: {err}") from None
     given = {key: value for key, value in overrides.items() if value is not None}
@@ -385,7 +387,7 @@ def _resumed_config(run_dir: Path, saved: dict[str, Any], overrides: dict[str, A
             mine = [a.label for a in resolve_all(mine)]
             theirs = [a.label for a in resolve_all(theirs)]
         if mine != theirs:
-            changed.append(f"{key} {_show(mine)} (the run has {_show(theirs)})")
+            changed.append(f"{setting(key)} {_show(mine)} ({_the_run(key, theirs)})")
     if changed:
         raise UsageError(
             f"cannot resume {run_dir} with different settings: {'; '.join(changed)}; "
@@ -406,6 +408,16 @@ def _labels(units: list[Unit]) -> list[str]:
 
 def _show(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+
+
+def _the_run(key: str, value: Any) -> str:
+    """What a run's setting was, in words: 'the run used 0.001', 'the run used the full
+    data set' (no subset), 'the run had no validation split' (val 0)."""
+    if key == "subset" and value is None:
+        return "the run used the full data set"
+    if key == "val" and value == 0:
+        return "the run had no validation split"
+    return f"the run used {_show(value)}"
 
 
 def _align(

@@ -46,11 +46,11 @@ def test_a_toml_preset_gives_lists(tmp_path):
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        ({"lr": "1e-3,1e-3"}, "lr lists 0.001 twice (0.001,0.001); give each value once"),
-        ({"hidden": "16,x"}, "hidden must be an integer or a comma-separated list of them, got 'x'"),
-        ({"lr": "1e-3,-1"}, "lr must be a positive finite number, got -1.0 (in the configuration lr -1.0)"),
-        ({"optimizer": "adam,rmsprop"}, "optimizer must be one of adam, sgd, got 'rmsprop'"),
-        ({"momentum": "0.5,0.9"}, "momentum 0.5,0.9 (--momentum) applies to SGD only"),
+        ({"lr": "1e-3,1e-3"}, "--lr lists 0.001 twice (0.001,0.001); give each value once"),
+        ({"hidden": "16,x"}, "--hidden must be an integer or a comma-separated list of them, got 'x'"),
+        ({"lr": "1e-3,-1"}, "--lr must be a positive finite number, got -1.0 (in the configuration lr -1.0)"),
+        ({"optimizer": "adam,rmsprop"}, "--optimizer must be one of adam, sgd, got 'rmsprop'"),
+        ({"momentum": "0.5,0.9"}, "--momentum 0.5,0.9 applies to SGD only"),
         ({"epochs": "2"}, None),
     ],
 )  # fmt: skip
@@ -61,7 +61,7 @@ def test_bad_grid_values_name_the_key_and_the_value(flags, message):
         return
     with pytest.raises(UsageError) as caught:
         load_config(None, **flags)
-    assert message in str(caught.value)
+    assert str(caught.value).startswith(message)
 
 
 def test_the_cli_refuses_a_bad_grid_before_writing(mnist_dir, tmp_path):
