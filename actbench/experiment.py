@@ -231,8 +231,8 @@ def baseline_label(config: RunConfig) -> str:
         if baseline.key == activation.key:
             return activation.label
     raise UsageError(
-        f"baseline {config.baseline!r} is not one of the activations ({', '.join(labels)}); "
-        "name one of them with --baseline"
+        f"{setting('baseline')} {config.baseline!r} is not one of the activations "
+        f"({', '.join(labels)}); name one of them with --baseline"
     )
 
 

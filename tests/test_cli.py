@@ -389,7 +389,7 @@ def test_seeds_give_intervals_and_a_paired_comparison(mnist_dir, tmp_path):
         (["--seed", "1,1"], "Error: --seed lists a seed twice"),
         (["--seed", "0,1", "--seeds", "3"], "give either a list of seeds"),
         (["--seeds", "0"], "Error: --seeds must be a positive integer"),
-        (["--baseline", "gelu"], "baseline 'gelu' is not one of the activations"),
+        (["--baseline", "gelu"], "Error: --baseline 'gelu' is not one of the activations"),
     ],
 )
 def test_seed_and_baseline_mistakes(mnist_dir, tmp_path, args, message):
