@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -23,6 +24,7 @@ from actbench.terminal import Terminal
 
 if TYPE_CHECKING:
     from actbench.progress import Group
+    from actbench.study import StudyPlan
     from actbench.train import EpochResult
 
 # torch, pandas and matplotlib are imported by the commands that use them, so that --help and
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 # messages printed with soft_wrap=True: one line in a file, broken at spaces on a terminal
 out = Terminal(highlight=False)
 err = Terminal(stderr=True, highlight=False)
+STARTED = time.perf_counter()  # a dry run's estimate counts the start-up from here
 _state = {"debug": False}
 
 
@@ -425,25 +428,42 @@ def _print_plan(settings: RunConfig) -> None:
     """`actbench run --dry-run`: what would train, and about how long it would take."""
     from actbench.experiment import dry_run
 
-    plan = dry_run(settings)
-    for number, name in enumerate(plan.configurations, 1):
-        out.print(f"{number:>4}. {name}", soft_wrap=True)
+    for line in plan_lines(dry_run(settings, started=STARTED)):
+        out.print(line, soft_wrap=True)
+
+
+def _duration(seconds: float) -> str:
+    """'9.5 s' under a minute, else 'h:mm:ss'."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, second = divmod(round(seconds), 60)
+    hours, minute = divmod(minutes, 60)
+    return f"{hours}:{minute:02d}:{second:02d}"
+
+
+def plan_lines(plan: StudyPlan) -> list[str]:
+    """What `--dry-run` prints of `plan`: the configurations, the count of models, and the
+    estimated time with its three parts."""
+    lines = [f"{number:>4}. {name}" for number, name in enumerate(plan.configurations, 1)]
     configurations = max(1, len(plan.configurations))
-    out.print(
-        f"{configurations} configuration{'s' * (configurations > 1)} x {plan.activations} "
-        f"activation{'s' * (plan.activations > 1)} x {plan.seeds} seed{'s' * (plan.seeds > 1)}"
-        f" = {plan.models} models, {plan.model_epochs} model-epochs",
-        soft_wrap=True,
+    lines.append(
+        f"{_count(configurations, 'configuration')} x {_count(plan.activations, 'activation')} "
+        f"x {_count(plan.seeds, 'seed')} = {_count(plan.models, 'model')}, "
+        f"{_count(plan.model_epochs, 'model-epoch')}"
     )
-    minutes, seconds = divmod(round(plan.seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    took = f"{plan.seconds:.1f} s" if plan.seconds < 60 else f"{hours}:{minutes:02d}:{seconds:02d}"
-    out.print(
-        f"Estimated training time here: about {took} with "
-        f"{plan.workers} worker{'s' * (plan.workers > 1)} (from a short measurement of "
-        "each model shape, while nothing else runs). Nothing was written.",
-        soft_wrap=True,
+    lines.append(
+        f"Estimated time here, while nothing else runs: about {_duration(plan.total)} with "
+        f"{_count(plan.workers, 'worker')}:"
     )
+    parts = [
+        ("start-up", plan.startup, "imports and loading the data, timed in this dry run"),
+        ("training", plan.seconds, "from a few timed batches of each shape of model"),
+        ("cost", plan.cost, "measuring each activation's cost at the end, timed here"),
+    ]
+    width = max(len(_duration(seconds)) for _, seconds, _ in parts)
+    lines += [f"  {name:<8}  {_duration(seconds):>{width}}  {how}" for name, seconds, how in parts]
+    lines.append("Nothing was written.")
+    return lines
 
 
 def _data_dir_of(run_dir: Path) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ import torch
 from actbench.activations import check_trainable, resolve_all
 from actbench.checkpoint import CheckpointStore
 from actbench.config import RunConfig, make_config
-from actbench.cost import measure_run_cost
+from actbench.cost import measure_config_cost, measure_run_cost
 from actbench.data import SUBSET_SEED, load_dataset, prepare
 from actbench.datasets import MNIST1D, title
 from actbench.errors import ActbenchError, UsageError
@@ -292,20 +293,31 @@ def _backend(config: RunConfig, cluster: Any) -> dict[str, Any]:
     return cluster.record() if cluster is not None else {"name": config.backend}
 
 
-def dry_run(config: RunConfig) -> StudyPlan:
+def dry_run(
+    config: RunConfig, started: float | None = None, clock: Callable[[], float] = time.perf_counter
+) -> StudyPlan:
     """What `run_experiment(config)` would train and an estimate of how long, writing nothing.
 
-    Every check of a real run is made first (the same errors); the estimate times a few
-    training steps of each shape of model on this machine (`study.plan_study`).
+    Every check of a real run is made first (the same errors), and its data loaded. The
+    estimate adds what a run spends besides training, measured here as it happens: the
+    start-up, from `started` (a `clock()` reading; the command's own start, so that its
+    imports count; default: now) until the data is loaded and checked, and the measurement
+    of the activations' cost a run makes once training is over (`cost.measure_config_cost`),
+    run here. Training is estimated from a few steps of each shape of model on this machine
+    (`study.plan_study`).
     """
+    started = clock() if started is None else started
     _units, data, _, workers, threads, _, cluster = _setup(config)
     if cluster is not None:
         from actbench.ray_cluster import disconnect
 
         disconnect(cluster)
+    ready = clock()
+    measure_config_cost(config.points()[0])  # as a run does after training
+    cost = clock() - ready
     torch.set_num_threads(threads)  # as each worker will train
     activations = resolve_all(config.activations)
-    return plan_study(config, activations, data, workers)
+    return plan_study(config, activations, data, workers, startup=ready - started, cost=cost)
 
 
 def _validation(data: list[Any]) -> dict[str, Any] | None:

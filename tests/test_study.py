@@ -134,8 +134,73 @@ def test_dry_run_counts_and_estimates_and_writes_nothing(mnist_dir, tmp_path):
         result.output
     )
     assert "hidden=16 lr=0.01" in result.output
-    assert "Estimated training time here: about" in result.output
+    assert "Estimated time here, while nothing else runs: about" in result.output
+    for part in ("start-up", "training", "cost"):  # the estimate says what it includes
+        assert f"\n  {part} " in result.output
     assert not results.exists()
+
+
+def test_a_plan_adds_start_up_and_cost_to_the_training_it_estimates():
+    """The arithmetic, with measurements given: each shape of model measured once; training
+    is every model's epochs shared by the workers; start-up and cost are added."""
+    from actbench.study import plan_study
+
+    config = load_config(None, activations="relu,tanh,gelu", hidden="8,16", lr="1e-3,1e-2",
+                         seeds=2, epochs=4)  # fmt: skip
+    data = object()  # one data set for every configuration
+    calls = []
+
+    def measure(activations, point, points_data):  # seconds per model-epoch, by width
+        calls.append((point.hidden, point.lr))
+        assert points_data is data and len(activations) == 3
+        return {8: 0.5, 16: 2.0}[point.hidden]
+
+    plan = plan_study(config, ["relu", "tanh", "gelu"], [data] * 4, 5, startup=7.0, cost=1.5,
+                      measure=measure)  # fmt: skip
+    assert calls == [(8, 0.001), (16, 0.001)]  # a learning rate does not change the shape
+    # (0.5 + 0.5 + 2 + 2) s x 3 activations x 2 seeds x 4 epochs over 5 workers
+    assert plan.seconds == pytest.approx(24.0)
+    assert (plan.models, plan.model_epochs, plan.workers) == (24, 96, 5)
+    assert plan.total == pytest.approx(7.0 + 24.0 + 1.5)
+
+
+def test_a_dry_run_counts_from_the_command_s_start_and_times_the_cost_measurement(
+    mnist_dir, tmp_path, monkeypatch
+):
+    import actbench.experiment
+    from actbench.experiment import dry_run
+
+    measured = []
+    monkeypatch.setattr(actbench.experiment, "measure_config_cost", measured.append)
+    readings = iter([105.0, 107.5])  # the clock: data loaded and checked; cost measured
+    config = make_config({"activations": ["relu", "tanh"], "hidden": [8, 12], "epochs": 1,
+                          "batch_size": 16, "data_dir": str(mnist_dir),
+                          "results_dir": str(tmp_path / "r")})  # fmt: skip
+    plan = dry_run(config, started=100.0, clock=lambda: next(readings))
+    assert (plan.startup, plan.cost) == (5.0, 2.5)
+    assert measured == [config.points()[0]]  # the cost a run measures after training
+    assert plan.total == pytest.approx(7.5 + plan.seconds)
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_dry_run_prints_each_part_of_its_estimate():
+    from actbench.cli import plan_lines
+    from actbench.study import StudyPlan
+
+    plan = StudyPlan(["hidden=8", "hidden=16"], 3, 2, 12, 48, 3, seconds=3665.0, startup=7.04,
+                     cost=1.5)  # fmt: skip
+    lines = plan_lines(plan)
+    assert lines[:3] == ["   1. hidden=8", "   2. hidden=16",
+                         "2 configurations x 3 activations x 2 seeds = 12 models, 48 model-epochs"]  # fmt: skip
+    # 7.04 + 3665 + 1.5 = 3673.54 s
+    assert lines[3] == "Estimated time here, while nothing else runs: about 1:01:14 with 3 workers:"
+    assert lines[4:7] == [
+        "  start-up    7.0 s  imports and loading the data, timed in this dry run",
+        "  training  1:01:05  from a few timed batches of each shape of model",
+        "  cost        1.5 s  measuring each activation's cost at the end, timed here",
+    ]
+    assert lines[7] == "Nothing was written."
+    assert max(cell_len(line) for line in lines) <= 80
 
 
 def rows(count, seed=0):
