@@ -13,7 +13,7 @@ from typing import Any
 from actbench import datasets
 from actbench.datasets import NAMES as DATASETS
 from actbench.errors import UsageError
-from actbench.names import flag, given_by, preset_alone, setting
+from actbench.names import flag, keys_only, setting
 
 OPTIMIZERS = ("adam", "sgd")
 # Settings a study may give as lists: every combination of their values is one configuration.
@@ -429,21 +429,17 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def load_config(path: Path | str | None = None, **overrides: Any) -> RunConfig:
-    """Defaults, then the preset at `path` (if any), then `overrides` (None values are ignored).
-
-    `overrides` are the command line's flags: messages name them by flag (`--batch-size`), and
-    what only the preset gives by its key (`names.setting`).
-    """
+    """Defaults, then the preset at `path` (if any), then `overrides` (None values are ignored)."""
     config = RunConfig()
-    preset = read_toml(Path(path)) if path is not None else {}
+    preset: dict[str, Any] = {}
+    if path is not None:
+        preset = read_toml(Path(path))
+        try:
+            with keys_only():  # the preset on its own speaks its keys
+                config = make_config(preset)
+        except UsageError as err:
+            raise UsageError(f"{path}: {err}") from None
     given = {key: value for key, value in overrides.items() if value is not None}
-    with given_by(given, set(preset) - set(given)):
-        if path is not None:
-            try:
-                with preset_alone(preset):
-                    config = make_config(preset)
-            except UsageError as err:
-                raise UsageError(f"{path}: {err}") from None
-        _check_keys(given)
-        check_contradictions({**preset, **given})  # a flag may contradict the preset
-        return make_config(given, config)
+    _check_keys(given)
+    check_contradictions({**preset, **given})  # a flag may contradict the preset
+    return make_config(given, config)

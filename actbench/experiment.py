@@ -27,7 +27,7 @@ from actbench.data import SUBSET_SEED, load_dataset, prepare
 from actbench.datasets import MNIST1D, title
 from actbench.errors import ActbenchError, UsageError
 from actbench.jobs import Unit, plan_jobs, run_jobs
-from actbench.names import preset_alone, setting
+from actbench.names import keys_only, setting
 from actbench.parallel import train_in_workers
 from actbench.progress import EpochLines, Group, StepRouter, plan_groups
 from actbench.results import (
@@ -382,7 +382,7 @@ def _resumed_config(run_dir: Path, saved: dict[str, Any], overrides: dict[str, A
     if saved.get("optimizer") == "adam":  # earlier versions accepted a momentum Adam ignored
         saved["momentum"] = 0.0
     try:
-        with preset_alone(saved):  # the run's own settings, named by their keys
+        with keys_only():  # the run's own settings, named by their keys
             original = make_config(saved)
     except UsageError as err:  # the run folder's file is at fault, not the options
         raise ActbenchError(f"{run_dir / MANIFEST}: {err}") from None

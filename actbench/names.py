@@ -50,12 +50,11 @@ def given_by(flags: Iterable[str], preset: Iterable[str] = ()) -> Iterator[None]
 
 
 @contextmanager
-def preset_alone(preset: Iterable[str]) -> Iterator[None]:
-    """Within the command line's `given_by`, messages name settings as if the preset's keys
-    (`preset`) were all that was given: for checking the preset on its own. Elsewhere this
-    changes nothing."""
-    if _GIVEN.get() is None:
+def keys_only() -> Iterator[None]:
+    """Messages raised within name every setting by its key, even on the command line: for a
+    preset, or a run's recorded settings, checked on its own."""
+    token = _GIVEN.set(None)
+    try:
         yield
-        return
-    with given_by((), preset):
-        yield
+    finally:
+        _GIVEN.reset(token)

@@ -46,11 +46,11 @@ def test_a_toml_preset_gives_lists(tmp_path):
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        ({"lr": "1e-3,1e-3"}, "--lr lists 0.001 twice (0.001,0.001); give each value once"),
-        ({"hidden": "16,x"}, "--hidden must be an integer or a comma-separated list of them, got 'x'"),
-        ({"lr": "1e-3,-1"}, "--lr must be a positive finite number, got -1.0 (in the configuration lr -1.0)"),
-        ({"optimizer": "adam,rmsprop"}, "--optimizer must be one of adam, sgd, got 'rmsprop'"),
-        ({"momentum": "0.5,0.9"}, "--momentum 0.5,0.9 applies to SGD only"),
+        ({"lr": "1e-3,1e-3"}, "lr lists 0.001 twice (0.001,0.001); give each value once"),
+        ({"hidden": "16,x"}, "hidden must be an integer or a comma-separated list of them, got 'x'"),
+        ({"lr": "1e-3,-1"}, "lr must be a positive finite number, got -1.0 (in the configuration lr -1.0)"),
+        ({"optimizer": "adam,rmsprop"}, "optimizer must be one of adam, sgd, got 'rmsprop'"),
+        ({"momentum": "0.5,0.9"}, "momentum 0.5,0.9 applies to SGD only"),
         ({"epochs": "2"}, None),
     ],
 )  # fmt: skip
