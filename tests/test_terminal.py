@@ -488,6 +488,8 @@ def test_an_error_on_a_terminal_breaks_at_spaces(tmp_path):
     lines = text.replace("\r", "").splitlines()
     assert lines[0].startswith("Error: ") and len(lines) > 1
     assert max(cell_len(line) for line in lines) <= 40, text
-    words = " ".join(lines).split()
-    assert "100" in words and "70000" in words  # each number whole on one line
+    assert " ".join(lines) == (  # broken only at spaces: every word and number whole
+        "Error: --subset 100 is smaller than one batch (--batch-size 70000); use --batch-size "
+        "100 or less"
+    )
     assert not (tmp_path / "r").exists()
