@@ -434,7 +434,7 @@ def _print_plan(settings: RunConfig) -> None:
 
 def _duration(seconds: float) -> str:
     """'9.5 s' under a minute, else 'h:mm:ss'."""
-    if seconds < 60:
+    if round(seconds, 1) < 60:
         return f"{seconds:.1f} s"
     minutes, second = divmod(round(seconds), 60)
     hours, minute = divmod(minutes, 60)
