@@ -73,9 +73,10 @@ INIT_CAPTION = (
 
 
 def catalog_table() -> Table:
-    """The catalogue as `actbench activations` prints it: one entry per activation, two or
-    three lines each (name over its recommended initialisation; formula and output range;
-    note; aliases and parameter), so that every line fits an 80-column terminal whole."""
+    """The catalogue as `actbench activations` prints it: one entry per activation, its name
+    beside three lines (formula and output range; note; the initialisation `--init auto`
+    gives it, with its aliases and parameter), so that every line fits an 80-column terminal
+    whole."""
     table = Table(
         title="Built-in activations (names are case-insensitive)",
         caption=INIT_CAPTION,
@@ -84,17 +85,16 @@ def catalog_table() -> Table:
         title_justify="left",
         pad_edge=False,
     )
-    table.add_column(Text("name\ninit"), no_wrap=True)
-    table.add_column("f(x); output range; note")
+    table.add_column("name", no_wrap=True)
+    table.add_column("f(x); output range; note; init (--init auto), aliases, parameter")
     for entry in CATALOG:
         text = Text(f"{entry.formula}; range {entry.output_range}\n")
         text.append(entry.note, style="dim")
-        more = [f"also {', '.join(entry.aliases)}"] if entry.aliases else []
+        more = [f"init {entry.init}"]
+        if entry.aliases:
+            more.append(f"also {', '.join(entry.aliases)}")
         if entry.parameter:
             more.append(f"{entry.name}:X sets {entry.parameter}")
-        if more:
-            text.append("\n" + "; ".join(more))
-        name = Text(f"{entry.name}\n")
-        name.append(entry.init, style="dim")
-        table.add_row(name, text)
+        text.append("\n" + "; ".join(more))
+        table.add_row(entry.name, text)
     return table

@@ -7,28 +7,33 @@ import json
 import os
 import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from typer.core import TyperGroup
 
 from actbench import __version__
 from actbench.config import RunConfig, load_config, read_toml
 from actbench.datafiles import prefetch
 from actbench.errors import ActbenchError, UsageError
+from actbench.names import given_by
+from actbench.terminal import Terminal
 
 if TYPE_CHECKING:
     from actbench.progress import Group
+    from actbench.study import StudyPlan
     from actbench.train import EpochResult
 
 # torch, pandas and matplotlib are imported by the commands that use them, so that --help and
 # a mistyped flag answer at once.
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# messages printed with soft_wrap=True: one line in a file, broken at spaces on a terminal
+out = Terminal(highlight=False)
+err = Terminal(stderr=True, highlight=False)
+STARTED = time.perf_counter()  # a dry run's estimate counts the start-up from here
 _state = {"debug": False}
 
 
@@ -39,11 +44,18 @@ class OneLineErrors(TyperGroup):
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
         except typer.TyperException as error:  # bad flags, bad values: a usage error
-            hint = f"; see '{error.ctx.command_path} --help'" if getattr(error, "ctx", None) else ""
-            message = " ".join(error.format_message().split())
-            if hint:
-                message = message.rstrip(".")  # "Missing argument 'paths'; see ..."
-            err.print(f"Error: {message}{hint}", soft_wrap=True)
+            if type(error).__name__ == "NoArgsIsHelpError":  # no command (named as Typer does)
+                error.show()  # the help as --help prints it, on stderr (click's way, exit 2)
+            else:
+                hint = (
+                    f"; see '{error.ctx.command_path} --help'"
+                    if getattr(error, "ctx", None)
+                    else ""
+                )
+                message = " ".join(error.format_message().split())
+                if hint:
+                    message = message.rstrip(".")  # "Missing argument 'paths'; see ..."
+                err.print(f"Error: {message}{hint}", soft_wrap=True, markup=False)
             code = error.exit_code
         except typer.Abort:
             err.print("Aborted.")
@@ -182,7 +194,12 @@ def run(
         ),
     ] = None,
     download: Annotated[
-        bool | None, typer.Option("--download/--no-download", help="Download MNIST if missing.")
+        bool | None,
+        typer.Option(
+            "--download/--no-download",
+            help="Download the data set's files where they are missing (default: download; "
+            "MNIST-1D is generated here, never downloaded).",
+        ),
     ] = None,
     results_dir: Annotated[
         Path | None, typer.Option(help="Where run folders are made (default results/).")
@@ -203,7 +220,7 @@ def run(
         str | None,
         typer.Option(
             help="local (default): processes on this machine; ray: tasks on a Ray cluster "
-            "(pip install 'actbench\\[ray]'), results still written here.",
+            "(pip install 'actbench[ray]'), results still written here.",
         ),
     ] = None,
     address: Annotated[
@@ -270,7 +287,10 @@ def run(
     # the shell did with SIGINT (a background job of a script ignores it)
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        result = _train(flags, config, resume, task, dry_run)
+        preset = read_toml(config) if config is not None else {}
+        given = {key for key, value in flags.items() if value is not None}
+        with given_by(given, set(preset) - given):  # messages name the flags typed
+            result = _train(flags, config, resume, task, dry_run)
     except KeyboardInterrupt:
         _ignore_signals()  # exiting: more signals change nothing
         if "display" in task:
@@ -367,7 +387,7 @@ def _train_now(
             err.print(
                 f"Study: {points} configurations x {len(settings.activations)} activations x "
                 f"{_count(len(settings.seed_list), 'seed')} = {models} models, "
-                f"{settings.epochs} epochs each; rows go to metrics.csv as each epoch ends",
+                f"{_count(settings.epochs, 'epoch')} each; rows go to metrics.csv as each epoch ends",
                 soft_wrap=True,
             )
         else:
@@ -426,25 +446,42 @@ def _print_plan(settings: RunConfig) -> None:
     """`actbench run --dry-run`: what would train, and about how long it would take."""
     from actbench.experiment import dry_run
 
-    plan = dry_run(settings)
-    for number, name in enumerate(plan.configurations, 1):
-        out.print(f"{number:>4}. {name}", soft_wrap=True)
+    for line in plan_lines(dry_run(settings, started=STARTED)):
+        out.print(line, soft_wrap=True)
+
+
+def _duration(seconds: float) -> str:
+    """'9.5 s' under a minute, else 'h:mm:ss'."""
+    if round(seconds, 1) < 60:
+        return f"{seconds:.1f} s"
+    minutes, second = divmod(round(seconds), 60)
+    hours, minute = divmod(minutes, 60)
+    return f"{hours}:{minute:02d}:{second:02d}"
+
+
+def plan_lines(plan: StudyPlan) -> list[str]:
+    """What `--dry-run` prints of `plan`: the configurations, the count of models, and the
+    estimated time with its three parts."""
+    lines = [f"{number:>4}. {name}" for number, name in enumerate(plan.configurations, 1)]
     configurations = max(1, len(plan.configurations))
-    out.print(
-        f"{configurations} configuration{'s' * (configurations > 1)} x {plan.activations} "
-        f"activation{'s' * (plan.activations > 1)} x {plan.seeds} seed{'s' * (plan.seeds > 1)}"
-        f" = {plan.models} models, {plan.model_epochs} model-epochs",
-        soft_wrap=True,
+    lines.append(
+        f"{_count(configurations, 'configuration')} x {_count(plan.activations, 'activation')} "
+        f"x {_count(plan.seeds, 'seed')} = {_count(plan.models, 'model')}, "
+        f"{_count(plan.model_epochs, 'model-epoch')}"
     )
-    minutes, seconds = divmod(round(plan.seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    took = f"{plan.seconds:.1f} s" if plan.seconds < 60 else f"{hours}:{minutes:02d}:{seconds:02d}"
-    out.print(
-        f"Estimated training time here: about {took} with "
-        f"{plan.workers} worker{'s' * (plan.workers > 1)} (from a short measurement of "
-        "each model shape, while nothing else runs). Nothing was written.",
-        soft_wrap=True,
+    lines.append(
+        f"Estimated time here, while nothing else runs: about {_duration(plan.total)} with "
+        f"{_count(plan.workers, 'worker')}:"
     )
+    parts = [
+        ("start-up", plan.startup, "imports and loading the data, timed in this dry run"),
+        ("training", plan.seconds, "from a few timed batches of each shape of model"),
+        ("cost", plan.cost, "measuring each activation's cost at the end, timed here"),
+    ]
+    width = max(len(_duration(seconds)) for _, seconds, _ in parts)
+    lines += [f"  {name:<8}  {_duration(seconds):>{width}}  {how}" for name, seconds, how in parts]
+    lines.append("Nothing was written.")
+    return lines
 
 
 def _data_dir_of(run_dir: Path) -> str | None:

@@ -10,8 +10,10 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from actbench import datasets
 from actbench.datasets import NAMES as DATASETS
 from actbench.errors import UsageError
+from actbench.names import flag, keys_only, setting
 
 OPTIMIZERS = ("adam", "sgd")
 # Settings a study may give as lists: every combination of their values is one configuration.
@@ -44,8 +46,8 @@ class RunConfig:
     val: int = 0  # hold this many training samples out as a validation split; 0 = none (classic)
     eval_batch_size: int = 1000  # batch size of the test and validation passes (same results)
     dataset: str | tuple[str, ...] = "mnist"  # mnist, fashion-mnist, kmnist, cifar10, mnist1d
-    data_dir: str = "data"  # folder holding (or receiving) the four MNIST IDX files
-    download: bool = True  # let torchvision download MNIST when the files are missing
+    data_dir: str = "data"  # folder holding (or receiving) the data sets' files
+    download: bool = True  # download a data set's files when they are missing
     results_dir: str = "results"  # each run writes a new folder under this one
     device: str = "auto"  # "auto", "cpu", "cuda" or "mps"
     workers: int = 0  # processes that share the models of a CPU run; 0 = one per core
@@ -166,18 +168,19 @@ def _check_grid(cfg: RunConfig) -> None:
         kind, types = _KINDS[key]
         for value in values:
             if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-                raise UsageError(f"{key} must be {kind} or a list of them, got {value!r}")
+                raise UsageError(f"{setting(key)} must be {kind} or a list of them, got {value!r}")
         repeated = [v for i, v in enumerate(values) if v in values[:i]]
         if repeated:
             raise UsageError(
-                f"{key} lists {repeated[0]!r} twice ({_listed(values)}); give each value once"
+                f"{setting(key)} lists {repeated[0]!r} twice ({_listed(values)}); give each value "
+                "once"
             )
     grid = cfg.grid
     momentum = grid.get("momentum", (cfg.momentum,))
     optimizers = grid.get("optimizer", (cfg.optimizer,))
     if any(momentum) and "sgd" not in optimizers:
         raise UsageError(
-            f"momentum {_listed(momentum)} (--momentum) applies to SGD only, and no "
+            f"{setting('momentum')} {_listed(momentum)} applies to SGD only, and no "
             "configuration uses --optimizer sgd: add sgd to --optimizer or drop --momentum"
         )
     cfg.points()  # each configuration checked as one run would be
@@ -190,7 +193,7 @@ def _listed(values: tuple[Any, ...]) -> str:
 def _positive_int(cfg: RunConfig, key: str) -> None:
     value = getattr(cfg, key)
     if value <= 0:
-        raise UsageError(f"{key} must be a positive integer, got {value}")
+        raise UsageError(f"{setting(key)} must be a positive integer, got {value}")
 
 
 def _check_values(cfg: RunConfig) -> None:
@@ -203,68 +206,97 @@ def _check_values(cfg: RunConfig) -> None:
         if key == "seed" and isinstance(value, list | tuple):
             ok = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
         if not ok:
-            raise UsageError(f"{key} must be {kind}, got {value!r}")
+            raise UsageError(f"{setting(key)} must be {kind}, got {value!r}")
     for key in ("hidden", "epochs", "batch_size", "eval_batch_size"):
         _positive_int(cfg, key)
     if cfg.subset is not None:
         _positive_int(cfg, "subset")
         if cfg.subset < cfg.batch_size:
+            fix = f"use {flag('batch_size')} {cfg.subset} or less"
+            most = training_samples(cfg.dataset)
+            if most is not None and cfg.batch_size <= most:  # a subset that large exists
+                fix += f", or {flag('subset')} {cfg.batch_size} or more"
             raise UsageError(
-                f"subset {cfg.subset} is smaller than one batch of {cfg.batch_size}; "
-                f"use --subset {cfg.batch_size} or more"
+                f"{setting('subset')} {cfg.subset} is smaller than one batch "
+                f"({setting('batch_size')} {cfg.batch_size}); {fix}"
             )
     _positive_int(cfg, "seeds")
     seeds = cfg.seed_list
     if not seeds:
-        raise UsageError("seed is an empty list: give at least one seed, e.g. --seed 0,1,2")
+        raise UsageError(
+            f"{setting('seed')} is an empty list: give at least one seed, e.g. --seed 0,1,2"
+        )
     if any(s < 0 for s in seeds):
-        raise UsageError(f"seed must be a non-negative integer, got {min(seeds)}")
+        raise UsageError(f"{setting('seed')} must be a non-negative integer, got {min(seeds)}")
     if len(set(seeds)) != len(seeds):
-        raise UsageError(f"seed lists a seed twice: {', '.join(map(str, seeds))}")
+        raise UsageError(f"{setting('seed')} lists a seed twice: {', '.join(map(str, seeds))}")
     if isinstance(cfg.seed, tuple) and cfg.seeds not in (1, len(seeds)):
         raise UsageError("give either a list of seeds (--seed 0,1,2) or a count (--seeds N)")
     if cfg.val < 0:
         raise UsageError(
-            f"val must be 0 (no validation split) or a positive integer, got {cfg.val}"
+            f"{setting('val')} must be 0 (no validation split) or a positive integer, got {cfg.val}"
         )
     for key in ("workers", "threads"):
         if getattr(cfg, key) < 0:
             raise UsageError(
-                f"{key} must be 0 (automatic) or a positive integer, got {getattr(cfg, key)}"
+                f"{setting(key)} must be 0 (automatic) or a positive integer, "
+                f"got {getattr(cfg, key)}"
             )
     if not (math.isfinite(cfg.lr) and cfg.lr > 0):
-        raise UsageError(f"lr must be a positive finite number, got {cfg.lr}")
+        raise UsageError(f"{setting('lr')} must be a positive finite number, got {cfg.lr}")
     if not (math.isfinite(cfg.momentum) and 0 <= cfg.momentum < 1):
-        raise UsageError(f"momentum must be in [0, 1), got {cfg.momentum}")
+        raise UsageError(f"{setting('momentum')} must be in [0, 1), got {cfg.momentum}")
     if cfg.optimizer not in OPTIMIZERS:
-        raise UsageError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg.optimizer!r}")
+        raise UsageError(
+            f"{setting('optimizer')} must be one of {', '.join(OPTIMIZERS)}, got {cfg.optimizer!r}"
+        )
     if cfg.momentum and cfg.optimizer != "sgd":
         raise UsageError(
-            f"momentum {cfg.momentum:g} (--momentum) applies to SGD only, and the optimizer is "
-            f"{cfg.optimizer} (--optimizer), which ignores it: add --optimizer sgd or drop "
-            "--momentum"
+            f"{setting('momentum')} {cfg.momentum:g} applies to SGD only, and "
+            f"{setting('optimizer')} is {cfg.optimizer}, which ignores it: add --optimizer sgd "
+            "or drop --momentum"
         )
     if cfg.dataset not in DATASETS:
-        raise UsageError(f"dataset must be one of {', '.join(DATASETS)}, got {cfg.dataset!r}")
+        raise UsageError(
+            f"{setting('dataset')} must be one of {', '.join(DATASETS)}, got {cfg.dataset!r}"
+        )
     if not 1 <= cfg.depth <= MAX_DEPTH:
-        raise UsageError(f"depth must be from 1 to {MAX_DEPTH} hidden layers, got {cfg.depth}")
+        raise UsageError(
+            f"{setting('depth')} must be from 1 to {MAX_DEPTH} hidden layers, got {cfg.depth}"
+        )
     if cfg.init not in INITS:
-        raise UsageError(f"init must be one of {', '.join(INITS)}, got {cfg.init!r}")
+        raise UsageError(f"{setting('init')} must be one of {', '.join(INITS)}, got {cfg.init!r}")
     if cfg.device not in DEVICES:
-        raise UsageError(f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
+        raise UsageError(
+            f"{setting('device')} must be one of {', '.join(DEVICES)}, got {cfg.device!r}"
+        )
     if cfg.backend not in BACKENDS:
-        raise UsageError(f"backend must be one of {', '.join(BACKENDS)}, got {cfg.backend!r}")
+        raise UsageError(
+            f"{setting('backend')} must be one of {', '.join(BACKENDS)}, got {cfg.backend!r}"
+        )
     if cfg.address is not None and cfg.backend != "ray":
         raise UsageError(
-            f"address {cfg.address} (--address) is a Ray cluster's, and the backend is "
-            f"{cfg.backend}: add --backend ray or drop --address"
+            f"{setting('address')} {cfg.address} is a Ray cluster's, and {setting('backend')} "
+            f"is {cfg.backend}: add --backend ray or drop --address"
         )
     if cfg.address is not None and not cfg.address.strip():
-        raise UsageError("address is empty: give auto, host:port or ray://host:port")
+        raise UsageError(f"{setting('address')} is empty: give auto, host:port or ray://host:port")
     if not cfg.activations:
-        raise UsageError("activations is empty: name at least one, e.g. --activations relu,tanh")
+        raise UsageError(
+            f"{setting('activations')} is empty: name at least one, e.g. --activations relu,tanh"
+        )
     if not all(isinstance(a, str) for a in cfg.activations):
-        raise UsageError("activations must be a list of names")
+        raise UsageError(f"{setting('activations')} must be a list of names")
+
+
+def training_samples(dataset: str) -> int | None:
+    """The training samples of `dataset` as published, where its table says; None otherwise."""
+    table = datasets.spec(dataset) if dataset in DATASETS else None
+    if isinstance(table, datasets.DataSet):
+        return table.file("train_images").count
+    if isinstance(table, datasets.GeneratedSet):
+        return table.train
+    return None
 
 
 def split_names(text: str) -> tuple[str, ...]:
@@ -278,7 +310,8 @@ def _parse_seeds(text: str) -> tuple[int, ...]:
         return tuple(int(part) for part in text.split(","))
     except ValueError:
         raise UsageError(
-            f"seed must be an integer or a comma-separated list such as 0,1,2, got {text!r}"
+            f"{setting('seed')} must be an integer or a comma-separated list such as 0,1,2, "
+            f"got {text!r}"
         ) from None
 
 
@@ -300,7 +333,7 @@ def _grid_value(key: str, value: Any) -> Any:
                 items.append(parse(part.strip()))
             except ValueError:
                 raise UsageError(
-                    f"{key} must be {_KINDS[key][0]} or a comma-separated list of them, "
+                    f"{setting(key)} must be {_KINDS[key][0]} or a comma-separated list of them, "
                     f"got {part.strip()!r}"
                 ) from None
         value = items
@@ -309,7 +342,7 @@ def _grid_value(key: str, value: Any) -> Any:
     if not isinstance(value, list | tuple):
         value = [value]
     if not value:
-        raise UsageError(f"{key} is an empty list; give at least one value")
+        raise UsageError(f"{setting(key)} is an empty list; give at least one value")
     items = []
     for item in value:
         if key in _NUMBERS and isinstance(item, int) and not isinstance(item, bool):
@@ -339,9 +372,9 @@ def check_contradictions(values: dict[str, Any]) -> None:
     if isinstance(seed, list | tuple) and len(seed) > 1 and values.get("seeds") is not None:
         listed = ",".join(map(str, seed))
         raise UsageError(
-            f"seed {listed} (--seed) and seeds {values['seeds']} (--seeds) contradict each "
-            "other: give either a list of seeds (--seed 0,1,2) or a first seed and a count "
-            "(--seed 0 --seeds 3)"
+            f"{setting('seed')} {listed} and {setting('seeds')} {values['seeds']} contradict "
+            "each other: give either a list of seeds (--seed 0,1,2) or a first seed and a "
+            "count (--seed 0 --seeds 3)"
         )
 
 
@@ -402,7 +435,8 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> RunConfig:
     if path is not None:
         preset = read_toml(Path(path))
         try:
-            config = make_config(preset)
+            with keys_only():  # the preset on its own speaks its keys
+                config = make_config(preset)
         except UsageError as err:
             raise UsageError(f"{path}: {err}") from None
     given = {key: value for key, value in overrides.items() if value is not None}

@@ -364,16 +364,19 @@ def measure_run_cost(run_dir: Path, config: RunConfig) -> None:
     On the run's device, with one CPU thread (as each training worker has), at its batch
     size, hidden width and depth.
     """
-    from actbench.runtime import choose_device
-
     if (run_dir / COST).exists():
         return
+    write_cost(run_dir, measure_config_cost(config))
+
+
+def measure_config_cost(config: RunConfig) -> list[CostRecord]:
+    """`measure_cost` of `config`'s activations as a finished run measures them: on its
+    device, with one CPU thread, at its batch size, hidden width and depth."""
+    from actbench.runtime import choose_device
+
     activations = resolve_all(config.activations)
     device = choose_device(config.device)
-    records = measure_cost(
-        activations, config.batch_size, config.hidden, device, layers=config.depth
-    )
-    write_cost(run_dir, records)
+    return measure_cost(activations, config.batch_size, config.hidden, device, layers=config.depth)
 
 
 def microseconds(seconds: float, low: float = math.nan, high: float = math.nan) -> str:

@@ -36,6 +36,7 @@ from actbench.datasets import UBYTE, DataSet
 from actbench.download import download as fetch
 from actbench.errors import UsageError
 from actbench.locate import Survey, survey
+from actbench.names import flag, setting
 
 __all__ = [
     "FILES",
@@ -361,8 +362,8 @@ def subset_indices(
     if size > total:
         of = f" of {name}" if name else ""
         raise UsageError(
-            f"subset {size} is larger than the {total} training samples{of}; "
-            f"use --subset {total} or less"
+            f"{setting('subset')} {size} is larger than the {total} training samples{of}; "
+            f"use {flag('subset')} {total} or less"
         )
     generator = torch.Generator().manual_seed(seed)
     return torch.randperm(total, generator=generator)[:size]
@@ -376,10 +377,19 @@ def validation_positions(total: int, size: int, batch_size: int) -> torch.Tensor
     """
     most = total - batch_size
     if size > most:
-        fix = f"use --val {most} or less" if most > 0 else "raise --subset or lower --batch-size"
+        left = total - size
+        if most > 0:
+            fix = f"use {flag('val')} {most} or less"
+        elif left > 0:  # no --val leaves a batch: a smaller batch fits what is left
+            fix = f"use {flag('batch_size')} {left} or less"
+        else:
+            fix = (
+                f"hold out fewer than {total} samples ({flag('val')}) and lower "
+                f"{flag('batch_size')} to what that leaves"
+            )
         raise UsageError(
-            f"val {size} leaves {max(total - size, 0)} of the {total} training samples, "
-            f"fewer than one batch of {batch_size}; {fix}"
+            f"{setting('val')} {size} leaves {max(left, 0)} of the {total} training samples, "
+            f"fewer than one batch ({setting('batch_size')} {batch_size}); {fix}"
         )
     generator = torch.Generator().manual_seed(VAL_SEED)
     return torch.randperm(total, generator=generator)[:size].sort().values

@@ -3,12 +3,24 @@ its ETA, and how far each group of models in training is."""
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn
 from rich.table import Column
 from rich.text import Text
 
 from actbench.progress import Group
+from actbench.terminal import line_breaks
+
+BAR = 12  # columns of each bar
+ETA = 12  # columns of the ETA ('ETA 0:01:05'; one more from ten hours on)
+INDENT = "  "  # a group's row, under the run's
+
+# How a bar names a study's settings where their full names do not fit: a short name, or
+# None where the value names itself (a data set, an optimiser)
+SHORT = {"dataset": None, "depth": "d", "hidden": "h", "lr": "lr", "optimizer": None,
+         "momentum": "m", "batch_size": "b", "init": "init"}  # fmt: skip
+SPELLED = {"d": "depth", "h": "hidden units", "m": "momentum", "b": "batch size"}
 
 
 def _group(task: Task) -> Group | None:
@@ -44,6 +56,73 @@ class _Remaining(ProgressColumn):
         return Text(f"ETA {hours}:{minute:02d}:{second:02d}", style="progress.remaining")
 
 
+def short_setting(setting: str) -> str:
+    """'depth=8 hidden=32 lr=0.01' (`study.describe`) as 'd=8 h=32 lr=0.01': each setting by
+    its short name (`SHORT`), a data set or optimiser by its value alone; values as they are."""
+    parts = []
+    for item in setting.split():
+        key, _, value = item.partition("=")
+        short = SHORT.get(key, key)
+        parts.append(value if short is None else f"{short}={value}")
+    return " ".join(parts)
+
+
+# The ways a group's bar can name it, most complete first: settings spelled out or short
+# (`short_setting`), and its activations listed ('list'), left out where it trains all of the
+# run's and listed otherwise ('all'), or counted where it trains only some ('count').
+_FORMS = ((False, "list"), (False, "all"), (True, "list"), (True, "all"), (True, "count"))
+
+
+def _group_name(group: Group, short: bool, models: str, everything: int) -> list[str]:
+    """The group's name in one of `_FORMS`, as the phrases a line may break between:
+    ['d=8', 'lr=0.01,', 'seed 0:', 'relu,', 'tanh'] reads 'd=8 lr=0.01, seed 0: relu, tanh'."""
+    where = short_setting(group.setting) if short else group.setting
+    phrases = where.split()
+    if phrases:
+        phrases[-1] += ","
+    phrases.append(f"seed {group.seed}")
+    partial = len(group.labels) < everything
+    if models == "list" or (models == "all" and partial):
+        phrases[-1] += ":"
+        phrases += [f"{label}," for label in group.labels[:-1]] + [group.labels[-1]]
+    elif partial:  # counted
+        phrases[-1] += ":"
+        phrases.append(f"{len(group.labels)} of {everything} activations")
+    return phrases
+
+
+def _lines(phrases: list[str], width: int) -> str:
+    """The phrases over lines of at most `width` columns, broken between phrases only (a
+    phrase wider than that stands alone), later lines indented by two more columns."""
+    glued = " ".join(phrase.replace(" ", "\u00a0") for phrase in phrases)
+    parts = [glued[a:b].replace("\u00a0", " ") for a, b in line_breaks(glued, max(1, width - 2))]
+    return f"\n{INDENT}  ".join(parts)
+
+
+def group_names(groups: list[Group], room: int) -> tuple[dict[Group, str], list[str]]:
+    """Each group's name for its bar, indented, in at most `room` columns, and the short
+    names of settings it uses (`SPELLED`'s keys, to spell out once).
+
+    The same form for every group: the first of `_FORMS` in which all fit. Where none does,
+    the last form over lines that fit, broken between its phrases (a row of two lines or
+    more): nothing is ever cut off.
+    """
+    everything = len({label for group in groups for label in group.labels})
+    width = room - len(INDENT)
+    for short, models in _FORMS:
+        phrases = {g: _group_name(g, short, models, everything) for g in groups}
+        names = {g: " ".join(p) for g, p in phrases.items()}
+        if all(cell_len(name) <= width for name in names.values()):
+            break
+    else:  # over lines, broken between phrases ('seed 0:', '2 of 4 activations')
+        names = {g: _lines(p, width) for g, p in phrases.items()}
+    used = []
+    if short:
+        keys = {item.partition("=")[0] for g in groups for item in g.setting.split()}
+        used = [SHORT[key] for key in SHORT if key in keys and SHORT[key] in SPELLED]
+    return {g: INDENT + name for g, name in names.items()}, used
+
+
 class RunProgress:
     """The display: one bar over every model-epoch this session trains, and, where models
     train in more than one group (several seeds, or several workers), one bar per group in
@@ -57,9 +136,9 @@ class RunProgress:
     def __init__(self, console: Console) -> None:
         self.progress = Progress(
             TextColumn("{task.description}", table_column=Column(ratio=1, no_wrap=True)),
-            BarColumn(bar_width=12),
+            BarColumn(bar_width=BAR),
             _Count(table_column=Column(no_wrap=True)),
-            _Remaining(table_column=Column(no_wrap=True)),
+            _Remaining(table_column=Column(no_wrap=True, min_width=ETA)),
             console=console,
             transient=True,
             expand=True,
@@ -73,6 +152,7 @@ class RunProgress:
         self.groups = 0
         self.taken: dict[Group, int] = {}
         self.done_lines = 0
+        self.names: dict[Group, str] = {}
 
     def start(self, groups: list[Group]) -> None:
         """Show the run's bar over `groups`' model-epochs (and start the display)."""
@@ -80,6 +160,12 @@ class RunProgress:
         self.groups = len(groups)
         self.total = self.progress.add_task(self._heading(), total=total)
         self.each = len(groups) > 1
+        count = cell_len(f"{total}/{total} model-epochs")  # the widest count
+        room = self.progress.console.width - BAR - count - ETA - 3  # columns 1 apart
+        self.names, short = group_names(groups, room)
+        if short and self.each and self.progress.console.is_terminal:  # bars will show them
+            spelled = ", ".join(f"{name} = {SPELLED[name]}" for name in short)
+            self.print(f"In the bars: {spelled}")
         self.shown = True
         self.progress.start()
 
@@ -98,8 +184,7 @@ class RunProgress:
         if not self.each or group in self.finished:
             return
         if group not in self.rows:
-            where = f"{group.setting}, " if group.setting else ""
-            name = f"  {where}seed {group.seed}: {', '.join(group.labels)}"
+            name = self.names[group]
             self.rows[group] = self.progress.add_task(name, total=group.steps, group=group)
         row = self.rows[group]
         self.progress.advance(row, steps)

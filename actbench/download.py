@@ -27,10 +27,9 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from rich.console import Console
-
 from actbench.datasets import DataSet, FileSpec
 from actbench.locate import DataError, is_html
+from actbench.terminal import Terminal
 
 TIMEOUT = 30  # seconds a mirror may take to answer, or to send the next block
 USER_AGENT = "actbench (python urllib)"
@@ -146,6 +145,6 @@ def download(spec: DataSet, data_dir: Path) -> Path:
     return target
 
 
-def _console() -> Console:
+def _console() -> Terminal:
     """Standard error as it is now (a test or a caller may have replaced `sys.stderr`)."""
-    return Console(file=sys.stderr, highlight=False)
+    return Terminal(file=sys.stderr, highlight=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -21,11 +22,12 @@ import torch
 from actbench.activations import check_trainable, resolve_all
 from actbench.checkpoint import CheckpointStore
 from actbench.config import RunConfig, make_config
-from actbench.cost import measure_run_cost
+from actbench.cost import measure_config_cost, measure_run_cost
 from actbench.data import SUBSET_SEED, load_dataset, prepare
 from actbench.datasets import MNIST1D, title
 from actbench.errors import ActbenchError, UsageError
 from actbench.jobs import Unit, plan_jobs, run_jobs
+from actbench.names import keys_only, setting
 from actbench.parallel import train_in_workers
 from actbench.progress import EpochLines, Group, StepRouter, plan_groups
 from actbench.results import (
@@ -230,8 +232,8 @@ def baseline_label(config: RunConfig) -> str:
         if baseline.key == activation.key:
             return activation.label
     raise UsageError(
-        f"baseline {config.baseline!r} is not one of the activations ({', '.join(labels)}); "
-        "name one of them with --baseline"
+        f"{setting('baseline')} {config.baseline!r} is not one of the activations "
+        f"({', '.join(labels)}); name one of them with --baseline"
     )
 
 
@@ -291,20 +293,31 @@ def _backend(config: RunConfig, cluster: Any) -> dict[str, Any]:
     return cluster.record() if cluster is not None else {"name": config.backend}
 
 
-def dry_run(config: RunConfig) -> StudyPlan:
+def dry_run(
+    config: RunConfig, started: float | None = None, clock: Callable[[], float] = time.perf_counter
+) -> StudyPlan:
     """What `run_experiment(config)` would train and an estimate of how long, writing nothing.
 
-    Every check of a real run is made first (the same errors); the estimate times a few
-    training steps of each shape of model on this machine (`study.plan_study`).
+    Every check of a real run is made first (the same errors), and its data loaded. The
+    estimate adds what a run spends besides training, measured here as it happens: the
+    start-up, from `started` (a `clock()` reading; the command's own start, so that its
+    imports count; default: now) until the data is loaded and checked, and the measurement
+    of the activations' cost a run makes once training is over (`cost.measure_config_cost`),
+    run here. Training is estimated from a few steps of each shape of model on this machine
+    (`study.plan_study`).
     """
+    started = clock() if started is None else started
     _units, data, _, workers, threads, _, cluster = _setup(config)
     if cluster is not None:
         from actbench.ray_cluster import disconnect
 
         disconnect(cluster)
+    ready = clock()
+    measure_config_cost(config.points()[0])  # as a run does after training
+    cost = clock() - ready
     torch.set_num_threads(threads)  # as each worker will train
     activations = resolve_all(config.activations)
-    return plan_study(config, activations, data, workers)
+    return plan_study(config, activations, data, workers, startup=ready - started, cost=cost)
 
 
 def _validation(data: list[Any]) -> dict[str, Any] | None:
@@ -369,7 +382,8 @@ def _resumed_config(run_dir: Path, saved: dict[str, Any], overrides: dict[str, A
     if saved.get("optimizer") == "adam":  # earlier versions accepted a momentum Adam ignored
         saved["momentum"] = 0.0
     try:
-        original = make_config(saved)
+        with keys_only():  # the run's own settings, named by their keys
+            original = make_config(saved)
     except UsageError as err:  # the run folder's file is at fault, not the options
         raise ActbenchError(f"{run_dir / MANIFEST}: {err}") from None
     given = {key: value for key, value in overrides.items() if value is not None}
@@ -385,7 +399,7 @@ def _resumed_config(run_dir: Path, saved: dict[str, Any], overrides: dict[str, A
             mine = [a.label for a in resolve_all(mine)]
             theirs = [a.label for a in resolve_all(theirs)]
         if mine != theirs:
-            changed.append(f"{key} {_show(mine)} (the run has {_show(theirs)})")
+            changed.append(f"{setting(key)} {_show(mine)} ({_the_run(key, theirs)})")
     if changed:
         raise UsageError(
             f"cannot resume {run_dir} with different settings: {'; '.join(changed)}; "
@@ -406,6 +420,16 @@ def _labels(units: list[Unit]) -> list[str]:
 
 def _show(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+
+
+def _the_run(key: str, value: Any) -> str:
+    """What a run's setting was, in words: 'the run used 0.001', 'the run used the full
+    data set' (no subset), 'the run had no validation split' (val 0)."""
+    if key == "subset" and value is None:
+        return "the run used the full data set"
+    if key == "val" and value == 0:
+        return "the run had no validation split"
+    return f"the run used {_show(value)}"
 
 
 def _align(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -37,7 +38,7 @@ def job_weight(job: Job, point: RunConfig, data: Any) -> float:
 
 @dataclass(frozen=True)
 class StudyPlan:
-    """What a run or study would train, and about how long it would take here."""
+    """What a run or study would train, and about how long it would take here (seconds)."""
 
     configurations: list[str]  # each described by the settings the study varies
     activations: int
@@ -46,6 +47,13 @@ class StudyPlan:
     model_epochs: int  # models x epochs
     workers: int
     seconds: float  # estimated training time, from a short measurement on this machine
+    startup: float = 0.0  # before training: imports, loading the data, the checks (measured)
+    cost: float = 0.0  # after training: measuring the activations' cost (measured)
+
+    @property
+    def total(self) -> float:
+        """The whole run's estimated time: start-up, training and the cost measurement."""
+        return self.startup + self.seconds + self.cost
 
 
 def measure_model_epoch(
@@ -78,12 +86,22 @@ def measure_model_epoch(
 
 
 def plan_study(
-    config: RunConfig, activations: list[Any], data: list[Any], workers: int
+    config: RunConfig,
+    activations: list[Any],
+    data: list[Any],
+    workers: int,
+    *,
+    startup: float = 0.0,
+    cost: float = 0.0,
+    measure: Callable[[list[Any], RunConfig, Any], float] = measure_model_epoch,
 ) -> StudyPlan:
-    """The study's size and an estimate of its training time on `workers` processes.
+    """The study's size and an estimate of its time on `workers` processes.
 
     `data[p]` is configuration p's data set. Each distinct shape of model (data set, depth,
-    width, batch size) is measured once (`measure_model_epoch`).
+    width, batch size, optimiser) is measured once: `measure(activations, point, data)`, the
+    seconds of one model-epoch (`measure_model_epoch`). Training takes the sum over models of
+    their epochs' seconds, shared by min(`workers`, models) processes; `startup` and `cost`,
+    the seconds measured before and after training, are added as they are (`StudyPlan.total`).
     """
     points = config.points()
     keys = tuple(config.grid)
@@ -94,7 +112,7 @@ def plan_study(
         shape = (id(points_data), getattr(point, "depth", 2), point.hidden, point.batch_size,
                  point.optimizer)  # fmt: skip
         if shape not in measured:
-            measured[shape] = measure_model_epoch(activations, point, points_data)
+            measured[shape] = measure(activations, point, points_data)
         total += measured[shape] * len(activations) * seeds * config.epochs
     models = len(points) * len(activations) * seeds
     return StudyPlan(
@@ -105,4 +123,6 @@ def plan_study(
         models * config.epochs,
         workers,
         total / max(1, min(workers, models)),
+        startup,
+        cost,
     )

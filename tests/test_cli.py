@@ -143,17 +143,22 @@ ERRORS = [
     (["run", "-a", "relu,RELU"], 2, "listed twice"),
     (["run", "-a", "nosuchpkg:Act"], 2, "cannot import 'nosuchpkg'"),
     (["run", "-a", "math:pi"], 2, "is not an activation"),
-    (["run", "--epochs", "0"], 2, "epochs must be a positive integer, got 0"),
+    (["run", "--epochs", "0"], 2, "Error: --epochs must be a positive integer, got 0"),
     (["run", "--epochs", "ten"], 2, "Invalid value for '--epochs'"),
-    (["run", "--batch-size", "-4"], 2, "batch_size must be a positive integer"),
-    (["run", "--lr", "nan"], 2, "lr must be a positive finite number"),
-    (["run", "--lr", "0"], 2, "lr must be a positive finite number"),
-    (["run", "--hidden", "0"], 2, "hidden must be a positive integer"),
-    (["run", "--subset", "0"], 2, "subset must be a positive integer"),
+    (["run", "--batch-size", "-4"], 2, "Error: --batch-size must be a positive integer"),
+    (["run", "--lr", "nan"], 2, "Error: --lr must be a positive finite number"),
+    (["run", "--lr", "0"], 2, "Error: --lr must be a positive finite number"),
+    (["run", "--hidden", "0"], 2, "Error: --hidden must be a positive integer"),
+    (["run", "--subset", "0"], 2, "Error: --subset must be a positive integer"),
+    (
+        ["run", "--subset", "10", "--batch-size", "16"],
+        2,
+        "--subset 10 is smaller than one batch (--batch-size 16); use --batch-size 10 or less",
+    ),
     (["run", "--subset", "100000"], 2, "subset 100000 is larger than the 256 training samples"),
-    (["run", "--seed", "-1"], 2, "seed must be a non-negative integer"),
-    (["run", "--optimizer", "rmsprop"], 2, "optimizer must be one of adam, sgd"),
-    (["run", "--device", "tpu"], 2, "device must be one of auto, cpu, cuda, mps"),
+    (["run", "--seed", "-1"], 2, "Error: --seed must be a non-negative integer"),
+    (["run", "--optimizer", "rmsprop"], 2, "Error: --optimizer must be one of adam, sgd"),
+    (["run", "--device", "tpu"], 2, "Error: --device must be one of auto, cpu, cuda, mps"),
     (["run", "--epoch", "3"], 2, "No such option: --epoch"),
     (["run", "--config", "{bad_toml}"], 2, "is not valid TOML"),
     (["run", "--config", "{unknown_key}"], 2, "unknown config key 'epoch'"),
@@ -380,11 +385,11 @@ def test_seeds_give_intervals_and_a_paired_comparison(mnist_dir, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--seed", "0,x"], "seed must be an integer or a comma-separated list"),
-        (["--seed", "1,1"], "seed lists a seed twice"),
+        (["--seed", "0,x"], "Error: --seed must be an integer or a comma-separated list"),
+        (["--seed", "1,1"], "Error: --seed lists a seed twice"),
         (["--seed", "0,1", "--seeds", "3"], "give either a list of seeds"),
-        (["--seeds", "0"], "seeds must be a positive integer"),
-        (["--baseline", "gelu"], "baseline 'gelu' is not one of the activations"),
+        (["--seeds", "0"], "Error: --seeds must be a positive integer"),
+        (["--baseline", "gelu"], "Error: --baseline 'gelu' is not one of the activations"),
     ],
 )
 def test_seed_and_baseline_mistakes(mnist_dir, tmp_path, args, message):
@@ -470,6 +475,46 @@ def test_help_reads_whole_at_80_columns(command, monkeypatch):
         for name in ("run", "plot", "activations"):
             summary = next(c.short_help for c in app.registered_commands if _name(c) == name)
             assert f"{name} {summary}" in words
+
+
+def test_no_command_prints_the_help_as_help_does():
+    """`actbench` alone: the whole help, line for line as --help prints it, on stderr with
+    click's exit code for a missing command (2), not an error squashed onto one line."""
+    helped = invoke("--help", terminal_width=80)
+    result = invoke(terminal_width=80)
+    assert result.exit_code == 2
+    assert result.stderr == helped.stdout
+    assert result.stderr.startswith("Usage: actbench [OPTIONS] COMMAND [ARGS]...\n")
+    assert "\nCommands:\n" in result.stderr and "Error" not in result.stderr
+
+
+def test_help_shows_the_ray_extra_as_pip_takes_it():
+    result = invoke("run", "--help", terminal_width=80)
+    words = " ".join(result.stdout.split())
+    assert "(pip install 'actbench[ray]')" in words
+    assert "\\[" not in result.stdout
+
+
+def test_a_message_names_a_flag_as_typed_and_a_preset_s_key_as_written(mnist_dir, tmp_path):
+    preset = tmp_path / "p.toml"
+    preset.write_text("batch_size = 128\n")
+    result = invoke("run", "--config", preset, "--subset", "50", "--data-dir", mnist_dir,
+                    "--results-dir", tmp_path / "r")  # fmt: skip
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "Error: --subset 50 is smaller than one batch (batch_size 128); use --batch-size 50 or less"
+    )
+    preset.write_text("subset = 50\nbatch_size = 128\n")  # the preset alone is refused
+    result = invoke("run", "--config", preset, "--epochs", "1", "--data-dir", mnist_dir)
+    assert f"Error: {preset}: subset 50 is smaller than one batch (batch_size 128)" in result.stderr
+
+
+def test_download_help_speaks_of_every_data_set():
+    words = " ".join(invoke("run", "--help", terminal_width=80).stdout.split())
+    assert (
+        "--download / --no-download Download the data set's files where they are missing" in words
+    )
+    assert "MNIST if missing" not in words
 
 
 def _name(command):

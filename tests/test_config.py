@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -128,6 +129,37 @@ def test_settings_round_trip_through_a_dict():
 
 
 def test_a_subset_smaller_than_one_batch_is_refused():
-    with pytest.raises(UsageError, match="subset 5 is smaller than one batch of 64; "):
+    message = "subset 5 is smaller than one batch (batch_size 64); use --batch-size 5 or less, "
+    with pytest.raises(UsageError, match=re.escape(message + "or --subset 64 or more")):
         make_config({"subset": 5})
     assert make_config({"subset": 64}).subset == 64
+
+
+@pytest.mark.parametrize(
+    ("dataset", "batch", "more"),
+    [("mnist", 70000, False), ("mnist", 60000, True), ("mnist1d", 4001, False),
+     ("mnist1d", 4000, True), ("cifar10", 128, False)],
+)  # fmt: skip
+def test_a_subset_smaller_than_one_batch_is_told_a_fix_that_works(dataset, batch, more):
+    """Never a --subset larger than the data set has (MNIST: 60,000 training samples;
+    MNIST-1D: 4,000; CIFAR-10's are not known before it is read); a smaller batch always."""
+    with pytest.raises(UsageError) as caught:
+        make_config({"subset": 100, "batch_size": batch, "dataset": dataset})
+    message = str(caught.value)
+    assert message.startswith(f"subset 100 is smaller than one batch (batch_size {batch}); ")
+    assert "use --batch-size 100 or less" in message
+    assert (f"--subset {batch} or more" in message) == more
+
+
+def test_a_setting_is_named_as_it_was_given():
+    from actbench.names import given_by, keys_only, setting
+
+    assert setting("batch_size") == "batch_size"  # a dict's key, in Python
+    with given_by(flags={"lr", "batch_size"}, preset={"depth"}):
+        assert [setting(k) for k in ("lr", "batch_size", "depth", "hidden")] == [
+            "--lr", "--batch-size", "depth", "--hidden"  # a default: the flag changes it
+        ]  # fmt: skip
+        with keys_only():  # a preset checked on its own
+            assert [setting(k) for k in ("batch_size", "lr")] == ["batch_size", "lr"]
+        assert setting("batch_size") == "--batch-size"
+    assert setting("lr") == "lr"

@@ -644,7 +644,7 @@ def test_the_setting_takes_known_names_in_any_case():
 def test_an_unknown_name_is_one_line_and_exit_code_2(tmp_path):
     result = runner.invoke(app, ["run", "--dataset", "svhn", "--results-dir", str(tmp_path / "r")])
     assert result.exit_code == 2
-    assert result.stderr.strip().startswith("Error: dataset must be one of")
+    assert result.stderr.strip().startswith("Error: --dataset must be one of")
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
 
 
@@ -654,7 +654,7 @@ def test_a_subset_larger_than_mnist1d_writes_nothing(tmp_path):
         ["run", "--dataset", "mnist1d", "--subset", "5000", "--results-dir", str(tmp_path / "r")],
     )
     assert result.exit_code == 2, result.output
-    assert "subset 5000 is larger than the 4000 training samples of MNIST-1D" in result.stderr
+    assert "--subset 5000 is larger than the 4000 training samples of MNIST-1D" in result.stderr
     assert not (tmp_path / "r").exists()
 
 
@@ -678,7 +678,7 @@ def test_a_run_on_each_data_set_records_it(every_set, tmp_path, key, inputs, wor
     assert set(data["normalisation"]) == {"mean", "std", "by"}
     resumed = runner.invoke(app, ["run", "--resume", str(run_dir), "--dataset", "kmnist"])
     assert resumed.exit_code == 2
-    assert f"dataset kmnist (the run has {key})" in resumed.stderr
+    assert f"--dataset kmnist (the run used {key})" in resumed.stderr
 
 
 def test_missing_fashion_mnist_names_torchvisions_folder_for_its_files(tmp_path):

@@ -289,7 +289,7 @@ def test_the_command_line_takes_depth_and_init_and_the_manifest_records_them(mni
     assert read_cost(run_dir)["layers"].unique().tolist() == [3]  # measured at the run's depth
     bad = runner.invoke(app, [*args[:3], "--depth", "0", *args[5:]])
     assert bad.exit_code == 2
-    assert bad.stderr.strip() == "Error: depth must be from 1 to 32 hidden layers, got 0"
+    assert bad.stderr.strip() == "Error: --depth must be from 1 to 32 hidden layers, got 0"
     assert len(list((tmp_path / "r").iterdir())) == 1  # nothing written
 
 
@@ -297,8 +297,8 @@ def test_a_resume_keeps_depth_and_init_and_reads_runs_recorded_before_them(mnist
     settings = {"activations": ["relu"], "epochs": 1, "hidden": 8, "workers": 1,
                 "data_dir": str(mnist_dir), "results_dir": str(tmp_path)}  # fmt: skip
     run = run_experiment(make_config(settings))
-    for change, message in [({"depth": 3}, "depth 3 (the run has 2)"),
-                            ({"init": "xavier"}, "init xavier (the run has torch)")]:  # fmt: skip
+    for change, message in [({"depth": 3}, "depth 3 (the run used 2)"),
+                            ({"init": "xavier"}, "init xavier (the run used torch)")]:  # fmt: skip
         with pytest.raises(UsageError, match=re.escape(message)):
             resume_experiment(run.run_dir, change)
     # a manifest written before depth and init were settings: the classic network, torch's init

@@ -128,12 +128,13 @@ def test_the_lock_is_held_once_even_while_its_file_is_deleted(tmp_path, monkeypa
         pass
 
 
-# flags (and preset keys) that contradict each other; each a usage error naming both
+# settings that contradict each other; each a usage error naming both (by their keys in
+# Python; the command line names its flags)
 CONTRADICTIONS = [
-    ({"seeds": 1, "seed": "0,1"}, "seed 0,1 (--seed) and seeds 1 (--seeds) contradict"),
-    ({"seeds": 2, "seed": "0,1"}, "seed 0,1 (--seed) and seeds 2 (--seeds) contradict"),
-    ({"seeds": 3, "seed": [4, 5]}, "seed 4,5 (--seed) and seeds 3 (--seeds) contradict"),
-    ({"momentum": 0.9}, "momentum 0.9 (--momentum) applies to SGD only, and the optimizer is adam"),
+    ({"seeds": 1, "seed": "0,1"}, "seed 0,1 and seeds 1 contradict"),
+    ({"seeds": 2, "seed": "0,1"}, "seed 0,1 and seeds 2 contradict"),
+    ({"seeds": 3, "seed": [4, 5]}, "seed 4,5 and seeds 3 contradict"),
+    ({"momentum": 0.9}, "momentum 0.9 applies to SGD only, and optimizer is adam"),
     ({"momentum": 0.5, "optimizer": "adam"}, "add --optimizer sgd or drop --momentum"),
 ]  # fmt: skip
 
@@ -149,10 +150,10 @@ def test_contradicting_settings_are_refused(values, message):
 def test_a_flag_that_contradicts_the_preset_is_refused(tmp_path):
     preset = tmp_path / "p.toml"
     preset.write_text("seeds = 3\n")
-    with pytest.raises(UsageError, match=r"seed 0,1 \(--seed\) and seeds 3 \(--seeds\)"):
+    with pytest.raises(UsageError, match=r"^seed 0,1 and seeds 3 contradict"):
         load_config(preset, seed="0,1")
     preset.write_text("seed = [0, 1]\n")
-    with pytest.raises(UsageError, match=r"seed 0,1 \(--seed\) and seeds 1 \(--seeds\)"):
+    with pytest.raises(UsageError, match=r"^seed 0,1 and seeds 1 contradict"):
         load_config(preset, seeds=1)
     preset.write_text("seed = [0, 1]\nseeds = 1\n")
     with pytest.raises(UsageError, match=f"^{re.escape(str(preset))}: seed 0,1"):
@@ -177,5 +178,5 @@ def test_the_issue_example_is_one_line_before_anything_is_written(mnist_dir, tmp
                                  str(mnist_dir), "--results-dir", str(results)])  # fmt: skip
     assert result.exit_code == 2, result.output
     (line,) = result.stderr.splitlines()
-    assert "--seed" in line and "--seeds" in line and "contradict" in line
+    assert line.startswith("Error: --seed 0,1 and --seeds 1 contradict each other")
     assert not results.exists()

@@ -111,8 +111,8 @@ def test_every_built_in_has_a_recommended_scheme_shown_by_actbench_activations()
     lines = console.export_text().splitlines()
     for entry in CATALOG:
         assert entry.init in SCHEMES and entry.init != "torch"
-        (row,) = [i for i, line in enumerate(lines) if line.split()[:1] == [entry.name]]
-        assert lines[row + 1].split()[0] == entry.init  # under the name, in the name column
+        (row,) = [i for i, line in enumerate(lines) if line[:11].split() == [entry.name]]
+        assert lines[row + 2].strip().split(";")[0] == f"init {entry.init}"  # its third line
     assert {e.name: e.init for e in CATALOG}["selu"] == "lecun"
 
 

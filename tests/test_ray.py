@@ -278,8 +278,8 @@ def test_the_local_backend_never_imports_ray(mnist_dir, tmp_path):
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"address": "auto"}, "address auto (--address) is a Ray cluster's, and the backend is "
-         "local: add --backend ray or drop --address"),
+        ({"address": "auto"}, "address auto is a Ray cluster's, and backend is local: add "
+         "--backend ray or drop --address"),
         ({"backend": "dask"}, "backend must be one of local, ray, got 'dask'"),
         ({"backend": "ray", "address": " "}, "address is empty"),
     ],

@@ -157,8 +157,9 @@ def test_a_checkpoint_that_would_run_code_is_refused(mnist_dir, tmp_path):
     ("args", "message"),
     [
         (["--lr", "0.1", "--hidden", "4"],
-         "with different settings: hidden 4 (the run has 8); lr 0.1 (the run has 0.001)"),
-        (["-a", "relu,gelu,sigmoid"], "activations relu,gelu,sigmoid (the run has relu,tanh,"),
+         "with different settings: --hidden 4 (the run used 8); --lr 0.1 (the run used 0.001)"),
+        (["-a", "relu,gelu,sigmoid"], "--activations relu,gelu,sigmoid (the run used relu,tanh,"),
+        (["--subset", "128"], "--subset 128 (the run used the full data set)"),
         (["--epochs", "1"], "is complete with 2 epochs; to extend it, give --epochs 3 or more"),
         (["--epochs", "2"], "is complete with 2 epochs; to extend it, give --epochs 3 or more"),
         ([], "is complete with 2 epochs; to extend it, give --epochs 3 or more"),

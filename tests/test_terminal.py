@@ -14,6 +14,8 @@ import sys
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from rich.cells import cell_len
 from rich.console import Console
 
@@ -124,10 +126,18 @@ def test_the_catalogue_fits_80_columns_with_each_note_on_one_line():
     text = _render(catalog_table())
     lines = text.splitlines()
     assert max(cell_len(line) for line in lines) <= 80
-    for entry in CATALOG:
-        assert any(entry.note in line for line in lines), entry.name
-        assert any(f"{entry.formula}; range {entry.output_range}" in line for line in lines)
-    assert len(lines) <= 4 + 3 * len(CATALOG)  # at most three lines an activation
+    for entry in CATALOG:  # three lines: its name beside formula and range, note, init
+        (at,) = [i for i, line in enumerate(lines) if line[:11].split() == [entry.name]]
+        first, note, last = lines[at : at + 3]
+        assert first.split(None, 1)[1].strip() == f"{entry.formula}; range {entry.output_range}"
+        assert note.strip() == entry.note
+        assert last.strip().startswith(f"init {entry.init}")
+        # the name column holds the name alone: nothing under it reads as another name
+        assert not note[:11].strip() and not last[:11].strip(), entry.name
+    rule = next(i for i, line in enumerate(lines) if "───" in line)
+    rows = lines[rule + 1 : rule + 1 + 3 * len(CATALOG)]
+    assert [row.split()[0] for row in rows if row[:11].strip()] == [e.name for e in CATALOG]
+    assert not lines[rule + 1 + 3 * len(CATALOG)].strip()  # then the caption
 
 
 def test_actbench_activations_answers_without_torch():
@@ -399,3 +409,87 @@ def test_a_run_prints_epoch_lines_within_80_columns(mnist_dir, tmp_path, monkeyp
     flat = " ".join(line.strip() for line in lines)
     for row in frame.itertuples():
         assert f"{row.activation} {100 * row.test_accuracy:.2f}%" in flat, row
+
+
+# a message with numbers, a path longer than a line, and markup-like brackets
+MESSAGE = (
+    "Error: cannot resume /tmp/results/run-20261201-040908 with different settings: --lr 0.01 "
+    "(the run used 0.001); --subset 12345 (the run used the full data set); see "
+    "/a/very/long/folder/name/that/is/longer/than/forty/columns/metrics.csv and 'actbench[ray]'"
+)
+
+
+def _terminal(width, terminal):
+    from io import StringIO
+
+    from actbench.terminal import Terminal
+
+    file = StringIO()
+    return Terminal(file=file, width=width, force_terminal=terminal, color_system=None), file
+
+
+@pytest.mark.parametrize("width", [40, 80])
+def test_a_message_on_a_terminal_breaks_at_spaces_never_inside_a_word(width):
+    console, file = _terminal(width, terminal=True)
+    console.print(MESSAGE, soft_wrap=True, markup=False)
+    lines = file.getvalue().splitlines()
+    assert len(lines) > 1
+    assert [word for line in lines for word in line.split(" ")] == MESSAGE.split(" ")
+    for line in lines:  # only a word wider than the line stands alone, whole
+        assert cell_len(line) <= width or " " not in line, line
+
+
+def test_a_message_in_a_file_stays_one_line():
+    console, file = _terminal(40, terminal=False)
+    console.print(MESSAGE, soft_wrap=True, markup=False)
+    assert file.getvalue() == MESSAGE + "\n"
+
+
+def test_an_indented_message_keeps_its_indent_and_its_styles():
+    console, file = _terminal(24, terminal=True)
+    console.print("   7. depth=2 hidden=64 [bold]lr=0.01[/] and more", soft_wrap=True)
+    assert file.getvalue().splitlines() == ["   7. depth=2 hidden=64", "   lr=0.01 and more"]
+
+
+@given(
+    st.lists(st.text(alphabet="ab1.-/é", min_size=1, max_size=30), min_size=0, max_size=30),
+    st.lists(st.integers(1, 3), min_size=30, max_size=30),
+    st.integers(1, 50),
+)
+def test_line_breaks_keep_every_word_whole_and_fill_each_line(words, gaps, width):
+    from actbench.terminal import line_breaks
+
+    line = "".join(word + " " * gap for word, gap in zip(words, gaps, strict=False)).rstrip()
+    breaks = line_breaks(line, width)
+    parts = [line[a:b] for a, b in breaks]
+    assert [w for part in parts for w in part.split()] == words
+    for part in parts:
+        assert cell_len(part) <= width or " " not in part, part  # only a long word is wider
+    for (start, _), (after, _) in itertools.pairwise(breaks):
+        next_word = line[after:].split(" ")[0]
+        assert cell_len(line[start : after + len(next_word)]) > width  # it did not fit
+
+
+def test_an_error_on_a_terminal_breaks_at_spaces(tmp_path):
+    """The command line, its stderr a terminal 40 columns wide: the one-line error wraps at
+    its spaces, and every number in it stays whole."""
+    import pty
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, "COLUMNS": "40", "PYTHONPATH": os.getcwd()}
+    command = [sys.executable, "-m", "actbench", "run", "--subset", "100", "--batch-size",
+               "70000", "--results-dir", str(tmp_path / "r")]  # fmt: skip
+    proc = subprocess.run(command, stderr=follower, stdout=subprocess.DEVNULL, env=env,
+                          check=False, timeout=120)  # fmt: skip
+    os.close(follower)
+    text = os.read(leader, 65536).decode()
+    os.close(leader)
+    assert proc.returncode == 2
+    lines = text.replace("\r", "").splitlines()
+    assert lines[0].startswith("Error: ") and len(lines) > 1
+    assert max(cell_len(line) for line in lines) <= 40, text
+    assert " ".join(lines) == (  # broken only at spaces: every word and number whole
+        "Error: --subset 100 is smaller than one batch (--batch-size 70000); use --batch-size "
+        "100 or less"
+    )
+    assert not (tmp_path / "r").exists()

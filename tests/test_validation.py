@@ -92,7 +92,14 @@ def test_no_split_leaves_the_classic_data_unchanged(mnist_dir):
         (TRAIN, 16, None, f"val {TRAIN} leaves 0 of the {TRAIN} training samples"),
         (TRAIN + 5, 16, None, f"use --val {TRAIN - 16} or less"),
         (TRAIN - 15, 16, None, f"leaves 15 of the {TRAIN} training samples, fewer than one batch"),
-        (3, 64, 50, "raise --subset or lower --batch-size"),
+        (
+            3,
+            64,
+            50,
+            "leaves 47 of the 50 training samples, fewer than one batch (batch_size 64); "
+            "use --batch-size 47 or less",
+        ),
+        (50, 64, 50, "hold out fewer than 50 samples (--val) and lower --batch-size"),
     ],
 )
 def test_a_split_leaving_less_than_a_batch_is_refused(val, batch, subset, message):
@@ -190,10 +197,13 @@ def test_bad_val_values_are_refused(value, message):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--val", "-3"], "val must be 0 (no validation split) or a positive integer, got -3"),
+        (["--val", "-3"], "--val must be 0 (no validation split) or a positive integer, got -3"),
         (["--val", "many"], "Invalid value for '--val'"),
-        (["--val", str(TRAIN)], f"val {TRAIN} leaves 0 of the {TRAIN} training samples"),
-        (["--val", "250", "--batch-size", "16"], "fewer than one batch of 16; use --val 240"),
+        (["--val", str(TRAIN)], f"--val {TRAIN} leaves 0 of the {TRAIN} training samples"),
+        (
+            ["--val", "250", "--batch-size", "16"],
+            "fewer than one batch (--batch-size 16); use --val 240",
+        ),
         (["--config", "{preset}"], "val must be an integer, got 'all'"),
     ],
 )
@@ -224,7 +234,11 @@ def test_resume_cannot_change_the_split_size(mnist_dir, tmp_path):
     run = run_experiment(settings(mnist_dir, tmp_path / "a", val=VAL))
     result = runner.invoke(app, ["run", "--resume", str(run.run_dir), "--val", "32"])
     assert result.exit_code == 2, result.output
-    assert f"val 32 (the run has {VAL})" in result.stderr
+    assert f"--val 32 (the run used {VAL})" in result.stderr
+    plain = run_experiment(settings(mnist_dir, tmp_path / "b"))
+    result = runner.invoke(app, ["run", "--resume", str(plain.run_dir), "--val", "32"])
+    assert result.exit_code == 2, result.output
+    assert "--val 32 (the run had no validation split)" in result.stderr
 
 
 def test_resume_refuses_a_split_drawn_differently(mnist_dir, tmp_path, monkeypatch):
