@@ -34,7 +34,7 @@ CATALOG: tuple[Entry, ...] = (
     Entry("relu", "max(0, x)", "[0, ∞)",
           "cheap, the usual default; a unit stuck below 0 dies (no gradient)", init="kaiming"),
     Entry("leaky", "max(αx, x), α = 0.01", "(-∞, ∞)",
-          "ReLU with a small slope below 0 so no unit dies",
+          "ReLU with a small slope below 0: a negative unit still learns",
           ("leaky_relu",), "negative slope α", init="kaiming"),
     Entry("sigmoid", "1 / (1 + e^-x)", "(0, 1)",
           "saturates at both ends, so gradients vanish; not zero-centred", init="xavier"),

@@ -55,6 +55,8 @@ class OneLineErrors(TyperGroup):
                 message = " ".join(error.format_message().split())
                 if hint:
                     message = message.rstrip(".")  # "Missing argument 'paths'; see ..."
+                    if message.endswith("?"):  # "Did you mean 'run'? See ..."
+                        hint = hint.replace("; see", " See", 1)
                 err.print(f"Error: {message}{hint}", soft_wrap=True, markup=False)
             code = error.exit_code
         except typer.Abort:

@@ -180,7 +180,8 @@ def _verdict(ranks: pd.Series, statistic: float, p: float, cd: float, alpha: flo
                 "may be chance.")  # fmt: skip
     differ = pairs[pairs["differs"]]
     if differ.empty:
-        return (f"The ranks differ across {blocks} ({test}), but no pair's mean ranks are "
+        return (f"The activations' mean ranks over {blocks} differ ({test}), but no "
+                f"pair's are "
                 f"further apart than the critical difference {cd:.2f} (Nemenyi, α = {alpha}): "
                 "no single pair is told apart.")  # fmt: skip
     above: dict[str, list[str]] = {}  # each worse activation: those ranked beyond CD above it
@@ -193,7 +194,8 @@ def _verdict(ranks: pd.Series, statistic: float, p: float, cd: float, alpha: flo
         f"{_and(b)} rank{'s' if len(b) == 1 else ''} above {_and(w)}" for b, w in below.items()
     )
     rest = "" if len(differ) == len(pairs) else "; other pairs are within it"
-    return (f"The ranks differ across {blocks} ({test}); beyond the critical difference "
+    return (f"The activations' mean ranks over {blocks} differ ({test}); beyond the "
+            f"critical difference "
             f"{cd:.2f} (Nemenyi, α = {alpha}): {said}{rest}.")  # fmt: skip
 
 

@@ -123,7 +123,7 @@ def cost_table(run_dir: Path, frame: pd.DataFrame) -> Table | None:
     table = Table(
         title="What each activation costs per training step, measured after training",
         caption=f"f(x) µs: forward + backward through both hidden layers ({where(cost)}), "
-        "median of interleaved rounds; extra KiB: kept beyond the output. How: report.md",
+        "median of interleaved rounds; extra KiB: kept beyond the output. How: the report of actbench plot",
         box=box.SIMPLE_HEAVY,
     )
     rows = []
