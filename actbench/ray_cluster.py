@@ -145,19 +145,8 @@ def connect_soon(address: str | None, tasks: int) -> None:
     if address in _pending:
         return
     outcome: Future[Cluster] = Future()
-    if address is not None:
-        try:
-            cluster = _connect(address)
-        except BaseException as err:  # raised again by `connect`
-            outcome.set_exception(err)
-        else:
-            outcome.set_result(cluster)
-            with contextlib.suppress(Exception):  # a failure here is the tasks' to report
-                _warm_workers(min(tasks, int(cluster.cpus)))
-        _pending[address] = _Connecting(outcome, None)
-        return
 
-    def work() -> None:
+    def work(hold: bool) -> None:
         try:
             cluster = _connect(address)
         except BaseException as err:  # raised again by `connect`, in the run's thread
@@ -167,10 +156,14 @@ def connect_soon(address: str | None, tasks: int) -> None:
         outcome.set_result(cluster)
         with contextlib.suppress(Exception):  # a failure here is the tasks' to report
             _warm_workers(min(tasks, int(cluster.cpus)))
-        if cluster.started_here:
+        if hold and cluster.started_here:
             _released.wait()
 
-    thread = threading.Thread(target=work, name="actbench-ray-connect", daemon=True)
+    if address is not None:
+        work(hold=False)
+        _pending[address] = _Connecting(outcome, None)
+        return
+    thread = threading.Thread(target=work, args=(True,), name="actbench-ray-connect", daemon=True)
     _pending[address] = _Connecting(outcome, thread)
     thread.start()
 
