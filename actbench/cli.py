@@ -291,7 +291,8 @@ def run(
     try:
         preset = read_toml(config) if config is not None else {}
         given = {key for key, value in flags.items() if value is not None}
-        with given_by(given, set(preset) - given):  # messages name the flags typed
+        # messages name the flags typed, and the preset file for what only it gave
+        with given_by(given, set(preset) - given, str(config) if config else None):
             result = _train(flags, config, resume, task, dry_run)
     except KeyboardInterrupt:
         _ignore_signals()  # exiting: more signals change nothing
@@ -448,7 +449,7 @@ def _print_plan(settings: RunConfig) -> None:
     """`actbench run --dry-run`: what would train, and about how long it would take."""
     from actbench.experiment import dry_run
 
-    for line in plan_lines(dry_run(settings, started=STARTED)):
+    for line in plan_lines(dry_run(settings, started=STARTED), settings.backend):
         out.print(line, soft_wrap=True)
 
 
@@ -461,9 +462,10 @@ def _duration(seconds: float) -> str:
     return f"{hours}:{minute:02d}:{second:02d}"
 
 
-def plan_lines(plan: StudyPlan) -> list[str]:
+def plan_lines(plan: StudyPlan, backend: str = "local") -> list[str]:
     """What `--dry-run` prints of `plan`: the configurations, the count of models, and the
-    estimated time with its three parts."""
+    estimated time with its parts (three, or four where worker processes start), then what
+    that time leaves out (on `backend` "ray", also its tasks' start on the cluster)."""
     lines = [f"{number:>4}. {name}" for number, name in enumerate(plan.configurations, 1)]
     configurations = max(1, len(plan.configurations))
     lines.append(
@@ -475,13 +477,20 @@ def plan_lines(plan: StudyPlan) -> list[str]:
         f"Estimated time here, while nothing else runs: about {_duration(plan.total)} with "
         f"{_count(plan.workers, 'worker')}:"
     )
-    parts = [
-        ("start-up", plan.startup, "imports and loading the data, timed in this dry run"),
+    parts = [("start-up", plan.startup, "imports and loading the data, timed in this dry run")]
+    if plan.processes:  # two or more: a run with one trains in its own process
+        starting = f"starting the {plan.processes} worker processes, timed here"
+        parts.append(("workers", plan.process_start, starting))
+    parts += [
         ("training", plan.seconds, "from a few timed batches of each shape of model"),
         ("cost", plan.cost, "measuring each activation's cost at the end, timed here"),
     ]
     width = max(len(_duration(seconds)) for _, seconds, _ in parts)
     lines += [f"  {name:<8}  {_duration(seconds):>{width}}  {how}" for name, seconds, how in parts]
+    left_out = "Python's start and exit, and writing the run's files to disk"
+    if backend == "ray":
+        left_out = "Python's start and exit, writing the files, Ray starting its tasks"
+    lines.append(f"Not counted: {left_out}.")
     lines.append("Nothing was written.")
     return lines
 

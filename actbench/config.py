@@ -13,7 +13,7 @@ from typing import Any
 from actbench import datasets
 from actbench.datasets import NAMES as DATASETS
 from actbench.errors import UsageError
-from actbench.names import flag, keys_only, setting
+from actbench.names import flag, from_preset, setting
 
 OPTIMIZERS = ("adam", "sgd")
 # Settings a study may give as lists: every combination of their values is one configuration.
@@ -220,6 +220,7 @@ def _check_values(cfg: RunConfig) -> None:
                 f"{setting('subset')} {cfg.subset} is smaller than one batch "
                 f"({setting('batch_size')} {cfg.batch_size}); {fix}"
             )
+    _check_split(cfg)
     _positive_int(cfg, "seeds")
     seeds = cfg.seed_list
     if not seeds:
@@ -287,6 +288,47 @@ def _check_values(cfg: RunConfig) -> None:
         )
     if not all(isinstance(a, str) for a in cfg.activations):
         raise UsageError(f"{setting('activations')} must be a list of names")
+
+
+def _check_split(cfg: RunConfig) -> None:
+    """The validation split leaves at least one batch of training samples.
+
+    The split (`val`) is held out of the training samples a run has: the subset where one is
+    given, else the data set's (where its table says how many; otherwise `data.prepare`
+    checks it once the data is read).
+    """
+    most = training_samples(cfg.dataset)
+    total = cfg.subset if cfg.subset is not None else most
+    if cfg.val <= 0 or total is None or (most is not None and total > most):
+        return  # a subset larger than the data set is refused once the data is read
+    left, batch = total - cfg.val, cfg.batch_size
+    if left >= batch:
+        return
+    fixes = []
+    if total > batch:
+        fixes.append(f"{flag('val')} {total - batch} or less")
+    if cfg.subset is not None and (most is None or cfg.val + batch <= most):
+        fixes.append(f"{flag('subset')} {cfg.val + batch} or more")
+    if left > 0:
+        fixes.append(f"{flag('batch_size')} {left} or less")
+    if fixes:  # each option ends in 'or less' / 'or more': a comma before the last 'or'
+        fix = "use " + (f"{', '.join(fixes[:-1])}, or " if len(fixes) > 1 else "") + fixes[-1]
+    else:
+        fix = (
+            f"hold out fewer samples ({flag('val')}) and lower {flag('batch_size')} to what is left"
+        )
+    if cfg.subset is not None:
+        source = f"{setting('subset')} {cfg.subset}"
+    else:
+        source = f"{datasets.title(cfg.dataset)}'s {total}"
+    if left <= 0:
+        leaves = "no training samples"
+    else:
+        samples = f"{left} training sample{'s' * (left != 1)}"
+        leaves = f"{samples}, fewer than one batch ({setting('batch_size')} {batch})"
+    raise UsageError(
+        f"{setting('val')} {cfg.val} leaves {leaves}: the split is held out of {source}; {fix}"
+    )
 
 
 def training_samples(dataset: str) -> int | None:
@@ -429,17 +471,22 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def load_config(path: Path | str | None = None, **overrides: Any) -> RunConfig:
-    """Defaults, then the preset at `path` (if any), then `overrides` (None values are ignored)."""
-    config = RunConfig()
+    """Defaults, then the preset at `path` (if any), then `overrides` (None values are ignored).
+
+    The merged settings are checked, not the preset on its own: a preset's value that an
+    override replaces is never an error (the override wins). Errors name a setting the
+    preset gave by its file ("p.toml's lr"); unknown keys are refused wherever they are.
+    """
     preset: dict[str, Any] = {}
     if path is not None:
         preset = read_toml(Path(path))
         try:
-            with keys_only():  # the preset on its own speaks its keys
-                config = make_config(preset)
+            _check_keys(preset)
         except UsageError as err:
             raise UsageError(f"{path}: {err}") from None
     given = {key: value for key, value in overrides.items() if value is not None}
     _check_keys(given)
-    check_contradictions({**preset, **given})  # a flag may contradict the preset
-    return make_config(given, config)
+    if path is None:
+        return make_config(given)
+    with from_preset(str(path), set(preset) - set(given), set(given)):
+        return make_config({**preset, **given})

@@ -28,7 +28,7 @@ from actbench.datasets import MNIST1D, title
 from actbench.errors import ActbenchError, UsageError
 from actbench.jobs import Unit, plan_jobs, run_jobs
 from actbench.names import keys_only, setting
-from actbench.parallel import train_in_workers
+from actbench.parallel import time_worker_start, train_in_workers
 from actbench.progress import EpochLines, Group, StepRouter, plan_groups
 from actbench.results import (
     COLUMNS,
@@ -301,13 +301,16 @@ def dry_run(
     Every check of a real run is made first (the same errors), and its data loaded. The
     estimate adds what a run spends besides training, measured here as it happens: the
     start-up, from `started` (a `clock()` reading; the command's own start, so that its
-    imports count; default: now) until the data is loaded and checked, and the measurement
-    of the activations' cost a run makes once training is over (`cost.measure_config_cost`),
-    run here. Training is estimated from a few steps of each shape of model on this machine
-    (`study.plan_study`).
+    imports count; default: now) until the data is loaded and checked; the measurement of
+    the activations' cost a run makes once training is over (`cost.measure_config_cost`),
+    run here; and the start of the worker processes a local run would train in
+    (`parallel.time_worker_start`), started here and ended. Training is estimated from a few
+    steps of each shape of model on this machine (`study.plan_study`). Left out: the
+    interpreter's own start before `started` and its exit, writing the run's files to disk,
+    and on Ray, its tasks' start on the cluster.
     """
     started = clock() if started is None else started
-    _units, data, _, workers, threads, _, cluster = _setup(config)
+    units, data, _, workers, threads, _, cluster = _setup(config)
     if cluster is not None:
         from actbench.ray_cluster import disconnect
 
@@ -315,9 +318,15 @@ def dry_run(
     ready = clock()
     measure_config_cost(config.points()[0])  # as a run does after training
     cost = clock() - ready
+    processes = 0
+    if config.backend == "local" and workers > 1:  # as `_execute` trains them
+        processes = min(workers, len(plan_jobs(units, {}, set(), workers)))
+        processes = processes if processes > 1 else 0
     torch.set_num_threads(threads)  # as each worker will train
+    process_start = time_worker_start(data, processes, threads, clock) if processes else 0.0
     activations = resolve_all(config.activations)
-    return plan_study(config, activations, data, workers, startup=ready - started, cost=cost)
+    return plan_study(config, activations, data, workers, startup=ready - started, cost=cost,
+                      processes=processes, process_start=process_start)  # fmt: skip
 
 
 def _validation(data: list[Any]) -> dict[str, Any] | None:

@@ -1,5 +1,6 @@
 """How a message names a setting: by the flag a user typed on the command line
-(`--batch-size`), or by the key a TOML preset or a Python dict gave it with (`batch_size`)."""
+(`--batch-size`), by the preset file that gave it (`p.toml's batch_size`), or by the key a
+Python dict gave it with (`batch_size`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ class Given:
 
     flags: frozenset[str]
     preset: frozenset[str]
+    preset_name: str | None = None  # the preset's file, as given: names the settings it gave
+    command_line: bool = True  # False: Python's overrides, named by their keys, not as flags
 
 
 _GIVEN: ContextVar[Given | None] = ContextVar("actbench_given", default=None)
@@ -28,21 +31,46 @@ def flag(key: str) -> str:
 def setting(key: str) -> str:
     """How a message names setting `key` ('batch_size').
 
-    Within `given_by` (the command line): the key where only the preset gave the setting, and
-    the flag otherwise (a flag gave it, or nothing did and a flag is how to change it).
-    Elsewhere (the Python API, whose settings are a dict's keys): the key.
+    Within `given_by` (the command line): where only the preset gave the setting, the key
+    after the preset's file ("p.toml's batch_size"; the bare key where the file is not named),
+    and the flag otherwise (a flag gave it, or nothing did and a flag is how to change it).
+    Within `from_preset` (the Python API): the same for the preset's settings, the key for
+    the others. Elsewhere (a dict's keys): the key.
     """
     given = _GIVEN.get()
-    if given is None or (key in given.preset and key not in given.flags):
+    if given is None:
         return key
-    return flag(key)
+    if key in given.preset and key not in given.flags:
+        return f"{given.preset_name}'s {key}" if given.preset_name else key
+    return flag(key) if given.command_line else key
 
 
 @contextmanager
-def given_by(flags: Iterable[str], preset: Iterable[str] = ()) -> Iterator[None]:
+def given_by(
+    flags: Iterable[str], preset: Iterable[str] = (), preset_name: str | None = None
+) -> Iterator[None]:
     """Messages raised within name settings as the command line gave them (`setting`):
-    `flags`, the keys of the settings given as flags; `preset`, those a preset gave."""
-    token = _GIVEN.set(Given(frozenset(flags), frozenset(preset)))
+    `flags`, the keys of the settings given as flags; `preset`, those a preset gave, whose
+    file is `preset_name`."""
+    with _naming(Given(frozenset(flags), frozenset(preset), preset_name)):
+        yield
+
+
+@contextmanager
+def from_preset(preset_name: str, preset: Iterable[str], given: Iterable[str]) -> Iterator[None]:
+    """Messages raised within name the settings only the preset file `preset_name` gave by
+    it ("p.toml's lr"), and those of `given` (Python's overrides) by their keys; unless the
+    command line names them already (`given_by`), which it keeps."""
+    if _GIVEN.get() is not None:
+        yield
+        return
+    with _naming(Given(frozenset(given), frozenset(preset), preset_name, command_line=False)):
+        yield
+
+
+@contextmanager
+def _naming(given: Given | None) -> Iterator[None]:
+    token = _GIVEN.set(given)
     try:
         yield
     finally:
@@ -52,9 +80,6 @@ def given_by(flags: Iterable[str], preset: Iterable[str] = ()) -> Iterator[None]
 @contextmanager
 def keys_only() -> Iterator[None]:
     """Messages raised within name every setting by its key, even on the command line: for a
-    preset, or a run's recorded settings, checked on its own."""
-    token = _GIVEN.set(None)
-    try:
+    run's recorded settings, checked on their own."""
+    with _naming(None):
         yield
-    finally:
-        _GIVEN.reset(token)

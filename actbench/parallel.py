@@ -176,6 +176,49 @@ def _context() -> Any:
     return tmp.get_context("spawn")
 
 
+def _ready(index: int, data: Sequence[Tensors], threads: int, messages: Any) -> None:
+    """A worker of `time_worker_start`: set up as `_worker` is, report ready, and end."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+    messages.put(index)
+
+
+def time_worker_start(
+    data: Sequence[Tensors],
+    processes: int,
+    threads: int,
+    clock: Callable[[], float] = time.perf_counter,
+) -> float:
+    """Seconds to start `processes` workers as `train_in_workers` does, handing each the
+    data (`data[p]`, configuration p's), until every one is ready to train, and to end them.
+
+    With fork (Linux) this is a few hundredths of a second; with spawn (macOS, Windows) each
+    worker imports torch and receives the data first, often seconds. Raises ActbenchError when
+    a worker ends without reporting ready.
+    """
+    context = _context()
+    messages = context.Queue()
+    begun = clock()
+    workers = [
+        context.Process(target=_ready, args=(i, data, threads, messages), daemon=True)
+        for i in range(processes)
+    ]
+    try:
+        for process in workers:
+            process.start()
+        waiting = set(range(processes))
+        while waiting:
+            try:
+                waiting.discard(messages.get(timeout=0.2))
+            except queue.Empty:
+                _check_alive(workers, waiting)
+        for process in workers:
+            process.join()
+    finally:
+        _end([process for process in workers if process.pid is not None])  # those started
+    return clock() - begun
+
+
 def train_in_workers(
     jobs: list[Job],
     data: Sequence[Tensors],

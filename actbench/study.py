@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
+
+import torch
 
 from actbench.config import RunConfig
 from actbench.jobs import Job
@@ -49,38 +52,57 @@ class StudyPlan:
     seconds: float  # estimated training time, from a short measurement on this machine
     startup: float = 0.0  # before training: imports, loading the data, the checks (measured)
     cost: float = 0.0  # after training: measuring the activations' cost (measured)
+    processes: int = 0  # worker processes the run starts; 0: it trains in its own process
+    process_start: float = 0.0  # starting those processes and ending them (measured)
 
     @property
     def total(self) -> float:
-        """The whole run's estimated time: start-up, training and the cost measurement."""
-        return self.startup + self.seconds + self.cost
+        """The whole run's estimated time: start-up, the workers' start, training and the
+        cost measurement."""
+        return self.startup + self.process_start + self.seconds + self.cost
 
 
 def measure_model_epoch(
-    activations: list[Any], point: RunConfig, data: Any, steps: int = 32
+    activations: list[Any],
+    point: RunConfig,
+    data: Any,
+    steps: int = 32,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> float:
     """Seconds one model takes for one epoch of `point` on this machine, training in lockstep
     with `activations`' other models as it would in the run.
 
     Trains the group for one epoch on the first 2 x `steps` batches of `data` (its whole test
-    and validation sets kept): the time of the last `steps` optimiser steps, scaled to the
-    epoch's batches, plus what follows them (test and validation passes, unit health),
-    divided by the group's models. Saving checkpoints is left out.
+    and validation sets kept): the time per optimiser step after the first report of steps
+    (warm-up; where the sample holds no more steps than one report, from the start instead),
+    scaled to the epoch's batches, plus what follows them (test and validation passes, unit
+    health, serialising each model's checkpoint as a run saves it, in memory), divided by the
+    group's models. Writing the checkpoint files is left out.
     """
     batch = point.batch_size
     count = min(len(data.train_x), 2 * steps * batch)
     sample = dataclasses.replace(data, train_x=data.train_x[:count], train_y=data.train_y[:count])
-    marks: list[float] = []
+    marks: list[tuple[float, int]] = []  # (clock, optimiser steps taken so far) at each report
     ended: list[float] = []
 
     def on_steps(n: int) -> None:
-        marks.append(time.perf_counter())
+        marks.append((clock(), (marks[-1][1] if marks else 0) + n))
 
+    def on_checkpoint(states: list[Any]) -> None:  # as `CheckpointStore.save`, but no file
+        for state in states:
+            torch.save(state.to_dict(), io.BytesIO())
+
+    begun = clock()
     train_lockstep(activations, sample, replace(point, epochs=1), 0, on_steps=on_steps,
-                   on_epoch=lambda rows: ended.append(time.perf_counter()))  # fmt: skip
-    taken = steps_per_epoch(count, batch)
-    per_step = (marks[-1] - marks[0]) / max(taken - steps, 1) if len(marks) > 1 else 0.0
-    after = ended[0] - marks[-1] if ended and marks else 0.0
+                   on_epoch=lambda rows: ended.append(clock()),
+                   on_checkpoint=on_checkpoint)  # fmt: skip
+    per_step = 0.0
+    if len(marks) > 1:
+        (first, before), (last, taken) = marks[0], marks[-1]
+        per_step = (last - first) / (taken - before)
+    elif marks:
+        per_step = (marks[0][0] - begun) / marks[0][1]
+    after = ended[0] - marks[-1][0] if ended and marks else 0.0
     epoch = per_step * steps_per_epoch(len(data.train_x), batch) + after
     return epoch / len(activations)
 
@@ -93,6 +115,8 @@ def plan_study(
     *,
     startup: float = 0.0,
     cost: float = 0.0,
+    processes: int = 0,
+    process_start: float = 0.0,
     measure: Callable[[list[Any], RunConfig, Any], float] = measure_model_epoch,
 ) -> StudyPlan:
     """The study's size and an estimate of its time on `workers` processes.
@@ -100,8 +124,9 @@ def plan_study(
     `data[p]` is configuration p's data set. Each distinct shape of model (data set, depth,
     width, batch size, optimiser) is measured once: `measure(activations, point, data)`, the
     seconds of one model-epoch (`measure_model_epoch`). Training takes the sum over models of
-    their epochs' seconds, shared by min(`workers`, models) processes; `startup` and `cost`,
-    the seconds measured before and after training, are added as they are (`StudyPlan.total`).
+    their epochs' seconds, shared by min(`workers`, models) processes; `startup`, `cost` and
+    `process_start` (of the run's `processes` workers), the seconds measured besides
+    training, are added as they are (`StudyPlan.total`).
     """
     points = config.points()
     keys = tuple(config.grid)
@@ -125,4 +150,6 @@ def plan_study(
         total / max(1, min(workers, models)),
         startup,
         cost,
+        processes,
+        process_start,
     )

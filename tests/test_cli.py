@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import subprocess
 import sys
 from importlib.metadata import version
@@ -502,11 +503,15 @@ def test_a_message_names_a_flag_as_typed_and_a_preset_s_key_as_written(mnist_dir
                     "--results-dir", tmp_path / "r")  # fmt: skip
     assert result.exit_code == 2
     assert result.stderr.startswith(
-        "Error: --subset 50 is smaller than one batch (batch_size 128); use --batch-size 50 or less"
+        f"Error: --subset 50 is smaller than one batch ({preset}'s batch_size 128); use "
+        "--batch-size 50 or less"
     )
     preset.write_text("subset = 50\nbatch_size = 128\n")  # the preset alone is refused
     result = invoke("run", "--config", preset, "--epochs", "1", "--data-dir", mnist_dir)
-    assert f"Error: {preset}: subset 50 is smaller than one batch (batch_size 128)" in result.stderr
+    assert (
+        f"Error: {preset}'s subset 50 is smaller than one batch ({preset}'s batch_size 128)"
+        in result.stderr
+    )
 
 
 def test_download_help_speaks_of_every_data_set():
@@ -568,3 +573,34 @@ def test_plot_of_a_run_with_a_damaged_csv_is_a_runtime_error(tmp_path):
         "did not write it: use the version that did, or restore it from a copy, or move "
         f"{run} out of {tmp_path / 'results'}"
     ]
+
+
+def test_a_dry_run_counts_the_workers_start_and_says_what_it_leaves_out(
+    mnist_dir, tmp_path, monkeypatch
+):
+    import actbench.experiment
+
+    started = []
+
+    def time_worker_start(data, processes, threads, clock):  # the run's 2 workers: 12.5 s
+        started.append((processes, threads))
+        return 12.5
+
+    monkeypatch.setattr(actbench.experiment, "time_worker_start", time_worker_start)
+    results = tmp_path / "r"
+    common = ["run", "-a", "relu,tanh", "--hidden", "8", "--batch-size", "16", "--epochs", "1",
+              "--dry-run", "--data-dir", mnist_dir, "--results-dir", results]  # fmt: skip
+    result = invoke(*common, "--workers", "2")
+    assert result.exit_code == 0, result.output
+    assert started == [(2, 1)]
+    lines = result.stdout.splitlines()
+    assert re.fullmatch(r"  workers +12\.5 s  starting the 2 worker processes, timed here",
+                        lines[3])  # fmt: skip
+    assert lines[6:] == [
+        "Not counted: Python's start and exit, and writing the run's files to disk.",
+        "Nothing was written.",
+    ]
+    result = invoke(*common, "--workers", "1")  # a run of one process starts none
+    assert result.exit_code == 0, result.output
+    assert started == [(2, 1)] and "workers " not in result.stdout
+    assert not results.exists()

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from actbench.cli import app
 from actbench.config import KEYS, RunConfig, load_config, make_config
 from actbench.errors import UsageError
+
+runner = CliRunner()
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -159,7 +164,83 @@ def test_a_setting_is_named_as_it_was_given():
         assert [setting(k) for k in ("lr", "batch_size", "depth", "hidden")] == [
             "--lr", "--batch-size", "depth", "--hidden"  # a default: the flag changes it
         ]  # fmt: skip
-        with keys_only():  # a preset checked on its own
+    with given_by(flags={"lr", "batch_size"}, preset={"depth"}, preset_name="p.toml"):
+        assert [setting(k) for k in ("lr", "depth", "hidden")] == ["--lr", "p.toml's depth",
+                                                                   "--hidden"]  # fmt: skip
+        with keys_only():  # a run's recorded settings, checked on their own
             assert [setting(k) for k in ("batch_size", "lr")] == ["batch_size", "lr"]
         assert setting("batch_size") == "--batch-size"
     assert setting("lr") == "lr"
+
+
+@pytest.mark.parametrize(
+    ("text", "overrides", "key", "value"),
+    [
+        ("lr = -1", {"lr": "1e-3"}, "lr", 1e-3),
+        ('epochs = "ten"', {"epochs": 2}, "epochs", 2),
+        ('optimizer = "rmsprop"', {"optimizer": "sgd"}, "optimizer", "sgd"),
+        ("val = -5", {"val": 0}, "val", 0),
+        ("depth = 0", {"depth": "3"}, "depth", 3),
+        ("seed = [0, 0]", {"seed": "1,2"}, "seed", (1, 2)),
+        ("subset = 5", {"subset": 100}, "subset", 100),  # smaller than one batch (64)
+        ("momentum = 0.9", {"momentum": "0"}, "momentum", 0.0),  # Adam's: no momentum
+    ],
+)
+def test_a_preset_s_bad_value_that_an_override_replaces_is_no_error(
+    tmp_path, text, overrides, key, value
+):
+    preset = tmp_path / "p.toml"
+    preset.write_text(text + "\n")
+    with pytest.raises(UsageError, match=re.escape(f"{preset}'s {key}")):
+        load_config(preset)  # on its own, named by its file
+    assert getattr(load_config(preset, **overrides), key) == value  # the override wins
+
+
+def test_a_preset_s_bad_value_overridden_by_a_flag_runs(mnist_dir, tmp_path):
+    preset = tmp_path / "p.toml"
+    preset.write_text('lr = -1\nactivations = ["relu"]\nepochs = 1\nhidden = 8\nbatch_size = 16\n')
+    results = tmp_path / "r"
+    result = runner.invoke(app, ["run", "--config", str(preset), "--lr", "1e-3", "--workers",
+                                 "1", "--data-dir", str(mnist_dir), "--results-dir",
+                                 str(results)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (run_dir,) = results.iterdir()
+    assert json.loads((run_dir / "manifest.json").read_text())["config"]["lr"] == 1e-3
+
+
+@pytest.mark.parametrize(
+    ("text", "flags", "message"),
+    [
+        ("lr = -1", [], "p.toml's lr must be a positive finite number, got -1.0"),
+        ("lr = 0.01", ["--lr", "-1"], "--lr must be a positive finite number, got -1.0"),
+        ('epochs = "ten"', [], "p.toml's epochs must be an integer, got 'ten'"),
+        (  # each source valid on its own; merged, not
+            'optimizer = "sgd"\nmomentum = 0.9',
+            ["--optimizer", "adam"],
+            "p.toml's momentum 0.9 applies to SGD only, and --optimizer is adam, which ignores it: "
+            "add --optimizer sgd or drop --momentum",
+        ),
+        (
+            "subset = 2000",
+            ["--val", "5000"],
+            "--val 5000 leaves no training samples: the split is held out of p.toml's subset "
+            "2000; use --val 1936 or less, or --subset 5064 or more",
+        ),
+        (
+            "val = 5000",
+            ["--subset", "2000"],
+            "p.toml's val 5000 leaves no training samples: the split is held out of --subset "
+            "2000; use --val 1936 or less, or --subset 5064 or more",
+        ),
+    ],
+)
+def test_the_merged_settings_are_checked_and_name_where_a_value_came_from(
+    mnist_dir, tmp_path, monkeypatch, text, flags, message
+):
+    monkeypatch.chdir(tmp_path)  # the preset named as typed: p.toml
+    Path("p.toml").write_text(text + "\n")
+    result = runner.invoke(app, ["run", "--config", "p.toml", *flags, "--data-dir",
+                                 str(mnist_dir), "--results-dir", "r"])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [f"Error: {message}"]
+    assert not Path("r").exists()

@@ -122,3 +122,44 @@ def test_progress_counts_every_step_of_the_plan(mnist_dir):
     for number, job in enumerate(jobs):
         mine = sum(n for j, n in steps if j == number)
         assert mine == total_steps([job], [config], samples)
+
+
+def test_timing_the_workers_start_starts_each_with_the_data_and_ends_it(
+    mnist_dir, tmp_path, monkeypatch
+):
+    """What a dry run adds for the worker processes a run starts: each started as a run's
+    are, handed the data, ready, and ended before the time is taken."""
+    import os
+
+    import actbench.parallel
+    from actbench.parallel import time_worker_start
+
+    original = actbench.parallel._ready
+
+    def ready(index, data, threads, messages):  # notes what it got, then reports as it would
+        torch.set_num_threads(threads)
+        seen = f"{os.getpid()} {len(data[0].train_x)} {torch.get_num_threads()}"
+        (tmp_path / f"worker-{index}").write_text(seen)
+        original(index, data, threads, messages)
+
+    monkeypatch.setattr(actbench.parallel, "_ready", ready)
+    data = [prepare(load_mnist(mnist_dir, download=False), None, 0, torch.device("cpu"))]
+    readings = iter([3.0, 4.5])
+    assert time_worker_start(data, 2, 1, clock=lambda: next(readings)) == 1.5
+    seen = [(tmp_path / f"worker-{i}").read_text().split() for i in range(2)]
+    assert {pid for pid, _, _ in seen} - {str(os.getpid())} == {pid for pid, _, _ in seen}
+    assert len({pid for pid, _, _ in seen}) == 2  # two processes, not this one
+    assert {(rows, threads) for _, rows, threads in seen} == {("256", "1")}
+
+
+def test_a_worker_that_dies_before_it_is_ready_is_one_error(mnist_dir, monkeypatch):
+    import os
+
+    import actbench.parallel
+    from actbench.errors import ActbenchError
+    from actbench.parallel import time_worker_start
+
+    monkeypatch.setattr(actbench.parallel, "_ready", lambda *args: os._exit(3))
+    data = [prepare(load_mnist(mnist_dir, download=False), None, 0, torch.device("cpu"))]
+    with pytest.raises(ActbenchError, match=r"stopped unexpectedly \(exit code 3\)"):
+        time_worker_start(data, 2, 1)

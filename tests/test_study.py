@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 
 import pandas as pd
 import pytest
+import torch
 from rich.cells import cell_len
 from typer.testing import CliRunner
 
@@ -172,15 +174,38 @@ def test_a_dry_run_counts_from_the_command_s_start_and_times_the_cost_measuremen
 
     measured = []
     monkeypatch.setattr(actbench.experiment, "measure_config_cost", measured.append)
-    readings = iter([105.0, 107.5])  # the clock: data loaded and checked; cost measured
+    # the clock: data loaded and checked; cost measured; the 2 workers started; and ended
+    readings = iter([105.0, 107.5, 108.0, 108.25])
     config = make_config({"activations": ["relu", "tanh"], "hidden": [8, 12], "epochs": 1,
-                          "batch_size": 16, "data_dir": str(mnist_dir),
+                          "batch_size": 16, "workers": 2, "data_dir": str(mnist_dir),
                           "results_dir": str(tmp_path / "r")})  # fmt: skip
     plan = dry_run(config, started=100.0, clock=lambda: next(readings))
     assert (plan.startup, plan.cost) == (5.0, 2.5)
     assert measured == [config.points()[0]]  # the cost a run measures after training
-    assert plan.total == pytest.approx(7.5 + plan.seconds)
+    # two groups (one per width) for two workers: the run starts 2 processes, timed here
+    assert (plan.processes, plan.process_start) == (2, 0.25)
+    assert plan.total == pytest.approx(7.75 + plan.seconds)
+    assert next(readings, None) is None
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(("workers", "activations"), [(1, ["relu", "tanh"]), (2, ["relu"])])
+def test_a_dry_run_starts_no_workers_where_the_run_would_start_none(
+    mnist_dir, tmp_path, monkeypatch, workers, activations
+):
+    """One worker asked for, or one model (either way, a run trains in its own process)."""
+    import actbench.experiment
+    from actbench.experiment import dry_run
+
+    monkeypatch.setattr(actbench.experiment, "measure_config_cost", lambda point: None)
+    started = []
+    monkeypatch.setattr(actbench.experiment, "time_worker_start",
+                        lambda *args: started.append(args) or 1.0)  # fmt: skip
+    config = make_config({"activations": activations, "hidden": 8, "epochs": 1,
+                          "batch_size": 16, "workers": workers, "data_dir": str(mnist_dir),
+                          "results_dir": str(tmp_path / "r")})  # fmt: skip
+    plan = dry_run(config)
+    assert (plan.processes, plan.process_start, started) == (0, 0.0, [])
 
 
 def test_the_dry_run_prints_each_part_of_its_estimate():
@@ -199,8 +224,81 @@ def test_the_dry_run_prints_each_part_of_its_estimate():
         "  training  1:01:05  from a few timed batches of each shape of model",
         "  cost        1.5 s  measuring each activation's cost at the end, timed here",
     ]
-    assert lines[7] == "Nothing was written."
+    # what the total leaves out, said where it is given
+    assert lines[7:] == [
+        "Not counted: Python's start and exit, and writing the run's files to disk.",
+        "Nothing was written.",
+    ]
     assert max(cell_len(line) for line in lines) <= 80
+
+
+def test_the_dry_run_adds_and_prints_the_workers_start():
+    from actbench.cli import plan_lines
+    from actbench.study import StudyPlan
+
+    plan = StudyPlan([], 2, 1, 2, 2, 2, seconds=10.0, startup=2.0, cost=1.0, processes=2,
+                     process_start=3.5)  # fmt: skip
+    assert plan.total == pytest.approx(16.5)
+    lines = plan_lines(plan)
+    assert lines[1] == "Estimated time here, while nothing else runs: about 16.5 s with 2 workers:"
+    assert lines[2:6] == [
+        "  start-up   2.0 s  imports and loading the data, timed in this dry run",
+        "  workers    3.5 s  starting the 2 worker processes, timed here",
+        "  training  10.0 s  from a few timed batches of each shape of model",
+        "  cost       1.0 s  measuring each activation's cost at the end, timed here",
+    ]
+    ray = plan_lines(plan, "ray")
+    assert (
+        ray[6] == "Not counted: Python's start and exit, writing the files, Ray starting its tasks."
+    )
+    assert max(cell_len(line) for line in [*lines, *ray]) <= 80
+
+
+@dataclass
+class Sample:
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+
+
+def test_a_model_epoch_of_few_steps_is_timed_from_the_start(monkeypatch):
+    """Where the sample holds no more optimiser steps than one report (32), the steps are
+    timed from the start of the epoch, not taken as free; what follows them (evaluation and
+    the checkpoints) is added."""
+    import actbench.study
+    from actbench.study import measure_model_epoch
+
+    reports = []
+
+    def train(activations, data, config, seed, on_steps, on_epoch, on_checkpoint):
+        on_steps(32)  # one report: every step of the sample
+        reports.append(on_checkpoint)
+        on_epoch([])
+
+    monkeypatch.setattr(actbench.study, "train_lockstep", train)
+    readings = iter([10.0, 13.2, 13.5])  # begun, after the 32 steps, epoch over
+    data = Sample(torch.zeros(2048, 4), torch.zeros(2048))  # 32 batches of 64
+    point = make_config({"batch_size": 64})
+    seconds = measure_model_epoch(["relu", "tanh"], point, data, clock=lambda: next(readings))
+    # (3.2 s / 32 steps x 32 steps per epoch + 0.3 s after them) over 2 models
+    assert seconds == pytest.approx(1.75)
+    assert reports and callable(reports[0])
+
+
+def test_a_measured_epoch_serialises_each_model_s_checkpoint(mnist_dir, monkeypatch):
+    """As a run saves every model after each epoch (without writing the files)."""
+    import actbench.study
+    from actbench.activations import resolve_all
+    from actbench.data import load_mnist, prepare
+    from actbench.study import measure_model_epoch
+
+    saved = []
+    real_save = torch.save
+    monkeypatch.setattr(actbench.study.torch, "save",
+                        lambda obj, f: saved.append(obj["activation"]) or real_save(obj, f))  # fmt: skip
+    data = prepare(load_mnist(mnist_dir, download=False), None, 0, torch.device("cpu"))
+    point = make_config({"hidden": 8, "batch_size": 16, "threads": 1})
+    assert measure_model_epoch(resolve_all(["relu", "tanh"]), point, data, steps=2) > 0
+    assert sorted(saved) == ["relu", "tanh"]
 
 
 def rows(count, seed=0):

@@ -280,3 +280,83 @@ def test_an_older_csv_without_val_columns_reads_them_as_nan(mnist_dir, tmp_path)
     older = read_metrics(path)
     assert older.columns.tolist() == full.columns.tolist()
     pd.testing.assert_frame_equal(older, full)
+
+
+MNIST_TRAIN = 60_000  # MNIST's training samples as published
+
+
+@pytest.mark.parametrize(
+    ("subset", "val", "batch", "message"),
+    [
+        (2000, 5000, 64, "val 5000 leaves no training samples: the split is held out of subset "
+         "2000; use --val 1936 or less, or --subset 5064 or more"),
+        (2000, 2000, 64, "val 2000 leaves no training samples: the split is held out of subset "
+         "2000; use --val 1936 or less, or --subset 2064 or more"),
+        (2000, 1999, 64, "val 1999 leaves 1 training sample, fewer than one batch (batch_size "
+         "64): the split is held out of subset 2000; use --val 1936 or less, --subset 2063 or "
+         "more, or --batch-size 1 or less"),
+        (2000, 1937, 64, "val 1937 leaves 63 training samples, fewer than one batch"),
+        (2000, 1936, 64, None),  # exactly one batch left
+        (2000, 1999, 1, None),  # one sample: one batch of 1
+        (2000, 2000, 1, "val 2000 leaves no training samples"),
+        # no --subset of 60,000 or more exists: not offered
+        (59990, 59950, 64, "use --val 59926 or less, or --batch-size 40 or less"),
+        (None, MNIST_TRAIN, 64, "val 60000 leaves no training samples: the split is held out "
+         "of MNIST's 60000; use --val 59936 or less"),
+        (None, MNIST_TRAIN - 63, 64, "val 59937 leaves 63 training samples, fewer than one "
+         "batch (batch_size 64): the split is held out of MNIST's 60000; use --val 59936 or "
+         "less, or --batch-size 63 or less"),
+        (None, MNIST_TRAIN - 64, 64, None),
+    ],
+)  # fmt: skip
+def test_a_split_that_leaves_less_than_a_batch_is_refused_with_the_settings(
+    subset, val, batch, message
+):
+    """Checked with the other settings, before any data is read, and by the same rule as
+    the split itself: held out of the subset (or the data set), it must leave one batch."""
+    values = {"val": val, "batch_size": batch, "subset": subset}
+    if message is None:
+        assert make_config(values).val == val
+        train_idx, split = split_indices(MNIST_TRAIN, subset, 0, val, batch)
+        assert len(split.indices) == val
+        assert len(train_idx) == (subset or MNIST_TRAIN) - val >= batch
+        return
+    with pytest.raises(UsageError, match=re.escape(message)):
+        make_config(values)
+    with pytest.raises(UsageError, match="fewer than one batch"):  # the split agrees
+        split_indices(MNIST_TRAIN, subset, 0, val, batch)
+
+
+def test_the_split_is_checked_against_each_data_set_s_own_size():
+    message = "val 4000 leaves no training samples: the split is held out of MNIST-1D's 4000"
+    with pytest.raises(UsageError, match=re.escape(message)):
+        make_config({"dataset": "mnist1d", "val": 4000})
+    assert make_config({"dataset": "mnist1d", "val": 3936}).val == 3936
+    # CIFAR-10's size is known once its files are read: the split is checked then
+    assert make_config({"dataset": "cifar10", "val": MNIST_TRAIN}).val == MNIST_TRAIN
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--subset", "2000", "--val", "5000"], "--val 5000 leaves no training samples: the "
+         "split is held out of --subset 2000; use --val 1936 or less, or --subset 5064 or more"),
+        (["--subset", "2000", "--val", "2000"], "--val 2000 leaves no training samples"),
+        (["--subset", "2000", "--val", "1999"], "--val 1999 leaves 1 training sample, fewer "
+         "than one batch (--batch-size 64)"),
+        (["--val", "60000"], "--val 60000 leaves no training samples: the split is held out of "
+         "MNIST's 60000; use --val 59936 or less"),
+    ],
+)  # fmt: skip
+def test_a_split_larger_than_the_subset_is_one_line_before_any_data_is_read(
+    tmp_path, args, message
+):
+    """Refused with the other settings: with no data at hand (and no download), still a
+    usage error, not the missing data's."""
+    results = tmp_path / "results"
+    result = runner.invoke(app, ["run", *args, "--data-dir", str(tmp_path / "no-data"),
+                                 "--no-download", "--results-dir", str(results)])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"Error: {message}"), line
+    assert not results.exists() and not (tmp_path / "no-data").exists()
