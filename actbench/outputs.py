@@ -67,7 +67,7 @@ class Cleared:
     """What one plot folder lost: `removed`, files of an earlier plot that this one did not
     remake; `kept`, such files left in place because they changed since actbench wrote them;
     `failed`, such files that could not be removed (with the reason). Paths relative to
-    `folder`, in the record's order."""
+    `folder` (written as the plot was given it), in the record's order."""
 
     folder: Path
     removed: list[str] = field(default_factory=list)
@@ -127,11 +127,13 @@ class PlotOutputs:
     """
 
     def __init__(self, folders: Sequence[Path], inputs: Sequence[Path]) -> None:
+        given = {Path(os.path.abspath(f)): Path(f) for f in reversed(folders)}  # as typed
         roots: list[Path] = []
-        for folder in sorted({Path(os.path.abspath(f)) for f in folders}, key=lambda p: p.parts):
+        for folder in sorted(given, key=lambda p: p.parts):
             if not any(folder.is_relative_to(root) for root in roots):
                 roots.append(folder)
         self.roots = roots
+        self._shown = given
         self.inputs = sorted({os.path.abspath(p) for p in inputs})
         self.written: dict[Path, str] = {}
         self.cleared: list[Cleared] = []
@@ -163,7 +165,7 @@ class PlotOutputs:
         mine = self._mine(root)
         if not mine and (earlier is None or earlier.get("inputs") != self.inputs):
             return None  # not this plot's folder: left as it is
-        cleared = Cleared(root)
+        cleared = Cleared(self._shown[root])
         retry: dict[str, str] = {}  # could not be removed: the next plot tries again
         for name, digest in (earlier or {}).get("files", {}).items():
             if name in mine:
