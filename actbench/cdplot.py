@@ -15,8 +15,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure  # no pyplot: works headless, with no display or backend
 
+from actbench.outputs import write_output
 from actbench.ranking import FRIEDMAN, Ranking, p_phrase
-from actbench.results import write_or_explain
 
 WIDTH = 7.5  # inches: the width of a report page's figure
 ROW = 0.32  # the vertical step between the names, in axis units
@@ -111,5 +111,5 @@ def critical_difference_figure(result: Ranking, path: Path) -> Path:
     """
     buffer = io.BytesIO()
     cd_figure(result).savefig(buffer, format="png", dpi=150, bbox_inches="tight")
-    write_or_explain(path, buffer.getvalue(), "choose another folder with --out")
+    write_output(path, buffer.getvalue())
     return path

@@ -550,13 +550,17 @@ def plot(
     subfolder of the plots folder named after what sets them apart (e.g. plots/subset-1000/);
     --together compares them in one. Models are compared at the last epoch all of them reached.
 
+    Once everything is written, the files an earlier plot wrote into the same folders and this
+    one did not remake are removed (never other files, nor any the user changed since).
+
     Example: actbench plot results/run-A results/run-B --out comparison/
     """
     target = out_dir or _plot_dir(paths)
+    from actbench.outputs import PlotOutputs
     from actbench.report import choose_baseline, make_report, where
     from actbench.results import find_runs
-    from actbench.selection import group_runs
-    from actbench.study_report import is_study, make_study_report
+    from actbench.selection import apart_notes, group_runs
+    from actbench.study_report import is_study, make_study_report, repeated_rows
 
     found = find_runs(paths)
     studies = [run for run in found if is_study(run) and len(run.metrics)]
@@ -565,48 +569,81 @@ def plot(
     bases = [  # a baseline that is not a line is refused before anything is written
         choose_baseline(g.selection, baseline, g.settings) if g.selection else "" for g in groups
     ]
-    for study in studies:  # each study is read on its own: its grid is its comparison
-        here = out_dir / study.path.name if out_dir and len(found) > 1 else out_dir
-        here = here or study.path / "plots"
-        report, figures = make_study_report(study, here, baseline)
-        out.print(f"Study {study.name}: wrote {len(figures)} figures and {report.name} to "
-                  f"{here}:", soft_wrap=True)  # fmt: skip
-        for path in [*figures, report]:
-            out.print(f"  {path.name}")
-        status = study.manifest.get("status")
-        if status != "completed":
-            out.print(f"Note: the study is {status}, not complete; report.md says what is "
-                      "missing", soft_wrap=True)  # fmt: skip
-    if len(groups) == 1:
-        if studies:
-            out.print("The other runs, compared together:")
-        selection = groups[0].reported()
-        report, figures = make_report(selection, target, baseline)
-        used = ", ".join(run.name for run in selection.runs)
-        out.print(f"Runs used: {used}", soft_wrap=True)
-        for note in selection.notes:
-            out.print(f"Note: {note.replace('`', '')}", soft_wrap=True)
-        out.print(selection.epoch_sentence(), soft_wrap=True)
-        out.print(f"Wrote {len(figures)} figures and {report.name} to {target}:", soft_wrap=True)
-        for path in [*figures, report]:
-            out.print(f"  {path.name}")
-    elif groups:
-        differ = ", ".join(groups[0].differ)
-        out.print(f"{'The other runs' if studies else 'The runs'} differ in {differ}: one report "
-                  "for each (--together compares them in one):", soft_wrap=True)  # fmt: skip
-        for group, base in zip(groups, bases, strict=True):
-            names = ", ".join(run.name for run in group.runs)
-            if group.selection is None:
-                out.print(f"{group.settings}: {names}: no finished epoch, no report",
-                          soft_wrap=True)  # fmt: skip
-                continue
-            here = target / group.name
-            report, figures = make_report(group.reported(), here, base)
-            out.print(f"{group.settings}: {names} compared {where(group.selection)} against "
-                      f"{base}: {len(figures)} figures and {report.name} in {here}",
+    heres = _study_dirs(studies, out_dir, len(found) > 1)
+    # models also in a study, which is reported on its own: said in both reports
+    study_notes, group_notes = apart_notes(studies, runs, groups)
+    # files an earlier plot wrote into these folders and this one does not remake are
+    # removed once every new one is written (`outputs`)
+    with PlotOutputs([target, *heres], paths) as outputs:
+        for study, here, notes in zip(studies, heres, study_notes, strict=True):
+            report, figures = make_study_report(study, here, baseline, notes)
+            out.print(f"Study {study.name}: wrote {len(figures)} figures and {report.name} to "
+                      f"{here}:", soft_wrap=True)  # fmt: skip
+            for path in [*figures, report]:
+                out.print(f"  {path.name}")
+            for note in [*repeated_rows(study)[1], *notes]:
+                out.print(f"Note: {note.replace('`', '')}", soft_wrap=True)
+            status = study.manifest.get("status")
+            if status != "completed":
+                out.print(f"Note: the study is {status}, not complete; report.md says what is "
+                          "missing", soft_wrap=True)  # fmt: skip
+        if len(groups) == 1:
+            if studies:
+                out.print("The other runs, compared together:")
+            selection = groups[0].reported(group_notes[0])
+            report, figures = make_report(selection, target, baseline)
+            used = ", ".join(run.name for run in selection.runs)
+            out.print(f"Runs used: {used}", soft_wrap=True)
+            for note in selection.notes:
+                out.print(f"Note: {note.replace('`', '')}", soft_wrap=True)
+            out.print(selection.epoch_sentence(), soft_wrap=True)
+            out.print(f"Wrote {len(figures)} figures and {report.name} to {target}:",
                       soft_wrap=True)  # fmt: skip
-            for note in group.selection.notes:
-                out.print(f"  Note: {note.replace('`', '')}", soft_wrap=True)
+            for path in [*figures, report]:
+                out.print(f"  {path.name}")
+        elif groups:
+            differ = ", ".join(groups[0].differ)
+            out.print(f"{'The other runs' if studies else 'The runs'} differ in {differ}: one "
+                      "report for each (--together compares them in one):",
+                      soft_wrap=True)  # fmt: skip
+            for group, base, extra in zip(groups, bases, group_notes, strict=True):
+                names = ", ".join(run.name for run in group.runs)
+                if group.selection is None:
+                    out.print(f"{group.settings}: {names}: no finished epoch, no report",
+                              soft_wrap=True)  # fmt: skip
+                    continue
+                here = target / group.name
+                report, figures = make_report(group.reported(extra), here, base)
+                out.print(f"{group.settings}: {names} compared {where(group.selection)} "
+                          f"against {base}: {len(figures)} figures and {report.name} in {here}",
+                          soft_wrap=True)  # fmt: skip
+                for note in [*group.selection.notes, *extra]:
+                    out.print(f"  Note: {note.replace('`', '')}", soft_wrap=True)
+    for cleared in outputs.cleared:
+        for line in cleared.lines():
+            out.print(line, soft_wrap=True)
+
+
+def _study_dirs(studies: list[Any], out_dir: Path | None, several: bool) -> list[Path]:
+    """The folder each study's report goes into: its own `plots/`; with --out, that folder
+    (a study plotted alone) or a subfolder named after the study, where two studies of one
+    name (in different folders) get their parent folder's name too, so that neither
+    overwrites the other."""
+    if out_dir is None:
+        return [study.path / "plots" for study in studies]
+    if not several:
+        return [out_dir for _ in studies]
+    names: list[str] = []
+    plain = [study.path.name for study in studies]
+    for study in studies:
+        name = study.path.name
+        if plain.count(name) > 1:
+            name = f"{study.path.parent.name}_{name}"
+        base, n = name, 2
+        while name in names:
+            name, n = f"{base}-{n}", n + 1
+        names.append(name)
+    return [out_dir / name for name in names]
 
 
 def _plot_dir(paths: list[Path]) -> Path:

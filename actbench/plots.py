@@ -24,7 +24,7 @@ from actbench.config import RunConfig
 from actbench.cost import describe, kibibytes, summarize_cost
 from actbench.datasets import title as dataset_title
 from actbench.errors import ActbenchError, UsageError
-from actbench.results import write_or_explain
+from actbench.outputs import write_output
 from actbench.selection import IDENTITY, dataset_shape, init_words, network_name
 from actbench.stats import mean_ci
 from actbench.summary import ALPHA, check_one_model_each, p_value
@@ -81,8 +81,7 @@ def label_series(frame: pd.DataFrame) -> pd.Series:
 def _save(fig: Figure, path: Path) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=150)  # laid out to fit: nothing outside to take in
-    write_or_explain(path, buffer.getvalue(), "choose another folder with --out")
-    return path
+    return write_output(path, buffer.getvalue())
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from actbench.cost import COLUMNS as COST_COLUMNS
 from actbench.cost import METHOD, describe, kibibytes, microseconds, read_cost
 from actbench.datasets import title as dataset_title
 from actbench.errors import UsageError
+from actbench.outputs import write_output
 from actbench.plots import (
     FOREST,
     cost_summary,
@@ -24,7 +25,7 @@ from actbench.plots import (
     plot_runs,
     setup_line,
 )
-from actbench.results import RunFolder, activation_specs, write_or_explain
+from actbench.results import RunFolder, activation_specs
 from actbench.selection import (
     DATA_SEED,
     IDENTITY,
@@ -457,5 +458,5 @@ def write_report(
         name = path.stem.replace("_", " ")
         parts += [f"![{name}]({os.path.relpath(path, out_dir)})", ""]
     path = out_dir / REPORT
-    write_or_explain(path, "\n".join(parts), "choose another folder with --out")
+    write_output(path, "\n".join(parts))
     return path

@@ -23,7 +23,8 @@ from actbench.datasets import spec as dataset_spec
 from actbench.errors import ActbenchError
 from actbench.experiment import RESULT_KEYS
 from actbench.init import scheme_for
-from actbench.results import RunFolder, run_frame
+from actbench.repeats import repeat_notes, settle
+from actbench.results import SETTINGS, RunFolder, run_frame
 from actbench.summary import comparison_epoch
 
 # The settings that make two models of one activation and seed different models. The number
@@ -270,11 +271,21 @@ def select_models(runs: Sequence[RunFolder]) -> Selection:
 
     Where several runs hold the same model (same activation, seed and `identity`), the one
     whose model is complete is preferred, then the newest (by the manifest's start time, then
-    by the run's name); the others are left out and a note names them. Raises ValueError when
-    no run has a finished epoch.
+    by the run's name); the others are left out and a note names them. Where one run's CSV
+    records a model's epoch more than once (`repeats.settle`), identical repeats count once
+    and a model whose repeats differ is left out, each with a note. Raises ValueError when
+    no run has a finished epoch, and ActbenchError when every model with one is left out so.
     """
-    candidates = [c for run in runs for c in _candidates(run)]
+    runs, row_notes, excluded = _settled(runs)
+    candidates = [c for run in runs for c in _candidates(run) if
+                  (run.name, c.activation, c.seed) not in excluded]  # fmt: skip
     if not candidates:
+        if excluded:
+            names = ", ".join(sorted({name for name, _, _ in excluded}))
+            raise ActbenchError(
+                f"every model of {names} records an epoch more than once with different "
+                "numbers in metrics.csv, so none can be compared; restore metrics.csv from a copy"
+            )
         raise ValueError("no finished epochs in these runs")
     by_model: dict[tuple[str, int, str], list[_Candidate]] = {}
     for candidate in candidates:
@@ -343,8 +354,8 @@ def select_models(runs: Sequence[RunFolder]) -> Selection:
         for c in chosen.values()
     )
 
-    notes = _left_out_notes(left_out, label)
-    notes += _incomplete_notes(runs, chosen, label, varying)
+    notes = row_notes + _left_out_notes(left_out, label)
+    notes += _incomplete_notes(runs, chosen, label, varying, excluded)
     notes += [
         f"{label(c)} seed {c.seed} diverged in epoch {c.diverged} (`{c.run.name}`): it stopped "
         "there on purpose, and counts with that epoch's numbers at every later epoch."
@@ -361,6 +372,24 @@ def select_models(runs: Sequence[RunFolder]) -> Selection:
         epoch,
         final,
     )
+
+
+def _settled(
+    runs: Sequence[RunFolder],
+) -> tuple[list[RunFolder], list[str], set[tuple[str, str, int]]]:
+    """`runs` with each one's colliding rows settled (`repeats.settle`), the notes saying so,
+    and (run name, activation, seed) of each model to leave out for repeats that differ (its
+    rows stay in the run, as recorded: the run's settings table counts it as it ran)."""
+    settled, notes, excluded = [], [], set()
+    for run in runs:
+        metrics, found = settle(run.metrics, ["activation", "seed"], keep_differing=True)
+        if found:
+            run = replace(run, metrics=metrics)
+            notes += repeat_notes(run.name, found, lambda r: f"{r.model[0]} seed {r.model[1]}")
+            excluded |= {(run.name, str(r.model[0]), int(r.model[1]))
+                         for r in found if not r.identical}  # fmt: skip
+        settled.append(run)
+    return settled, notes, excluded
 
 
 def _why(other: _Candidate, kept: _Candidate) -> str:
@@ -402,8 +431,10 @@ def _incomplete_notes(
     chosen: dict[tuple[str, int, str], _Candidate],
     label: Any,
     varying: list[str],
+    excluded: set[tuple[str, str, int]],
 ) -> list[str]:
-    """One sentence per run whose models (used, or never started) did not reach its plan."""
+    """One sentence per run whose models (used, or never started) did not reach its plan;
+    `excluded` (run name, activation, seed): models left out for their rows, said apart."""
     notes = []
     for run in runs:
         config = run.manifest.get("config", {})
@@ -435,7 +466,7 @@ def _incomplete_notes(
         ]
         missing: dict[int, list[str]] = {}
         for a, s in planned_models(run):
-            if (a, s, key) not in chosen:
+            if (a, s, key) not in chosen and (run.name, a, s) not in excluded:
                 missing.setdefault(s, []).append(label_of(a, ident, varying))
         parts += [f"seed {seed} of {_and(names)} never started" for seed, names in missing.items()]
         if parts:
@@ -466,11 +497,12 @@ class Group:
     apart: str
     differ: tuple[str, ...] = ()
 
-    def reported(self) -> Selection:
-        """The selection with the `apart` note, as the group's report shows it."""
+    def reported(self, extra: Sequence[str] = ()) -> Selection:
+        """The selection with the `apart` note and the `extra` ones (`apart_notes`), as the
+        group's report shows it."""
         if self.selection is None:
             raise ValueError(f"no finished epochs in the runs of {self.settings or 'the group'}")
-        notes = [*self.selection.notes, self.apart] if self.apart else self.selection.notes
+        notes = [*self.selection.notes, *([self.apart] if self.apart else []), *extra]
         return replace(self.selection, notes=notes)
 
 
@@ -538,3 +570,85 @@ def group_runs(runs: Sequence[RunFolder], together: bool = False) -> list[Group]
             Group(named[key][0], named[key][1], members, selections[key], note, tuple(apart))
         )
     return groups
+
+
+def model_keys(run: RunFolder) -> set[tuple[str, int, str]]:
+    """(activation, seed, `identity` as JSON) of every model with rows in `run`: a study's
+    models with their configuration's settings (its rows' settings columns), so that the same
+    model in a study and in another run has the same key."""
+    config = run.manifest.get("config") or {}
+    data = run.manifest.get("data")
+    columns = [k for k in SETTINGS if k in run.metrics]
+    if run.metrics.empty:
+        return set()
+    keys = set()
+    models = run.metrics[[*columns, "activation", "seed"]].drop_duplicates()
+    for row in models.itertuples(index=False):
+        values = dict(zip([*columns, "activation", "seed"], row, strict=True))
+        point = {k: _python(values[k]) for k in columns if not pd.isna(values[k])}
+        ident = identity({**config, **point}, data)
+        keys.add(
+            (str(values["activation"]), int(values["seed"]), json.dumps(ident, sort_keys=True))
+        )
+    return keys
+
+
+def _python(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def apart_notes(
+    studies: Sequence[RunFolder], runs: Sequence[RunFolder], groups: Sequence[Group]
+) -> tuple[list[list[str]], list[list[str]]]:
+    """What each study's report, and each group's, must say of models that are also in
+    another run reported on its own: a study is always reported alone, so a second study of
+    the same settings and seeds (a copy, or the same command run twice), or a run of one of
+    its configurations, holds the same models in another report; none are pooled or left out.
+
+    `runs`: the other runs (not studies) found with them; `groups`: those runs' groups
+    (`group_runs`). Returns the notes of each study and of each group, in their order.
+    """
+    keys = {id(run): model_keys(run) for run in [*studies, *runs]}
+    for_studies = []
+    for study in studies:
+        mine = keys[id(study)]
+        notes = []
+        others = [(other, True) for other in studies if other is not study]
+        for other, is_study in [*others, *[(run, False) for run in runs]]:
+            count = len(mine & keys[id(other)])
+            if count:
+                notes.append(_apart(count, len(mine), "this study's", other, is_study))
+        for_studies.append(notes)
+    for_groups = []
+    for group in groups:
+        mine = chosen_keys(group.selection) if group.selection is not None else set()
+        notes = []
+        for study in studies:
+            count = len(mine & keys[id(study)])
+            if count:
+                notes.append(_apart(count, len(mine), "these", study, True))
+        for_groups.append(notes)
+    return for_studies, for_groups
+
+
+def chosen_keys(selection: Selection) -> set[tuple[str, int, str]]:
+    """`model_keys` of the models a selection uses, each from the run it is used from."""
+    chosen = set(zip(selection.models["run"], selection.models["activation"],
+                     selection.models["seed"].astype(int), strict=True))  # fmt: skip
+    return {
+        key
+        for run in selection.runs
+        for key in model_keys(run)
+        if (run.name, key[0], key[1]) in chosen
+    }
+
+
+def _apart(count: int, total: int, whose: str, other: RunFolder, study: bool) -> str:
+    """The sentence that says `count` of `total` models (`whose`: 'this study's', 'these')
+    are also in `other` (a study where `study`), reported on its own."""
+    return (
+        f"Repeated in another {'study' if study else 'run'}: {count} of {whose} {total} "
+        f"model{'s' * (total != 1)} (the same settings and seeds) {'is' if count == 1 else 'are'} "
+        f"also in `{other.name}`, which is reported on its own: nothing is pooled with "
+        f"{'it' if count == 1 else 'them'} or left out."
+    )

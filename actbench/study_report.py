@@ -7,8 +7,10 @@ configuration is read at the last epoch all its models reached, as a single run 
 
 from __future__ import annotations
 
+import io
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
+from actbench.errors import ActbenchError, UsageError
+from actbench.outputs import write_output
 from actbench.plots import activation_styles, make_plot_dir
+from actbench.repeats import repeat_notes, settle
 from actbench.results import SETTINGS, RunFolder
 from actbench.stats import mean_ci
 from actbench.study_table import by_configuration, setting_value
@@ -46,7 +51,9 @@ class StudyData:
 
     `keys` are the settings the study varies; `final` has one row per configuration,
     activation and seed at that configuration's comparison epoch (`epoch` column), with a
-    `config` column naming the configuration ('depth=8 lr=0.01').
+    `config` column naming the configuration ('depth=8 lr=0.01'). `notes`: what was done with
+    rows its CSV records more than once (`repeated_rows`); `left_out`: how many models were
+    left out for that.
     """
 
     run: RunFolder
@@ -56,24 +63,26 @@ class StudyData:
     configs: list[str]
     activations: list[str]
     styles: dict[str, Any]  # each activation's colour and marker, one map for every figure
+    notes: list[str] = field(default_factory=list)
+    left_out: int = 0
 
 
 def study_data(run: RunFolder) -> StudyData:
-    """Read a study's rows into the form its report uses.
+    """Read a study's rows into the form its report uses; rows its CSV records more than once
+    are settled as `repeated_rows` says.
 
-    Raises ValueError when no epoch has finished.
+    Raises ValueError when no epoch has finished, and ActbenchError when every model is left
+    out for repeated rows that differ.
     """
-    frame = run.metrics.copy()
-    if frame.empty:
+    if run.metrics.empty:
         raise ValueError(f"{run.name} has no finished epochs")
-    planned = _planned(run)
-    # the settings the study varies (momentum too, where only SGD's has one): from its
-    # settings, so that a study stopped before some configurations began is read as planned
-    keys = (
-        list(planned.varying)
-        if planned is not None
-        else [k for k in SETTINGS if frame[k].nunique(dropna=False) > 1]
-    )
+    keys = _varying(run)
+    frame, notes, left_out = repeated_rows(run, keys)
+    if frame.empty:
+        raise ActbenchError(
+            f"every model of study {run.name} records an epoch more than once with different "
+            "numbers in metrics.csv, so none can be reported; restore metrics.csv from a copy"
+        )
     parts, configs = [], []
     named = []
     for name, rows in by_configuration(frame, keys):
@@ -87,13 +96,41 @@ def study_data(run: RunFolder) -> StudyData:
     activations = list(dict.fromkeys(frame["activation"]))
     final = pd.concat(parts, ignore_index=True)
     styles = activation_styles(activations)
-    return StudyData(run, keys, frame, final, configs, activations, styles)
+    return StudyData(run, keys, frame, final, configs, activations, styles, notes, left_out)
+
+
+def _varying(run: RunFolder) -> list[str]:
+    """The settings the study varies (momentum too, where only SGD's has one): from its
+    settings, so that a study stopped before some configurations began is read as planned."""
+    planned = _planned(run)
+    if planned is not None:
+        return list(planned.varying)
+    return [k for k in SETTINGS if run.metrics[k].nunique(dropna=False) > 1]
+
+
+def repeated_rows(
+    run: RunFolder, keys: Sequence[str] | None = None
+) -> tuple[pd.DataFrame, list[str], int]:
+    """A study's rows with those its CSV records more than once settled (`repeats.settle`):
+    the rows, the notes saying what was done (each model named with its configuration), and
+    the number of models left out. `keys`: the settings it varies (default: its own)."""
+    keys = list(_varying(run) if keys is None else keys)
+    frame, found = settle(run.metrics, [*SETTINGS, "activation", "seed"])
+    if not found:
+        return frame.copy(), [], 0
+    at = {key: SETTINGS.index(key) for key in keys}
+
+    def name(r: Any) -> str:
+        where = " ".join(f"{k}={setting_value(r.model[i])}" for k, i in at.items())
+        return f"{r.model[-2]} seed {r.model[-1]}" + (f" in {where}" if where else "")
+
+    left_out = sum(not r.identical for r in found)
+    return frame, repeat_notes(run.name, found, name), left_out
 
 
 def _planned(run: RunFolder) -> Any:
     """The study's settings as its manifest records them (None where they cannot be read)."""
     from actbench.config import make_config
-    from actbench.errors import UsageError
 
     config = dict(run.manifest.get("config", {}))
     if isinstance(config.get("seed"), list):
@@ -114,6 +151,17 @@ def accuracy_table(data: StudyData) -> pd.DataFrame:
                      "epoch": int(group["epoch"].iloc[0]), "mean": interval.mean,
                      "low": interval.low, "high": interval.high})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def _save(fig: Any, path: Path) -> None:
+    """Write a figure as a PNG (`outputs.write_output`: atomically, noted as the plot's) and
+    close it."""
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    write_output(path, buffer.getvalue())
 
 
 def _caption(fig: Any, text: str) -> None:
@@ -165,8 +213,7 @@ def plot_study_curves(data: StudyData, out_dir: Path, column: str = "test_accura
                  fontsize=11)  # fmt: skip
     fig.supxlabel(_setup(data), fontsize=8, x=0.01, ha="left")
     path = out_dir / CURVES
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
+    _save(fig, path)
     return path
 
 
@@ -195,8 +242,7 @@ def plot_heatmap(data: StudyData, table: pd.DataFrame, out_dir: Path) -> Path:
     _caption(fig, _setup(data) + "; intervals in the report's table" + unfinished)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     path = out_dir / HEATMAP
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
+    _save(fig, path)
     return path
 
 
@@ -239,8 +285,7 @@ def plot_depth_sweep(data: StudyData, out_dir: Path) -> Path | None:
     _caption(fig, _setup(data) + over)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     path = out_dir / DEPTH
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
+    _save(fig, path)
     return path
 
 
@@ -267,7 +312,7 @@ def _incomplete(data: StudyData) -> list[str]:
     if config is not None:
         seeds = len(config.seed_list)
         models = len(config.points()) * len(config.activations) * seeds
-        started = data.frame.groupby(["config", "activation", "seed"]).ngroups
+        started = data.frame.groupby(["config", "activation", "seed"]).ngroups + data.left_out
         if started < models:
             notes.insert(0, f"{models - started} of the study's {models} models have no "
                             "finished epoch (not in any table or figure)")  # fmt: skip
@@ -279,15 +324,16 @@ def _incomplete(data: StudyData) -> list[str]:
 
 
 def make_study_report(
-    run: RunFolder, out_dir: Path, baseline: str | None = None
+    run: RunFolder, out_dir: Path, baseline: str | None = None, notes: Sequence[str] = ()
 ) -> tuple[Path, list[Path]]:
     """Draw a study's figures and write its report into `out_dir`.
 
     Returns the report's path and the figures. `baseline` names the activation the others
-    are compared with in paired differences (default: the first). Raises ValueError where
-    the study has no finished epoch, and UsageError for an unknown baseline.
+    are compared with in paired differences (default: the first); `notes`, sentences the
+    report's Notes must give besides its own (`selection.apart_notes`). Raises ValueError
+    where the study has no finished epoch, UsageError for an unknown baseline, and
+    ActbenchError where every model is left out for its rows (`repeated_rows`).
     """
-    from actbench.errors import UsageError
 
     data = study_data(run)
     base = baseline or data.activations[0]
@@ -313,14 +359,16 @@ def make_study_report(
         + f") x {len(data.activations)} activations; {_setup(data)}."
     )
     lines.append("")
-    notes = _incomplete(data)
+    incomplete = _incomplete(data)
     status = run.manifest.get("status", "unknown")
-    if status != "completed" or notes:
+    if status != "completed" or incomplete:
         lines += [f"**Incomplete** (the study is {status}):", ""]
-        lines += [f"- {note}" for note in notes[:30]]
-        if len(notes) > 30:
-            lines.append(f"- and {len(notes) - 30} more")
+        lines += [f"- {note}" for note in incomplete[:30]]
+        if len(incomplete) > 30:
+            lines.append(f"- and {len(incomplete) - 30} more")
         lines.append("")
+    if data.notes or notes:
+        lines += ["## Notes", "", *[f"- {note}" for note in [*data.notes, *notes]], ""]
     lines += sections
     lines += ["## Final test accuracy per configuration", "",
               "Mean over seeds in percent, with its 95% interval (Student's t, clipped to 0–100; "
@@ -345,7 +393,7 @@ def make_study_report(
     if versions:
         lines += ["## Versions", "", ", ".join(f"{k} {v}" for k, v in versions.items()), ""]
     path = out_dir / REPORT
-    path.write_text("\n".join(lines), encoding="utf-8")
+    write_output(path, "\n".join(lines))
     return path, figures
 
 

@@ -98,3 +98,55 @@ def write_run(
     }  # fmt: skip
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return folder
+
+
+def write_study(
+    folder: Path,
+    grid: dict[str, list[Any]] | None = None,
+    activations: tuple[str, ...] = ("relu", "tanh"),
+    seeds: tuple[int, ...] = (0, 1),
+    epochs: int = 2,
+    started: str = "2026-01-01T00:00:00+00:00",
+) -> Path:
+    """Write a completed study folder (`--lr 0.001,0.01` by default) and return it.
+
+    Every configuration's rows follow `accuracy_rule`, one point higher per configuration.
+    """
+    from actbench.config import make_config
+    from actbench.results import settings_of
+
+    grid = grid or {"lr": [0.001, 0.01]}
+    config = make_config(
+        {"activations": ",".join(activations), "epochs": epochs,
+         "seed": seeds[0] if len(seeds) == 1 else list(seeds),
+         **{key: ",".join(map(str, values)) for key, values in grid.items()}}
+    )  # fmt: skip
+    rows = []
+    for p, point in enumerate(config.points()):
+        for seed in seeds:
+            for epoch in range(1, epochs + 1):
+                for i, activation in enumerate(activations):
+                    row = dict.fromkeys(COLUMNS, math.nan)
+                    row.update(settings_of(point))
+                    row.update(activation=activation, seed=seed, epoch=epoch,
+                               train_loss=1.0 / epoch, train_accuracy=0.9, test_loss=1.1 / epoch,
+                               test_accuracy=accuracy_rule(i, seed, epoch) + 0.01 * p,
+                               epoch_seconds=1.0, status="ok")  # fmt: skip
+                    rows.append(row)
+    folder.mkdir(parents=True)
+    columns = [c for c in COLUMNS if c not in ("val_loss", "val_accuracy")]
+    pd.DataFrame(rows, columns=columns).to_csv(folder / METRICS, index=False, na_rep="nan")
+    manifest = {
+        "status": "completed",
+        "config": config.to_dict(),
+        "grid": {k: list(v) for k, v in config.grid.items()},
+        "configurations": [settings_of(p) for p in config.points()],
+        "activations": list(activations),
+        "device": "cpu",
+        "data": {"train_samples": 60000, "test_samples": 10000, "md5": {}},
+        "versions": {"python": "3.11.0", "actbench": "0.1.0", "torch": "2.5.1"},
+        "started": started,
+        "finished": started,
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return folder

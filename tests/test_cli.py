@@ -68,6 +68,7 @@ def test_run_then_plot(mnist_dir, tmp_path):
     assert plotted.exit_code == 0, plotted.output
     assert f"to {results / 'plots'}" in plotted.stdout.replace("\n", "")
     assert sorted(p.name for p in (results / "plots").iterdir()) == [
+        ".actbench-plot.json",  # what this plot wrote, for the next one (`actbench.outputs`)
         "activation_cost.png",
         "activations.png",
         "dead_units.png",

@@ -4,8 +4,9 @@ report unless asked (`--together`); runs of one setting keep the single report i
 from __future__ import annotations
 
 import json
+import shutil
 
-from runfolders import write_run
+from runfolders import write_run, write_study
 from typer.testing import CliRunner
 
 from actbench.cli import app
@@ -49,7 +50,12 @@ def test_runs_of_two_subsets_get_a_report_each_with_its_own_epoch_and_baseline(t
         f"subset 1000: run-b compared at epoch 1 (final) against tanh: 5 figures and report.md "
         f"in {plots / 'subset-1000'}",
     ]
-    assert sorted(p.name for p in plots.iterdir()) == ["subset-1000", "subset-2000"]
+    # and the record of what this plot wrote (`actbench.outputs`)
+    assert sorted(p.name for p in plots.iterdir()) == [
+        ".actbench-plot.json",
+        "subset-1000",
+        "subset-2000",
+    ]
     first = (plots / "subset-2000" / "report.md").read_text()
     assert "Runs used: `run-a`." in first and "run-b`." not in first.split("## Notes")[0]
     assert "Compared at epoch 3, the final epoch of every model." in first
@@ -131,4 +137,56 @@ def test_a_setting_with_no_finished_epoch_is_said_and_gets_no_report(tmp_path):
         f"{results / 'plots' / 'lr-0.001'}",
         "lr 0.01: run-b: no finished epoch, no report",
     ]
-    assert sorted(p.name for p in (results / "plots").iterdir()) == ["lr-0.001"]
+    assert sorted(p.name for p in (results / "plots").iterdir()) == [
+        ".actbench-plot.json",
+        "lr-0.001",
+    ]
+
+
+def test_replotting_runs_that_now_differ_in_a_setting_removes_the_single_report(tmp_path):
+    results = tmp_path / "results"
+    plots = results / "plots"
+    write_run(results / "run-a", started=DAY1)
+    assert invoke("plot", results).exit_code == 0
+    single = sorted(p.name for p in plots.iterdir() if not p.name.startswith("."))
+    assert "report.md" in single
+    write_run(results / "run-b", settings={"lr": 0.01}, started=DAY2)
+    result = invoke("plot", results)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == (
+        f"Removed {len(single)} files of an earlier plot in {plots} that no longer apply: "
+        "differences.png, train_loss.png, test_loss.png, test_accuracy.png, activations.png, "
+        "report.md"
+    )
+    assert sorted(p.name for p in plots.iterdir()) == [".actbench-plot.json", "lr-0.001", "lr-0.01"]
+    shutil.rmtree(results / "run-b")  # one setting again: the per-setting reports go
+    result = invoke("plot", results)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == (
+        f"Removed 12 files of an earlier plot in {plots} that no longer apply: "
+        "lr-0.001/ (6 files), lr-0.01/ (6 files)"
+    )
+    assert sorted(p.name for p in plots.iterdir() if not p.name.startswith(".")) == single
+
+
+def test_runs_that_became_a_study_leave_no_report_of_the_old_runs(tmp_path):
+    results = tmp_path / "results"
+    plots = results / "plots"
+    write_run(results / "run-a", started=DAY1)
+    assert invoke("plot", results).exit_code == 0
+    write_study(results / "run-s1")
+    write_study(results / "run-s2", grid={"lr": [0.1, 0.2]})
+    # two studies plotted by name: their reports go into their own folders; results/plots
+    # is the plots folder of other paths (results/), and stays as it is
+    result = invoke("plot", results / "run-s1", results / "run-s2")
+    assert result.exit_code == 0, result.output
+    assert "Removed" not in result.stdout and (plots / "report.md").exists()
+    shutil.rmtree(results / "run-a")  # now the results are the studies alone
+    result = invoke("plot", results)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1].startswith(
+        f"Removed 6 files of an earlier plot in {plots} that no longer apply: differences.png,"
+    )
+    assert list(plots.iterdir()) == []
+    for study in ("run-s1", "run-s2"):
+        assert (results / study / "plots" / "report.md").exists()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pandas as pd
 import pytest
 from matplotlib.colors import to_rgba
-from runfolders import write_run
+from runfolders import write_run, write_study
 from typer.testing import CliRunner
 
 from actbench.cli import app
@@ -331,3 +332,161 @@ def test_compare_takes_its_numbers_at_the_selected_epoch(tmp_path):
     pairs = compare(selection.frame, "relu", "label", selection.epoch)
     # at epoch 2 every tanh seed is 0.2 points above relu's
     assert selection.epoch == 2 and pairs.loc[0, "difference"] == pytest.approx(0.002)
+
+
+def with_validation(folder, started=DAY1):
+    return write_run(folder, val_accuracy=lambda i, s, e: 0.85, settings={"val": 5000},
+                     started=started)  # fmt: skip
+
+
+def test_a_second_plot_removes_what_the_first_wrote_and_no_longer_applies(tmp_path):
+    results = tmp_path / "results"
+    with_validation(results / "run-a")
+    assert invoke("plot", results).exit_code == 0
+    plots = results / "plots"
+    assert {"val_loss.png", "val_accuracy.png"} <= {p.name for p in plots.iterdir()}
+    (plots / "notes.md").write_text("mine")  # the user's own file beside the figures
+    shutil.rmtree(results / "run-a")
+    write_run(results / "run-b", started=DAY2)  # no validation split: no val_* figures
+    result = invoke("plot", results)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == (
+        f"Removed 2 files of an earlier plot in {plots} that no longer apply: val_loss.png, "
+        "val_accuracy.png"
+    )
+    assert sorted(p.name for p in plots.iterdir()) == [
+        ".actbench-plot.json", "activations.png", "differences.png", "notes.md", "report.md",
+        "test_accuracy.png", "test_loss.png", "train_loss.png",
+    ]  # fmt: skip
+    assert (plots / "notes.md").read_text() == "mine"
+    assert "run-b" in (plots / "report.md").read_text()
+    assert sorted(p.name for p in (results / "run-b").iterdir()) == ["manifest.json", "metrics.csv"]
+    again = invoke("plot", results)  # nothing stale now: nothing removed, nothing said
+    assert again.exit_code == 0 and "Removed" not in again.stdout
+
+
+def test_a_figure_changed_since_the_plot_wrote_it_is_kept_and_named(tmp_path):
+    results = tmp_path / "results"
+    with_validation(results / "run-a")
+    assert invoke("plot", results).exit_code == 0
+    plots = results / "plots"
+    (plots / "val_loss.png").write_bytes(b"edited by hand")
+    shutil.rmtree(results / "run-a")
+    write_run(results / "run-b", started=DAY2)
+    result = invoke("plot", results)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-2:] == [
+        f"Removed 1 file of an earlier plot in {plots} that no longer applies: val_accuracy.png",
+        f"Kept 1 file of an earlier plot in {plots} that no longer applies, as it changed "
+        "after that plot wrote it: val_loss.png",
+    ]
+    assert (plots / "val_loss.png").read_bytes() == b"edited by hand"
+    assert not (plots / "val_accuracy.png").exists()
+
+
+def test_a_plot_that_fails_removes_nothing_and_the_next_one_does(tmp_path, monkeypatch):
+    import actbench.report
+    from actbench.errors import ActbenchError
+
+    results = tmp_path / "results"
+    with_validation(results / "run-a")
+    assert invoke("plot", results).exit_code == 0
+    plots = results / "plots"
+    before = {p.name: p.read_bytes() for p in plots.iterdir() if p.name.startswith("val_")}
+    shutil.rmtree(results / "run-a")
+    write_run(results / "run-b", started=DAY2)
+
+    def full_disk(*args, **kwargs):  # the figures are written, then the report fails
+        raise ActbenchError("cannot write report.md (No space left on device)")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(actbench.report, "write_report", full_disk)
+        failed = invoke("plot", results)
+    assert failed.exit_code == 1
+    assert "Removed" not in failed.stdout
+    assert {p.name: p.read_bytes() for p in plots.iterdir() if p.name in before} == before
+    result = invoke("plot", results)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1].startswith("Removed 2 files of an earlier plot")
+    assert not [p for p in plots.iterdir() if p.name.startswith("val_")]
+
+
+def test_rows_a_csv_records_twice_are_said_and_never_averaged(tmp_path):
+    run = write_run(tmp_path / "run-a", seeds=(0, 1))
+    metrics = (run / "metrics.csv").read_text()
+    lines = metrics.splitlines(keepends=True)
+    changed = lines[1].replace("0.81,", "0.51,", 1)  # relu seed 0, epoch 1: another number
+    assert changed != lines[1]
+    # every row of seed 1 twice, identical; relu seed 0's epoch 1 twice, differing
+    seed_1 = [line for line in lines[1:] if line.split(",")[1] == "1"]
+    (run / "metrics.csv").write_text(metrics + "".join(seed_1) + changed)
+    result = invoke("plot", run)
+    assert result.exit_code == 0, result.output
+    notes = [
+        "Repeated rows: `run-a`'s metrics.csv records relu seed 1 (epochs 1 to 3) and tanh "
+        "seed 1 (epochs 1 to 3) more than once, each repeat identical to the first, column for "
+        "column: each row is counted once.",
+        "Left out: relu seed 0 (epoch 1) of `run-a`, whose metrics.csv records that epoch more "
+        "than once with different numbers, so which are the results cannot be told; restore "
+        "its metrics.csv from a copy to use it.",
+    ]
+    assert result.stdout.splitlines()[1:3] == [f"Note: {n.replace('`', '')}" for n in notes]
+    report = (run / "plots" / "report.md").read_text()
+    assert "".join(f"- {n}\n" for n in notes) in section(report, "Notes")
+    summary = section(report, "Summary")
+    assert "| relu | 1 | 83.10% |" in summary  # seed 1 alone, counted once: 0.831
+    assert "| tanh | 2 | 83.25% ± 0.64 |" in summary  # 0.832 and 0.833, not weighted 1:2
+    assert "never started" not in report
+
+
+def test_two_copies_of_a_study_are_each_reported_and_said_to_repeat_the_other(tmp_path):
+    results = tmp_path / "results"
+    write_study(results / "run-s")
+    shutil.copytree(results / "run-s", results / "run-s-copy")
+    result = invoke("plot", results)
+    assert result.exit_code == 0, result.output
+
+    def note(other):
+        return (
+            "Repeated in another study: 8 of this study's 8 models (the same settings and "
+            f"seeds) are also in `{other}`, which is reported on its own: nothing is pooled "
+            "with them or left out."
+        )
+
+    lines = result.stdout.splitlines()
+    assert f"Note: {note('run-s-copy').replace('`', '')}" in lines
+    assert f"Note: {note('run-s').replace('`', '')}" in lines
+    for run, other in (("run-s", "run-s-copy"), ("run-s-copy", "run-s")):
+        report = (results / run / "plots" / "report.md").read_text()
+        assert f"## Notes\n\n- {note(other)}\n" in report
+
+
+def test_studies_of_one_name_in_two_folders_get_a_report_each_under_out(tmp_path):
+    write_study(tmp_path / "x" / "run-s")
+    write_study(tmp_path / "y" / "run-s", grid={"lr": [0.1, 0.2]})
+    result = invoke("plot", tmp_path / "x", tmp_path / "y", "--out", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    first = (tmp_path / "o" / "x_run-s" / "report.md").read_text()
+    second = (tmp_path / "o" / "y_run-s" / "report.md").read_text()
+    assert "lr=0.001" in first and "lr=0.1" in second
+
+
+def test_a_run_of_a_study_s_configuration_is_said_in_both_reports(tmp_path):
+    results = tmp_path / "results"
+    write_study(results / "run-s", seeds=(0,))
+    write_run(results / "run-p", epochs=2, settings={"lr": 0.01})
+    result = invoke("plot", results)
+    assert result.exit_code == 0, result.output
+    study = (results / "run-s" / "plots" / "report.md").read_text()
+    assert (
+        "- Repeated in another run: 2 of this study's 4 models (the same settings and seeds) "
+        "are also in `run-p`, which is reported on its own: nothing is pooled with them or "
+        "left out.\n"
+    ) in study
+    plain = (results / "plots" / "report.md").read_text()
+    line = (
+        "Repeated in another study: 2 of these 2 models (the same settings and seeds) are also "
+        "in `run-s`, which is reported on its own: nothing is pooled with them or left out."
+    )
+    assert f"- {line}\n" in section(plain, "Notes")
+    assert f"Note: {line.replace('`', '')}" in result.stdout.splitlines()

@@ -362,3 +362,54 @@ def test_a_group_without_a_finished_epoch_has_no_selection(tmp_path):
         "Reported apart, since their settings differ: `run-b` (optimizer adam, momentum unused "
         "(Adam); no finished epoch, so no report)."
     )
+
+
+def repeat_rows(run, differing=False):
+    """Append every row of relu seed 0 to the run's CSV again (with another test accuracy
+    where `differing`)."""
+    metrics = pd.read_csv(run / "metrics.csv", keep_default_na=False, dtype=str)
+    again = metrics[(metrics["activation"] == "relu") & (metrics["seed"] == "0")].copy()
+    if differing:
+        again["test_accuracy"] = "0.5"
+    pd.concat([metrics, again]).to_csv(run / "metrics.csv", index=False)
+
+
+def test_a_model_whose_repeated_rows_differ_is_used_from_another_run_that_has_it(tmp_path):
+    repeat_rows(write_run(tmp_path / "r" / "run-a", started=DAY2), differing=True)
+    write_run(tmp_path / "r" / "run-b", activations=("relu",), started=DAY1,
+              accuracy=lambda i, s, e: 0.7)  # fmt: skip
+    selection = select(tmp_path / "r")
+    assert selection.notes == [
+        "Left out: relu seed 0 (epochs 1 to 3) of `run-a`, whose metrics.csv records those "
+        "epochs more than once with different numbers, so which are the results cannot be "
+        "told; restore its metrics.csv from a copy to use it."
+    ]
+    assert sorted(selection.models[["label", "run"]].values.tolist()) == [
+        ["relu", "run-b"],
+        ["tanh", "run-a"],
+    ]
+    relu = selection.frame[selection.frame["label"] == "relu"]
+    assert relu["test_accuracy"].tolist() == [0.7, 0.7, 0.7]  # neither of run-a's, nor a mean
+
+
+def test_identical_repeated_rows_count_once(tmp_path):
+    repeat_rows(write_run(tmp_path / "run-a"))
+    selection = select(tmp_path / "run-a")
+    assert len(selection.frame) == 2 * 3
+    assert selection.notes == [
+        "Repeated rows: `run-a`'s metrics.csv records relu seed 0 (epochs 1 to 3) more than "
+        "once, each repeat identical to the first, column for column: each row is counted once."
+    ]
+
+
+def test_when_every_model_s_repeats_differ_nothing_is_compared(tmp_path):
+    from actbench.errors import ActbenchError
+
+    run = write_run(tmp_path / "run-a", activations=("relu",))
+    repeat_rows(run, differing=True)
+    with pytest.raises(ActbenchError) as caught:
+        select(run)
+    assert str(caught.value) == (
+        "every model of run-a records an epoch more than once with different numbers in "
+        "metrics.csv, so none can be compared; restore metrics.csv from a copy"
+    )
