@@ -9,6 +9,8 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,9 +20,9 @@ from typer.core import TyperGroup
 from actbench import __version__
 from actbench.config import RunConfig, load_config, read_toml
 from actbench.datafiles import prefetch
-from actbench.errors import ActbenchError, UsageError
+from actbench.errors import ActbenchError, OutputClosed, UsageError
 from actbench.names import given_by
-from actbench.terminal import Terminal
+from actbench.terminal import Terminal, to_devnull
 
 if TYPE_CHECKING:
     from actbench.progress import Group
@@ -38,9 +40,32 @@ _state = {"debug": False}
 
 
 class OneLineErrors(TyperGroup):
-    """Every usage error and every ActbenchError ends as one line on stderr, never a traceback."""
+    """Every usage error and every ActbenchError ends as one line on stderr, never a traceback.
+
+    A closed output (`actbench plot ... | head -3`) ends the command quietly with exit code 1,
+    whatever it was printing: what it wrote stays written (the `run` command first records
+    how the run ended).
+    """
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _quiet_when_closed():  # --version, and help, print while the flags are read
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _quiet_when_closed():
+            return super().invoke(ctx)
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            code = self._main(*args, **kwargs)
+        except OutputClosed:  # stderr closed as an error line was printed
+            code = 1
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+    def _main(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the command; its exit code, with every error printed as one line."""
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
         except typer.TyperException as error:  # bad flags, bad values: a usage error
@@ -77,9 +102,20 @@ class OneLineErrors(TyperGroup):
                 soft_wrap=True,
             )
             code = 1
-        if not standalone_mode:
-            return code
-        sys.exit(code if isinstance(code, int) else 0)
+        return code
+
+
+@contextmanager
+def _quiet_when_closed() -> Iterator[None]:
+    """A closed output ends the command with exit code 1, silently: caught here, before click,
+    which would take `OutputClosed` for Ctrl-C and print "Aborted!"."""
+    try:
+        yield
+    except OutputClosed:
+        raise typer.Exit(1) from None
+    except BrokenPipeError:  # a write that went round the consoles
+        to_devnull(sys.stdout)
+        raise typer.Exit(1) from None
 
 
 app = typer.Typer(
@@ -294,6 +330,18 @@ def run(
         # messages name the flags typed, and the preset file for what only it gave
         with given_by(given, set(preset) - given, str(config) if config else None):
             result = _train(flags, config, resume, task, dry_run)
+        if "display" in task:
+            task["display"].stop()
+        if result is not None:  # None: a dry run, printed already
+            _print_results(result, task)
+    except OutputClosed as closed:  # a reader of the output has gone: as if the user stopped
+        _ignore_signals()
+        if "display" in task:
+            task["display"].stop()
+        line = _closed(task.get("dir"), closed)
+        if line:
+            err.print(line, soft_wrap=True)
+        raise typer.Exit(closed.exit_code) from None
     except KeyboardInterrupt:
         _ignore_signals()  # exiting: more signals change nothing
         if "display" in task:
@@ -304,8 +352,10 @@ def run(
         if "display" in task:
             task["display"].stop()
     signal.signal(signal.SIGTERM, previous)
-    if result is None:  # a dry run
-        return
+
+
+def _print_results(result: Any, task: dict[str, Any]) -> None:
+    """The tables of a finished run (`RunResult`) on stdout, and where its files are."""
     if task["grid"]:
         from actbench.study_table import study_table
 
@@ -397,11 +447,30 @@ def _train_now(
             err.print(EPOCH_HEADING, soft_wrap=True)
         display.start(groups)
 
-    def on_epoch(rows: list[EpochResult]) -> None:
+    def once(show: Callable[[], None]) -> None:
+        """Show something; a closed output stops the run once (the epochs still reported
+        while it stops go to the CSV as ever, and to whatever output is still open)."""
+        try:
+            show()
+        except OutputClosed:
+            if "closed" not in task:
+                task["closed"] = True
+                raise
+
+    def checked(rows: list[EpochResult]) -> None:
         if not task["grid"]:  # a study shows its progress in the bars only
             display.print(epoch_line(rows, task["epochs"], task["seeded"]))
+        if "closed" not in task:  # a reader gone stops the run after its epoch, as Ctrl-C
+            out.check_open()
+            err.check_open()
 
-    hooks = Hooks(on_start=on_start, on_steps=display.steps, on_epoch=on_epoch)
+    def on_epoch(rows: list[EpochResult]) -> None:
+        once(lambda: checked(rows))
+
+    def on_steps(group: Group, steps: int) -> None:
+        once(lambda: display.steps(group, steps))
+
+    hooks = Hooks(on_start=on_start, on_steps=on_steps, on_epoch=on_epoch)
     if resume is not None:
         return resume_experiment(resume, overrides, hooks)
     return run_experiment(settings, hooks)
@@ -419,17 +488,25 @@ def _ignore_signals() -> None:
                 continue
 
 
+def _status(run_dir: Path) -> str | None:
+    """The status in `run_dir`'s manifest (None where it cannot be read)."""
+    from actbench.results import read_manifest
+
+    try:
+        return read_manifest(run_dir).get("status")
+    except Exception:  # an unreadable manifest: say what holds for any interrupted run
+        return None
+
+
 def _interrupted(run_dir: Path | None) -> str:
     """The line an interrupted run ends with: what is kept, and how to go on."""
     if run_dir is None:  # before training began
         return "Interrupted"
-    from actbench.results import read_manifest
+    if _status(run_dir) == "completed":  # training had ended
+        from actbench.cost import COST
 
-    try:
-        status = read_manifest(run_dir).get("status")
-    except Exception:  # an unreadable manifest: say what holds for any interrupted run
-        status = None
-    if status == "completed":  # training had ended: the cost measurement was cut short
+        if (run_dir / COST).exists():  # as its results were printed
+            return f"Interrupted after the run completed; every result is in {run_dir}"
         return (
             f"Interrupted after training: every epoch is kept in {run_dir}; only the "
             "activations' cost (cost.csv) was not measured"
@@ -437,6 +514,18 @@ def _interrupted(run_dir: Path | None) -> str:
     return (
         f"Interrupted; finished epochs are kept in {run_dir}; continue with: "
         f"actbench run --resume {run_dir}"
+    )
+
+
+def _closed(run_dir: Path | None, closed: OutputClosed) -> str | None:
+    """The line a run ends with when a reader of its output has gone: how to go on (on
+    stderr, where it is still open); None where there is nothing to go on with (nothing
+    started yet, or the run had completed: every result is in its folder)."""
+    if run_dir is None or _status(run_dir) == "completed":
+        return None
+    return (
+        f"Interrupted: {closed.reason}; finished epochs are kept in {run_dir}; continue "
+        f"with: actbench run --resume {run_dir}"
     )
 
 
@@ -680,7 +769,14 @@ def list_activations() -> None:
 def main() -> None:
     """Console-script entry point."""
     try:
-        app()
+        try:
+            app()
+        finally:
+            if sys.stdout is not None:  # a reader gone with the last lines: found out here
+                sys.stdout.flush()
+    except BrokenPipeError:  # Python's advice: no second failure as the interpreter exits
+        to_devnull(sys.stdout)
+        sys.exit(1)
     finally:
         # The command is over and everything it wrote is closed: spare the interpreter's exit
         # a last garbage collection over torch's many objects (half a second on a small CPU).

@@ -11,3 +11,18 @@ class UsageError(ActbenchError):
     """A mistake in what the user asked for (bad name, bad number, bad config); exit code 2."""
 
     exit_code = 2
+
+
+class OutputClosed(KeyboardInterrupt):
+    """The reader of the command's output went away: a pipe closed (`actbench run | head`).
+
+    It ends a command as the user stopping it would: an interrupt (a run keeps its finished
+    epochs and can be resumed; its manifest records `reason`), exit code 1. `reason` says which
+    output: "standard output was closed".
+    """
+
+    exit_code = 1
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

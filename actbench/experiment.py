@@ -25,7 +25,7 @@ from actbench.config import RunConfig, make_config
 from actbench.cost import measure_config_cost, measure_run_cost
 from actbench.data import SUBSET_SEED, load_dataset, prepare
 from actbench.datasets import MNIST1D, title
-from actbench.errors import ActbenchError, UsageError
+from actbench.errors import ActbenchError, OutputClosed, UsageError
 from actbench.jobs import Unit, plan_jobs, run_jobs
 from actbench.names import keys_only, setting
 from actbench.parallel import time_worker_start, train_in_workers
@@ -100,22 +100,45 @@ def _diverged(rows: list[dict[str, Any]], grid: tuple[str, ...] = ()) -> list[di
     ]  # fmt: skip
 
 
-def _record_interrupt(writer: RunWriter) -> None:
-    """Mark the manifest interrupted, even if more interrupts arrive meanwhile."""
-    while True:
+def _record_end(writer: RunWriter, ending: Callable[[], dict[str, Any]]) -> BaseException | None:
+    """Write how the run ended: the CSV in the run's order, then the manifest's `ending()`
+    (its status and what goes with it), whatever interrupts arrive meanwhile.
+
+    An interrupt held or cut in while this is written is returned (the first; None: none
+    came), for the caller to act on once the ending is recorded. The manifest is written even
+    where the CSV cannot be rewritten: every row is in the file already, appended as its
+    epoch ended; the error is raised after it.
+    """
+    interrupt: BaseException | None = None
+    recorded = False
+    while not recorded:
         try:
             with signals_held():
-                writer.finish()
-                writer.update(status="interrupted", finished=_now())
-            return
-        except KeyboardInterrupt:  # the run is stopping already: record how it ended first
-            continue
+                try:
+                    writer.finish()
+                finally:
+                    writer.update(**ending())
+                recorded = True
+        except KeyboardInterrupt as err:  # the run is ending already: record how first
+            interrupt = interrupt or err
+    return interrupt
+
+
+def _trained(writer: RunWriter, units: list[Unit], epochs: int) -> bool:
+    """Whether every model of the run has its last epoch (or the epoch it diverged at) in
+    `writer`'s rows: nothing is left to train."""
+    ended = {
+        (writer.point_of(row), row["seed"], row["activation"])
+        for row in writer.rows
+        if row["epoch"] >= epochs or row["status"] == "diverged"
+    }
+    return all((u.point, u.seed, u.label) in ended for u in units)
 
 
 def _execute(
     config: RunConfig,
     run_dir: Path,
-    writer: RunWriter,
+    new_writer: Callable[[], RunWriter],
     units: list[Unit],
     finished: dict[Unit, int],
     done: set[Unit],
@@ -128,13 +151,62 @@ def _execute(
 ) -> RunResult:
     """Train what is left of the run and keep the folder's CSV and manifest up to date.
 
+    `new_writer()` makes the run's `RunWriter`, whose manifest says "running"; from then on
+    every ending is recorded in it: "completed", "interrupted" (with a `reason` where the
+    interrupt gave one: `OutputClosed`) or "failed" (with the `error`).
+
+    A run is "completed" once every model has trained its epochs and their rows are written,
+    and it stays so when an interrupt (Ctrl-C, SIGTERM, a closed output) comes after that:
+    while its final CSV and manifest are written (recorded first, then the interrupt acts),
+    or while the activations' cost is measured (no `cost.csv`). Calling it "interrupted"
+    would offer a resume with nothing to train, which `resume_experiment` refuses; what was
+    cut short is the cost measurement, and the missing `cost.csv` says so.
+
     `data[p]` is configuration p's data set (one object per data set, shared); `cluster`,
     where given, is the Ray cluster that trains it (`ray_cluster.Cluster`), on `device`.
     """
     points = config.points()
     grid = config.varying
     collector: EpochLines | None = None
-    try:  # the manifest says "running" already: an interrupt from here on is recorded
+    writer: RunWriter | None = None
+    jobs: list[Any] = []
+
+    def on_epoch(number: int, rows: list[EpochResult]) -> None:
+        assert writer is not None
+        writer.add(rows, jobs[number].point)  # at once: workers report their models separately
+        if any(r.status == "diverged" for r in rows):
+            writer.update(diverged=_diverged(writer.rows, grid))
+        if collector is not None:
+            collector.add(rows)
+        elif hooks.on_epoch is not None:
+            hooks.on_epoch(rows)
+
+    def on_retry(retry: dict[str, Any]) -> None:  # a group lost with its Ray worker or node
+        assert writer is not None
+        point = points[retry["point"]]
+        record = {"at": _now(), "activations": retry["activations"],
+                  **{k: getattr(point, k) for k in grid},
+                  **{k: retry[k] for k in ("seed", "epoch", "attempt", "cause")}}  # fmt: skip
+        writer.update(retries=[*writer.manifest.get("retries", []), record])
+
+    def on_tasks(tasks: dict[str, Any]) -> None:  # this session's Ray tasks, in its record
+        assert writer is not None
+        sessions = writer.manifest.get("resumed") or []
+        session = sessions[-1] if sessions else writer.manifest
+        session["backend"] = {**session.get("backend", {}), **tasks}
+        writer.write_manifest()
+
+    def interrupted(err: BaseException) -> dict[str, Any]:
+        assert writer is not None
+        if _trained(writer, units, config.epochs):  # every epoch was in: see the docstring
+            return {"status": "completed", "finished": _now()}
+        reason = {"reason": err.reason} if isinstance(err, OutputClosed) else {}
+        return {"status": "interrupted", "finished": _now(), **reason}
+
+    ending: BaseException | None = None
+    try:
+        with signals_held():  # the writer is made whole, or not at all
+            writer = new_writer()
         store = CheckpointStore(run_dir)
         per_epoch = [
             steps_per_epoch(len(d.train_x), p.batch_size) for d, p in zip(data, points, strict=True)
@@ -152,37 +224,6 @@ def _execute(
                 EpochResult(**{k: v for k, v in r.items() if k in known}) for r in writer.rows
             ]
             collector = EpochLines(units, config.epochs, hooks.on_epoch, finished, earlier, done)
-    except KeyboardInterrupt:
-        _record_interrupt(writer)
-        raise
-
-    def on_epoch(number: int, rows: list[EpochResult]) -> None:
-        writer.add(rows, jobs[number].point)  # at once: workers report their models separately
-        if any(r.status == "diverged" for r in rows):
-            writer.update(diverged=_diverged(writer.rows, grid))
-        if collector is not None:
-            collector.add(rows)
-        elif hooks.on_epoch is not None:
-            hooks.on_epoch(rows)
-
-    def wrap_up(**fields_: Any) -> None:
-        writer.finish()  # the CSV in the run's order, whichever worker finished first
-        writer.update(**fields_)
-
-    def on_retry(retry: dict[str, Any]) -> None:  # a group lost with its Ray worker or node
-        point = points[retry["point"]]
-        record = {"at": _now(), "activations": retry["activations"],
-                  **{k: getattr(point, k) for k in grid},
-                  **{k: retry[k] for k in ("seed", "epoch", "attempt", "cause")}}  # fmt: skip
-        writer.update(retries=[*writer.manifest.get("retries", []), record])
-
-    def on_tasks(tasks: dict[str, Any]) -> None:  # this session's Ray tasks, in its record
-        sessions = writer.manifest.get("resumed") or []
-        session = sessions[-1] if sessions else writer.manifest
-        session["backend"] = {**session.get("backend", {}), **tasks}
-        writer.write_manifest()
-
-    try:
         if cluster is not None:
             from actbench.ray_backend import train_on_ray
             from actbench.ray_cluster import disconnect
@@ -198,19 +239,25 @@ def _execute(
             run_jobs(jobs, data, points, store, on_epoch, steps.add)
         elif jobs:
             train_in_workers(jobs, data, points, store, workers, threads, on_epoch, steps.add)
-    except KeyboardInterrupt:
-        _record_interrupt(writer)
+        ending = _record_end(writer, lambda: {"status": "completed", "finished": _now()})
+    except KeyboardInterrupt as err:
+        cause = err
+        if writer is not None:
+            _record_end(writer, lambda: interrupted(cause))
         if collector is not None:
             collector.flush()  # the epochs finished so far, shown even where a seed is incomplete
         raise
     except BaseException as err:
+        if writer is not None:
+            failed = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+            # the disk that failed the run may refuse this too; the error says so already
+            with contextlib.suppress(ActbenchError):
+                _record_end(writer, lambda: {**failed, "finished": _now()})
         if collector is not None:
             collector.flush()
-        # the disk that failed the run may refuse this too; the error says so already
-        with contextlib.suppress(ActbenchError):
-            wrap_up(status="failed", error=f"{type(err).__name__}: {err}", finished=_now())
         raise
-    wrap_up(status="completed", finished=_now())
+    if ending is not None:  # recorded complete; the cost measurement below is what it stops
+        raise ending
     measure_run_cost(run_dir, points[0])  # on quiet cores, now that training is over
     return RunResult(run_dir, pd.DataFrame(writer.rows), writer.manifest)
 
@@ -376,9 +423,9 @@ def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
             "retries": [],
             "resumed": [],
         }  # fmt: skip
-        writer = RunWriter(run_dir, _labels(units), manifest,
-                           settings=[settings_of(p) for p in points],
-                           columns=_columns(points))  # fmt: skip
+        writer = lambda: RunWriter(run_dir, _labels(units), manifest,  # noqa: E731
+                                   settings=[settings_of(p) for p in points],
+                                   columns=_columns(points))  # fmt: skip
         return _execute(config, run_dir, writer, units, {}, set(), data, workers, threads,
                         hooks or Hooks(), device, cluster)  # fmt: skip
 
@@ -670,6 +717,9 @@ def resume_experiment(
             diverged=_diverged(rows, config.varying), versions=versions(),
         )  # fmt: skip
         manifest.pop("error", None)
-        writer = RunWriter(run_dir, _labels(units), manifest, rows, settings, _columns(points))
+        manifest.pop("reason", None)
+        writer = lambda: RunWriter(  # noqa: E731
+            run_dir, _labels(units), manifest, rows, settings, _columns(points)
+        )
         return _execute(config, run_dir, writer, units, finished, done, data, workers, threads,
                         hooks or Hooks(), device, cluster)  # fmt: skip

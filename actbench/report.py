@@ -293,7 +293,7 @@ def _cost(frame: pd.DataFrame, cost: pd.DataFrame | None) -> list[str]:
     for run in missing:
         parts += [
             f"No cost measurement for run `{run}` (no `cost.csv`): the run did not complete, "
-            "or was made before actbench measured cost.",
+            "was stopped while measuring it, or was made before actbench measured cost.",
             "",
         ]
     return parts

@@ -199,8 +199,8 @@ class RunWriter:
             *COLUMNS,
             *deeper_columns(key for row in self.rows for key in row),
         ]
-        self.write_manifest()
         self.finish()
+        self.write_manifest()  # last: the manifest says "running" once the CSV is in place
 
     def add(self, rows: list[EpochResult], point: int = 0) -> None:
         """Record finished epochs of configuration `point`: appended, on the disk on return."""
@@ -225,13 +225,17 @@ class RunWriter:
         """Rewrite the CSV whole, in the run's order (once, as the run ends or starts)."""
 
         def order(row: dict[str, Any]) -> tuple[Any, ...]:
-            point = self.point.get(setting_key({k: row.get(k) for k in self.settings[0]}), 0)
-            return (point, row["seed"], row["epoch"], self.rank.get(row["activation"], 0))
+            rank = self.rank.get(row["activation"], 0)
+            return (self.point_of(row), row["seed"], row["epoch"], rank)
 
         self.rows.sort(key=order)
         frame = pd.DataFrame(self.rows, columns=self.columns)
         text = frame.to_csv(index=False, na_rep="nan")
         write_or_explain(self.path, text, resume_hint(self.run_dir))
+
+    def point_of(self, row: dict[str, Any]) -> int:
+        """The configuration a recorded row belongs to (by its settings; 0 where none match)."""
+        return self.point.get(setting_key({k: row.get(k) for k in self.settings[0]}), 0)
 
     def update(self, **fields_: Any) -> None:
         self.manifest.update(fields_)

@@ -316,3 +316,166 @@ def test_an_interrupt_while_measuring_the_cost_says_training_is_complete(
         "cost (cost.csv) was not measured"
     )
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "completed"
+
+
+def _run_in_process(mnist_dir, results, epochs=2):
+    """`actbench run` in this process (CliRunner): three activations, one worker."""
+    from typer.testing import CliRunner
+
+    from actbench.cli import app
+
+    args = ["run", "-a", ",".join(LABELS), "--epochs", str(epochs), "--hidden", "8",
+            "--workers", "1", "--data-dir", str(mnist_dir), "--results-dir", str(results)]  # fmt: skip
+    return CliRunner().invoke(app, args)
+
+
+def _every_epoch(run_dir, epochs):
+    frame = read_metrics(run_dir / "metrics.csv")
+    return frame["epoch"].tolist() == [e for e in range(1, epochs + 1) for _ in LABELS]
+
+
+def _after_training(run_dir):
+    return (
+        f"Interrupted after training: every epoch is kept in {run_dir}; only the activations' "
+        "cost (cost.csv) was not measured"
+    )
+
+
+def _interrupt(how):
+    if how == "KeyboardInterrupt":
+        raise KeyboardInterrupt
+    signal.raise_signal(how)  # to the run's own handler, at once, or once the write is over
+
+
+@pytest.mark.parametrize(
+    ("step", "how"),
+    [
+        ("finish", "KeyboardInterrupt"),  # the CSV, rewritten in the run's order
+        ("finish", signal.SIGTERM),
+        ("finish", signal.SIGINT),
+        ("update", "KeyboardInterrupt"),  # the manifest's "completed"
+        ("update", signal.SIGTERM),
+    ],
+)
+def test_an_interrupt_while_the_final_files_are_written_leaves_the_run_completed(
+    mnist_dir, tmp_path, monkeypatch, handlers, step, how
+):
+    """Every epoch is trained when the interrupt comes, as the run writes its final CSV or
+    manifest: the run is recorded completed (never left "running"), then the interrupt acts:
+    the cost is not measured, and the line says so without offering a resume."""
+    real = getattr(RunWriter, step)
+    interrupted = []
+
+    def cut(writer, *args, **kwargs):
+        final = writer.rows and (step == "finish" or kwargs.get("status") == "completed")
+        if final and _every_epoch(writer.run_dir, 2) and not interrupted:
+            interrupted.append(step)
+            _interrupt(how)
+        return real(writer, *args, **kwargs)
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    monkeypatch.setattr(RunWriter, step, cut)
+    results = tmp_path / "results"
+    result = _run_in_process(mnist_dir, results)
+    (run_dir,) = results.iterdir()
+    assert interrupted == [step]
+    code = 128 + (signal.SIGINT if how == "KeyboardInterrupt" else how)
+    assert result.exit_code == code, result.output
+    assert result.stderr.splitlines()[-1] == _after_training(run_dir)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "completed"
+    assert manifest["finished"]
+    assert _every_epoch(run_dir, 2)
+    assert not (run_dir / "cost.csv").exists()
+
+
+def test_an_interrupt_between_the_last_epoch_and_the_wrap_up_leaves_the_run_completed(
+    mnist_dir, tmp_path, monkeypatch, handlers
+):
+    """The interrupt comes after the last epoch is recorded, before anything else: nothing
+    is left to train, so the run is completed, not interrupted with a resume that would
+    refuse to run."""
+    import actbench.experiment
+
+    real = actbench.experiment.run_jobs
+
+    def trains_then_stops(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("actbench.experiment.run_jobs", trains_then_stops)
+    results = tmp_path / "results"
+    result = _run_in_process(mnist_dir, results)
+    (run_dir,) = results.iterdir()
+    assert result.exit_code == 128 + signal.SIGINT, result.output
+    assert result.stderr.splitlines()[-1] == _after_training(run_dir)
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "completed"
+    assert _every_epoch(run_dir, 2)
+
+
+def test_an_interrupt_while_a_failure_is_recorded_keeps_the_failure(
+    mnist_dir, tmp_path, monkeypatch, handlers
+):
+    """The run fails; an interrupt comes as the failure is written: the manifest says failed
+    with the error, and the error is what the command reports."""
+    real = RunWriter.finish
+    calls = []
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    def cut(writer):
+        calls.append(writer)
+        if len(calls) == 2:  # the first is the run's start
+            raise KeyboardInterrupt
+        real(writer)
+
+    monkeypatch.setattr("actbench.experiment.run_jobs", boom)
+    monkeypatch.setattr(RunWriter, "finish", cut)
+    results = tmp_path / "results"
+    result = _run_in_process(mnist_dir, results)
+    (run_dir,) = results.iterdir()
+    assert result.exit_code == 1, result.output
+    assert "Error: unexpected RuntimeError: boom" in result.stderr
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "failed"
+    assert manifest["error"] == "RuntimeError: boom"
+
+
+def test_an_interrupt_while_the_results_are_printed_keeps_everything(
+    mnist_dir, tmp_path, monkeypatch, handlers
+):
+    """After the run completed and its cost was measured, an interrupt as its tables print is
+    one line, no traceback: every result is in the folder."""
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("actbench.tables.summary_table", interrupted)
+    results = tmp_path / "results"
+    result = _run_in_process(mnist_dir, results)
+    (run_dir,) = results.iterdir()
+    assert result.exit_code == 128 + signal.SIGINT, result.output
+    assert result.stderr.splitlines()[-1] == (
+        f"Interrupted after the run completed; every result is in {run_dir}"
+    )
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "completed"
+    assert (run_dir / "cost.csv").exists()
+
+
+def test_a_fault_before_training_is_recorded_as_a_failure(mnist_dir, tmp_path):
+    """Whatever ends a run once its manifest says "running" is recorded: here a fault in the
+    front end's start hook, before any epoch."""
+    from actbench.experiment import Hooks, run_experiment
+
+    def broken(*args):
+        raise RuntimeError("no display")
+
+    config = make_config({"activations": ["relu"], "epochs": 1, "hidden": 8, "workers": 1,
+                          "data_dir": str(mnist_dir), "results_dir": str(tmp_path / "r")})  # fmt: skip
+    with pytest.raises(RuntimeError, match="no display"):
+        run_experiment(config, Hooks(on_start=broken))
+    (run_dir,) = (tmp_path / "r").iterdir()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "failed"
+    assert manifest["error"] == "RuntimeError: no display"
