@@ -44,7 +44,7 @@ from actbench.results import (
     setting_key,
     settings_of,
 )
-from actbench.runtime import choose_device, cpu_cores, plan_workers, versions
+from actbench.runtime import check_fits, choose_device, cpu_cores, plan_workers, versions
 from actbench.signals import signals_held
 from actbench.study import StudyPlan, describe, job_weight, plan_study
 from actbench.train import EpochResult, deeper_columns, health_columns, steps_per_epoch
@@ -201,7 +201,8 @@ def _execute(
         if _trained(writer, units, config.epochs):  # every epoch was in: see the docstring
             return {"status": "completed", "finished": _now()}
         reason = {"reason": err.reason} if isinstance(err, OutputClosed) else {}
-        return {"status": "interrupted", "finished": _now(), **reason}
+        return {"status": "interrupted", "finished": _now(), **reason,
+                "resume": f"actbench run --resume {run_dir}"}  # fmt: skip
 
     ending: BaseException | None = None
     try:
@@ -315,6 +316,9 @@ def _setup(
         loaded[name] = (prepare(raw, config.subset, subset_seed, here, config.val, most),
                         raw.md5)  # fmt: skip
     data = [loaded[p.dataset][0] for p in points]
+    for p, d in zip(points, data, strict=True):
+        weights = d.inputs * p.hidden + (p.depth - 1) * p.hidden**2 + p.hidden * d.classes
+        check_fits(weights, f"{setting('hidden')} {p.hidden} at {setting('depth')} {p.depth}")
     md5 = {name: sums for name, (_, sums) in loaded.items()}
     md5 = next(iter(md5.values())) if len(md5) == 1 else md5
     if config.backend == "ray":  # last: starting a Ray takes a while, and the rest is quick
@@ -718,6 +722,7 @@ def resume_experiment(
         )  # fmt: skip
         manifest.pop("error", None)
         manifest.pop("reason", None)
+        manifest.pop("resume", None)
         writer = lambda: RunWriter(  # noqa: E731
             run_dir, _labels(units), manifest, rows, settings, _columns(points)
         )

@@ -80,7 +80,7 @@ def _worker(
     except ActbenchError as err:  # a problem the user can fix: pass its message on as it is
         messages.put(("failed", index, str(err)))
     except BaseException as err:  # report anything, so the parent never waits forever
-        messages.put(("error", index, f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
+        messages.put(("error", index, (f"{type(err).__name__}: {err}", traceback.format_exc())))
 
 
 def _check_alive(processes: list[Any], running: set[int]) -> None:
@@ -289,8 +289,11 @@ def train_in_workers(
                     running.discard(index)
                 if kind == "failed":
                     raise ActbenchError(payload)
-                if kind == "error":
-                    raise RuntimeError(f"training worker {index} failed: {payload}")
+                if kind == "error":  # one line; the worker's traceback for --debug
+                    summary, trace = payload
+                    error = RuntimeError(f"training worker {index} failed: {summary}")
+                    error.add_note(f"The worker's traceback:\n{trace}")
+                    raise error
             completed = not running
         finally:
             if completed:

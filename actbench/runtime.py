@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 import torch
 
 from actbench.errors import UsageError
+from actbench.names import setting
 
 
 def choose_device(name: str) -> torch.device:
@@ -42,8 +43,16 @@ def plan_workers(models: int, device: torch.device, workers: int, threads: int) 
     one thread. One thread is what keeps a model's numbers independent of the models trained
     beside it: with more, torch splits a batched product's work by the number of models, and
     the rounding of some sums changes with it. On a GPU, one process trains every model.
+
+    Raises UsageError for more threads than this machine's cores on the CPU (a process would
+    share each core among several threads: slower, never faster).
     """
     cores = cpu_cores()
+    if device.type == "cpu" and threads > cores:
+        raise UsageError(
+            f"{setting('threads')} {threads} is more than this machine's {cores} CPU cores; "
+            f"use {setting('threads')} {cores} or fewer"
+        )
     if device.type != "cpu":
         return 1, threads or min(cores, torch.get_num_threads())
     workers = min(workers or cores, models)
@@ -60,3 +69,30 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             found[package] = "not installed"
     return found
+
+
+# Bytes a model needs while it trains, per weight: the weight, its gradient and Adam's two
+# moments, each a float32.
+TRAINING_BYTES_PER_WEIGHT = 4 * 4
+
+
+def memory_bytes() -> int | None:
+    """This machine's physical memory in bytes (None where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_fits(weights: int, what: str) -> None:
+    """Refuse a network whose one model, of `weights` weights, cannot train in this machine's
+    memory (`TRAINING_BYTES_PER_WEIGHT` bytes a weight, activations not counted: a lower
+    bound). `what` names the settings that size it, for the message. Raises UsageError."""
+    total = memory_bytes()
+    need = weights * TRAINING_BYTES_PER_WEIGHT
+    if total is not None and need > total:
+        raise UsageError(
+            f"{what} gives one model {weights:,} weights, which need at least "
+            f"{need / 2**30:,.0f} GiB to train (weights, gradients, optimiser state); this "
+            f"machine has {total / 2**30:,.0f} GiB: use a smaller --hidden or --depth"
+        )

@@ -93,6 +93,7 @@ def test_a_closed_stdout_stops_the_run_after_its_epoch_and_says_how_to_resume(mn
     )
     assert manifest["status"] == "interrupted"
     assert manifest["reason"] == "standard output was closed"
+    assert manifest["resume"] == f"actbench run --resume {run_dir}"  # if stderr went too
     assert manifest["finished"]
     frame = read_metrics(run_dir / "metrics.csv")
     assert sorted(frame["activation"]) == sorted(LABELS)  # the first epoch, every model
@@ -104,6 +105,7 @@ def test_a_closed_stdout_stops_the_run_after_its_epoch_and_says_how_to_resume(mn
     assert resumed.returncode == 0, resumed.stderr
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "completed" and "reason" not in manifest
+    assert "resume" not in manifest
     assert read_metrics(run_dir / "metrics.csv")["epoch"].tolist() == [1, 1, 1, 2, 2, 2]
 
 
@@ -124,6 +126,7 @@ def test_a_reader_that_stops_after_three_lines_interrupts_the_run(mnist_dir, tmp
     run_dir, manifest = _the_run(results)
     assert manifest["status"] == "interrupted", manifest.get("error")
     assert manifest["reason"] in ("standard output was closed", "standard error was closed")
+    assert manifest["resume"] == f"actbench run --resume {run_dir}"  # the line is lost
     frame = read_metrics(run_dir / "metrics.csv")
     assert len(frame) >= len(LABELS)
     for _, rows in frame.groupby("activation"):  # every epoch whole, none lost or half
