@@ -407,7 +407,7 @@ def _draw(
     """
     side_by_side = len(lines) > BANDS_UP_TO
     bars = side_by_side and any(line.low.notna().any() for line in lines)
-    offsets = _offsets(len(lines)) if side_by_side else [0.0] * len(lines)
+    offsets = line_offsets(len(lines)) if side_by_side else [0.0] * len(lines)
     bottom = (floor if floor is not None else _log_floor(lines)) if log else 0.0
     cut = False
     for i, (line, offset) in enumerate(zip(lines, offsets, strict=True)):
@@ -447,8 +447,10 @@ def _draw(
     return cut
 
 
-def _offsets(n: int, width: float = 0.24) -> list[float]:
-    """Where n lines sit around each epoch (with their error bars): over `width` epochs."""
+def line_offsets(n: int, width: float = 0.24) -> list[float]:
+    """Where n lines sit around each x value (with their error bars), so that lines that
+    coincide all show: n shifts spread evenly over `width` (x units: epochs in a curve
+    figure, where 0.24 is about a quarter of the step between points), centred on 0."""
     if n < 2:
         return [0.0] * n
     return [width * (i / (n - 1) - 0.5) for i in range(n)]

@@ -20,11 +20,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from actbench.errors import ActbenchError, UsageError
 from actbench.outputs import write_output
-from actbench.plots import activation_styles, make_plot_dir
+from actbench.plots import activation_styles, line_offsets, make_plot_dir
 from actbench.repeats import repeat_notes, settle
 from actbench.results import SETTINGS, RunFolder
 from actbench.stats import mean_ci
@@ -246,30 +246,45 @@ def plot_heatmap(data: StudyData, table: pd.DataFrame, out_dir: Path) -> Path:
     return path
 
 
-def plot_depth_sweep(data: StudyData, out_dir: Path) -> Path | None:
+APART = 0.24  # of the smallest step between depths: the activations' spread at each depth
+
+
+def depth_sweep_figure(data: StudyData) -> Any | None:
     """Where the study varies depth: per activation, the gradient reaching the first layer
-    and the final test accuracy against depth (means over seeds and the other settings'
-    configurations). None where depth does not vary."""
+    (log axis, labelled at whole decades only), its saturated or dead units (%) and the final
+    test accuracy (%) against depth (means over seeds and the other settings'
+    configurations). None where depth does not vary.
+
+    Activations that coincide (relu and gelu both with no dead unit, say) would hide one
+    another, so each is set a small shift from every depth, the same in all three panels, as
+    the per-epoch figures set their lines apart (`plots.line_offsets`), over `APART` of the
+    smallest step between depths.
+    """
     if "depth" not in data.keys or "grad_layer1" not in data.final.columns:
         return None
     final = data.final.assign(
         stuck=data.final["saturated_layer1"].fillna(data.final["dead_layer1"])
     )
+    depths = sorted(final["depth"].unique())
+    step = float(np.diff(depths).min()) if len(depths) > 1 else 1.0
+    offsets = line_offsets(len(data.activations), APART * step)
     fig, (left, middle, right) = plt.subplots(1, 3, figsize=(10, 3.6))
-    for activation in data.activations:
+    for i, (activation, offset) in enumerate(zip(data.activations, offsets, strict=True)):
         mine = final[final["activation"] == activation]
         by_depth = mine.groupby("depth")
         style = data.styles[activation]
-        kwargs = {"color": style.colour, "marker": style.marker, "label": activation}
+        kwargs = {"color": style.colour, "marker": style.marker, "linestyle": style.dash,
+                  "zorder": 3 + i, "label": activation}  # fmt: skip
         grad = by_depth["grad_layer1"].mean()
-        left.plot(grad.index, grad.values, **kwargs)
+        left.plot(grad.index + offset, grad.values, **kwargs)
         stuck = by_depth["stuck"].mean()
         if stuck.notna().any():
-            middle.plot(stuck.index, 100 * stuck.values, **kwargs)
+            middle.plot(stuck.index + offset, 100 * stuck.values, **kwargs)
         accuracy = by_depth["test_accuracy"].mean()
-        right.plot(accuracy.index, 100 * accuracy.values, **kwargs)
+        right.plot(accuracy.index + offset, 100 * accuracy.values, **kwargs)
     left.set_yscale("log")
-    left.set_ylabel("mean |gradient| at layer 1")
+    _decades(left)
+    left.set_ylabel("mean |gradient| at layer 1 (log scale)")
     left.set_title("Gradient reaching the first layer", fontsize=10)
     middle.set_ylabel("units (%)")
     middle.set_title("Saturated (bounded) or dead (ReLU-like)\nunits of layer 1", fontsize=10)
@@ -278,12 +293,33 @@ def plot_depth_sweep(data: StudyData, out_dir: Path) -> Path | None:
     for ax in (left, middle, right):
         ax.set_xlabel("depth (hidden layers)")
         ax.grid(alpha=0.3)
-        ax.set_xticks(sorted(final["depth"].unique()))
+        ax.set_xticks(depths)
     right.legend(fontsize=8, frameon=False, loc="best")
     others = [k for k in data.keys if k != "depth"]
     over = f"; means over seeds and over {', '.join(others)}" if others else "; means over seeds"
-    _caption(fig, _setup(data) + over)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    apart = "; activations set slightly apart at each depth so that none hides another"
+    _caption(fig, _setup(data) + over + (apart if len(offsets) > 1 else ""))
+    fig.tight_layout(rect=(0, 0.09, 1, 1))
+    return fig
+
+
+def _decades(ax: Any) -> None:
+    """Label a log y axis at whole decades only (10⁻³, 10⁻²), not at the crowded minor ticks
+    between them; where the data span less than that, widen the axis to the decades around
+    it, so that at least two labels show."""
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    low, high = ax.get_ylim()
+    if not (0 < low < high < math.inf):  # nothing positive drawn: nothing to label
+        return
+    if math.floor(math.log10(high)) - math.ceil(math.log10(low)) < 1:
+        ax.set_ylim(10 ** math.floor(math.log10(low)), 10 ** math.ceil(math.log10(high)))
+
+
+def plot_depth_sweep(data: StudyData, out_dir: Path) -> Path | None:
+    """Draw `depth_sweep_figure` into `out_dir` (`DEPTH`); None where depth does not vary."""
+    fig = depth_sweep_figure(data)
+    if fig is None:
+        return None
     path = out_dir / DEPTH
     _save(fig, path)
     return path

@@ -17,6 +17,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.colors import to_hex, to_rgb
 from matplotlib.container import ErrorbarContainer
 from matplotlib.image import imread
+from runfolders import write_study
 from scipy import stats
 
 import actbench.plots
@@ -43,6 +44,7 @@ from actbench.plots import (
 from actbench.report import make_report
 from actbench.results import RunWriter, find_runs
 from actbench.selection import select_models
+from actbench.study_report import depth_sweep_figure, study_data
 from actbench.train import EpochResult
 
 
@@ -497,3 +499,69 @@ def test_epochs_left_with_one_seed_draw_no_interval_on_a_log_axis(tmp_path):
     ends = [np.asarray(s).reshape(-1, 2)[:, 0] for bar in _bars(fig)
             for s in bar.lines[2][0].get_segments() if len(s)]  # fmt: skip
     assert ends and all(abs(x - 4).min() > 0.5 for x in ends)  # error bars up to epoch 3 only
+
+
+# --- A study's depth sweep: every activation shows, its log axis labelled readably ----------
+
+
+def _depth_study(folder, activations, grad, stuck):
+    """A study over depth 2 and 8 whose layer-1 gradient and saturated-or-dead share are
+    `grad[activation]` and `stuck[activation]` at every depth, seed and epoch."""
+    write_study(folder, grid={"depth": [2, 8]}, activations=activations)
+    rows = pd.read_csv(folder / "metrics.csv")
+    rows["grad_layer1"] = rows["activation"].map(grad)
+    bounded = rows["activation"].isin(["sigmoid", "tanh"])
+    rows["saturated_layer1"] = rows["activation"].map(stuck).where(bounded)
+    rows["dead_layer1"] = rows["activation"].map(stuck).where(~bounded)
+    rows.to_csv(folder / "metrics.csv", index=False, na_rep="nan")
+    (run,) = find_runs(folder)
+    return study_data(run)
+
+
+def test_a_depth_sweep_shows_activations_that_coincide_apart_in_every_panel(tmp_path):
+    # relu and gelu have no dead unit at any depth: the same points, one on the other
+    names = ("relu", "tanh", "gelu")
+    data = _depth_study(tmp_path / "run-s", names, {"relu": 2e-3, "tanh": 3e-3, "gelu": 2e-3},
+                        {"relu": 0.0, "tanh": 0.05, "gelu": 0.0})  # fmt: skip
+    fig = depth_sweep_figure(data)
+    FigureCanvasAgg(fig).draw()
+    left, middle, right = fig.axes
+    shifts = {}
+    for ax in (left, middle, right):
+        lines = {line.get_label(): line for line in ax.lines}
+        assert set(lines) == set(names)
+        for name, line in lines.items():
+            shift = np.asarray(line.get_xdata(), float) - [2, 8]
+            assert len(set(np.round(shift, 9))) == 1  # the same shift at every depth
+            assert shifts.setdefault(name, shift[0]) == shift[0]  # and in every panel
+    assert len(set(shifts.values())) == len(names)
+    # relu's and gelu's markers, at the same height, lie more than a marker's width apart
+    lines = {line.get_label(): line for line in middle.lines}
+    relu, gelu = (middle.transData.transform(lines[n].get_xydata()) for n in ("relu", "gelu"))
+    np.testing.assert_allclose(relu[:, 1], gelu[:, 1])
+    marker = max(lines[n].get_markersize() for n in ("relu", "gelu")) * fig.dpi / 72
+    assert (np.abs(relu[:, 0] - gelu[:, 0]) > marker).all()
+    for line in middle.lines:  # and inside the axes, not past its edges
+        x, _ = middle.transData.transform(line.get_xydata()).T
+        assert (middle.bbox.x0 < x).all() and (x < middle.bbox.x1).all()
+    assert [t.get_text() for t in right.get_legend().get_texts()] == list(names)
+    assert "set slightly apart at each depth" in fig.texts[0].get_text()
+
+
+def test_a_depth_sweep_labels_its_gradient_axis_at_whole_decades_only(tmp_path):
+    # gradients within one decade: matplotlib would label 2×10⁻³, 3×10⁻³, ... and no decade
+    data = _depth_study(tmp_path / "run-s", ("relu", "tanh"), {"relu": 2e-3, "tanh": 6e-3},
+                        {"relu": 0.0, "tanh": 0.05})  # fmt: skip
+    fig = depth_sweep_figure(data)
+    FigureCanvasAgg(fig).draw()
+    left = fig.axes[0]
+    assert left.get_yscale() == "log"
+    assert not [t.get_text() for t in left.get_yticklabels(minor=True) if t.get_text()]
+    low, high = left.get_ylim()
+    shown = [(tick, label.get_text()) for tick, label in
+             zip(left.get_yticks(), left.get_yticklabels(), strict=True)
+             if low <= tick <= high and label.get_text()]  # fmt: skip
+    assert [tick for tick, _ in shown] == pytest.approx([1e-3, 1e-2])
+    for line in left.lines:  # every point still inside the axis
+        y = np.asarray(line.get_ydata(), float)
+        assert (low < y).all() and (y < high).all()
