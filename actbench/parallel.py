@@ -3,8 +3,8 @@
 On a small CPU, one single-threaded process per core is both faster and steadier than one
 process with several threads: small matrix products gain little from a second thread and slow
 down badly when anything else wants the core. Workers take jobs (groups of models in lockstep)
-from one queue, the heaviest first, so the cores stay busy until the last job; each trains on
-the shared, read-only data and sends its rows back as each epoch ends.
+in turn, the heaviest first, so the cores stay busy until the last job; each trains on the
+shared, read-only data and sends its rows back as each epoch ends.
 """
 
 from __future__ import annotations
@@ -34,6 +34,24 @@ class _Stopped(Exception):
     """Raised in a worker when the parent asks it to stop."""
 
 
+def _take(taken: Any, count: int) -> int | None:
+    """Claim the next of `count` jobs: its number, which no other worker gets; None once
+    every job is taken. `taken` is the shared count of jobs taken so far (a
+    `multiprocessing.Value` with its lock).
+
+    A shared count, not a queue of job numbers: a queue sends what the parent puts through a
+    pipe from a thread of the parent's, and a process waits at exit until that thread has
+    sent everything; with more numbers than the pipe holds, a stopped run, whose workers
+    take no more, would never end.
+    """
+    with taken.get_lock():
+        number = taken.value
+        if number >= count:
+            return None
+        taken.value = number + 1
+    return number
+
+
 def _worker(
     index: int,
     jobs: list[Job],
@@ -41,7 +59,7 @@ def _worker(
     configs: Sequence[RunConfig],
     store: CheckpointStore | None,
     threads: int,
-    todo: Any,
+    taken: Any,
     messages: Any,
     stop: Any,
 ) -> None:
@@ -52,8 +70,8 @@ def _worker(
 
     try:
         while True:
-            number = todo.get()
-            if number is None:  # the queue is empty for good
+            number = _take(taken, len(jobs))
+            if number is None:  # every job is taken
                 break
             if stop.is_set():
                 raise _Stopped
@@ -245,18 +263,14 @@ def train_in_workers(
     SIGTERM handler); where that handler returns, KeyboardInterrupt all the same.
     """
     context = _context()
-    messages = context.Queue()
-    todo = context.Queue()
+    messages = context.Queue()  # the parent only reads it: it never holds the parent at exit
+    taken = context.Value("q", 0)  # jobs taken so far: `_take`
     stop = context.Event()
     count = max(1, min(workers, len(jobs)))
-    for number in range(len(jobs)):
-        todo.put(number)
-    for _ in range(count):
-        todo.put(None)
     processes = [
         context.Process(
             target=_worker,
-            args=(i, jobs, data, configs, store, threads, todo, messages, stop),
+            args=(i, jobs, data, configs, store, threads, taken, messages, stop),
             daemon=True,
         )
         for i in range(count)

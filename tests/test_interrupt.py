@@ -127,6 +127,70 @@ def test_sigterm_stops_a_background_job_that_ignores_sigint(mnist_dir, tmp_path,
     assert json.loads((metrics.parent / "manifest.json").read_text())["status"] == "interrupted"
 
 
+# Enough jobs that their numbers, queued for the workers all at once, would not fit in a pipe:
+# each takes at least 9 bytes (a length and a pickled int), 90 kB in all, over Linux's 64 KiB.
+MANY = 10000
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_run_of_many_jobs_stopped_in_its_first_epoch_ends(mnist_dir, tmp_path, signum):
+    """A run of many more jobs than its workers will ever take, stopped as the first epoch
+    is recorded, ends as any stopped run does: the line, the manifest, exit 128 + signal,
+    every finished epoch with its checkpoint, and the process gone, with nothing left that
+    holds it at exit (the job numbers not yet handed out once did: it never ended).
+
+    The interrupt is raised in the parent at a fixed point, as it records the first epoch;
+    the time limit only guards against a hang.
+    """
+    code = (
+        "import signal, sys\n"
+        "import actbench.cli as cli\n"
+        "import actbench.experiment as experiment\n"
+        "count, signum = int(sys.argv[1]), int(sys.argv[2])\n"
+        "real = experiment.train_in_workers\n"
+        "def train(jobs, data, configs, store, workers, threads, on_epoch, on_steps):\n"
+        "    assert len(jobs) == count\n"
+        "    def record(number, rows):\n"
+        "        on_epoch(number, rows)\n"
+        "        if not stopped:\n"
+        "            stopped.append(number)\n"
+        "            signal.raise_signal(signum)\n"
+        "    stopped = []\n"
+        "    real(jobs, data, configs, store, workers, threads, record, on_steps)\n"
+        "experiment.train_in_workers = train\n"
+        "sys.argv = ['actbench', *sys.argv[3:]]\n"
+        "cli.main()\n"
+    )
+    results = tmp_path / "results"
+    args = [str(MANY), str(int(signum)), "run", "-a", "relu,tanh", "--seeds", str(MANY),
+            "--epochs", "1", "--subset", "100", "--hidden", "8", "--workers", "2",
+            "--data-dir", str(mnist_dir), "--results-dir", str(results)]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    try:
+        _, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, stderr = proc.communicate()
+        pytest.fail(f"the stopped run never ended:\n{stderr}")
+    assert proc.returncode == 128 + signum, stderr
+    (run_dir,) = results.iterdir()
+    assert stderr.splitlines()[-1] == (
+        f"Interrupted; finished epochs are kept in {run_dir}; continue with: "
+        f"actbench run --resume {run_dir}"
+    )
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "interrupted"
+    kept = read_metrics(run_dir / "metrics.csv")
+    assert len(kept) >= 2  # at least the epoch the interrupt came at, both of its models
+    # every finished epoch is in the CSV, and every row's model has its checkpoint
+    names = {path.name for path in (run_dir / "checkpoints").iterdir()}
+    index = {"relu": 0, "tanh": 1}
+    assert sorted(names) == sorted(
+        f"{index[r.activation]:02d}-{r.activation}-seed{r.seed}.pt" for r in kept.itertuples()
+    )
+
+
 @pytest.fixture
 def handlers():
     """Give this process its SIGINT and SIGTERM handlers back after the test."""
