@@ -202,7 +202,7 @@ def _execute(
             return {"status": "completed", "finished": _now()}
         reason = {"reason": err.reason} if isinstance(err, OutputClosed) else {}
         return {"status": "interrupted", "finished": _now(), **reason,
-                "resume": f"actbench run --resume {run_dir}"}  # fmt: skip
+                "resume": f"actbench run --resume {Path(run_dir).resolve()}"}  # fmt: skip
 
     ending: BaseException | None = None
     try:

@@ -543,3 +543,22 @@ def test_a_fault_before_training_is_recorded_as_a_failure(mnist_dir, tmp_path):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "failed"
     assert manifest["error"] == "RuntimeError: no display"
+
+
+def test_an_interrupted_manifest_says_how_to_resume_from_anywhere(
+    mnist_dir, tmp_path, monkeypatch, handlers
+):
+    """The manifest keeps the resume command (the terminal's line may be lost with a closed
+    output) with the run folder's absolute path, whatever folder the run was started from."""
+
+    def stops(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("actbench.experiment.run_jobs", stops)
+    monkeypatch.chdir(tmp_path)
+    result = _run_in_process(mnist_dir, "results")
+    assert result.exit_code == 128 + signal.SIGINT, result.output
+    (run_dir,) = (tmp_path / "results").iterdir()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    assert manifest["resume"] == f"actbench run --resume {run_dir.resolve()}"
