@@ -44,7 +44,15 @@ from actbench.results import (
     setting_key,
     settings_of,
 )
-from actbench.runtime import check_fits, choose_device, cpu_cores, plan_workers, versions
+from actbench.runtime import (
+    check_disk,
+    check_fits,
+    checkpoint_bytes,
+    choose_device,
+    cpu_cores,
+    plan_workers,
+    versions,
+)
 from actbench.signals import signals_held
 from actbench.study import StudyPlan, describe, job_weight, plan_study
 from actbench.train import EpochResult, deeper_columns, health_columns, steps_per_epoch
@@ -362,6 +370,7 @@ def dry_run(
     """
     started = clock() if started is None else started
     units, data, _, workers, threads, _, cluster = _setup(config)
+    _check_disk(config, config.points(), data, len(units) // len(config.points()))
     if cluster is not None:
         from actbench.ray_cluster import disconnect
 
@@ -393,6 +402,18 @@ def _study(config: RunConfig) -> dict[str, Any]:
             "configurations": [settings_of(p) for p in config.points()]}  # fmt: skip
 
 
+def _check_disk(config: RunConfig, points: list[RunConfig], data: list[Any], each: int) -> None:
+    """Refuse a run whose checkpoints cannot fit on its results folder's disk (`each` models
+    per configuration)."""
+    need = 0
+    for p, d in zip(points, data, strict=True):
+        params = (d.inputs + 1) * p.hidden + (p.depth - 1) * (p.hidden + 1) * p.hidden
+        params += (p.hidden + 1) * d.classes
+        tensors = 2 if p.optimizer == "adam" else 1 if p.momentum else 0
+        need += each * checkpoint_bytes(params, tensors)
+    check_disk(Path(config.results_dir), need, each * len(points))
+
+
 def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
     """Train one model per activation on MNIST and record every epoch in a new run folder.
 
@@ -402,6 +423,7 @@ def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
     """
     units, data, md5, workers, threads, device, cluster = _setup(config)
     points = config.points()
+    _check_disk(config, points, data, len(units) // len(points))
     run_dir = create_run_dir(Path(config.results_dir))
     with RunLock(run_dir):
         manifest = {

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import sys
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import torch
 
-from actbench.errors import UsageError
+from actbench.errors import ActbenchError, UsageError
 from actbench.names import setting
 
 
@@ -95,4 +97,40 @@ def check_fits(weights: int, what: str) -> None:
             f"{what} gives one model {weights:,} weights, which need at least "
             f"{need / 2**30:,.0f} GiB to train (weights, gradients, optimiser state); this "
             f"machine has {total / 2**30:,.0f} GiB: use a smaller --hidden or --depth"
+        )
+
+
+# Checkpoint generations kept per model: the latest and the one before (`CheckpointStore`).
+GENERATIONS = 2
+
+
+def checkpoint_bytes(params: int, optimizer_tensors: int) -> int:
+    """A lower bound of the disk one model's checkpoints take: `GENERATIONS` copies of its
+    `params` weights and biases and of the optimiser's `optimizer_tensors` tensors per
+    parameter (Adam 2, SGD with momentum 1, plain SGD 0), float32. Bytes."""
+    return GENERATIONS * params * (1 + optimizer_tensors) * 4
+
+
+def free_bytes(folder: Path) -> int | None:
+    """Free bytes on the disk that holds `folder` (or would: its nearest existing parent);
+    None where the system does not say."""
+    folder = Path(os.path.abspath(folder))
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def check_disk(folder: Path, need: int, models: int) -> None:
+    """Refuse a run whose `models` models' checkpoints (`need` bytes, `checkpoint_bytes`
+    summed) cannot fit on the disk of `folder`, before anything is written: a disk that
+    fills mid-run stops it. Raises ActbenchError (exit 1: free space, or train elsewhere)."""
+    free = free_bytes(folder)
+    if free is not None and need > free:
+        raise ActbenchError(
+            f"the checkpoints of {models:,} models need at least {need / 1e9:,.1f} GB and the "
+            f"disk of {folder} has {free / 1e9:,.1f} GB free; free some space, give "
+            "--results-dir on a larger disk, or train fewer models (--seeds, grid values)"
         )

@@ -12,7 +12,12 @@ from typer.testing import CliRunner
 import actbench.runtime
 from actbench.cli import app
 from actbench.errors import UsageError
-from actbench.runtime import TRAINING_BYTES_PER_WEIGHT, check_fits
+from actbench.runtime import (
+    GENERATIONS,
+    TRAINING_BYTES_PER_WEIGHT,
+    check_fits,
+    checkpoint_bytes,
+)
 
 runner = CliRunner()
 
@@ -97,3 +102,35 @@ def test_a_fault_in_a_worker_is_one_line_and_its_traceback_is_for_debug(
     assert debug.exit_code == 1
     assert "The worker's traceback:" in debug.stderr
     assert 'raise RuntimeError("boom")' in debug.stderr
+
+
+def test_a_run_whose_checkpoints_cannot_fit_on_the_disk_is_refused_before_writing(
+    mnist_dir, tmp_path, monkeypatch
+):
+    # hand-worked: 785 x 8 + 9 x 8 + 9 x 10 = 6,442 weights and biases; Adam keeps two
+    # tensors more; float32; two generations: 154,608 bytes a model, 309,216 for relu, tanh
+    free = {"bytes": 309_215}
+    monkeypatch.setattr(actbench.runtime, "free_bytes", lambda folder: free["bytes"])
+    results = tmp_path / "results"
+    result = _run(mnist_dir, results, "--workers", "1")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == [
+        f"Error: the checkpoints of 2 models need at least 0.0 GB and the disk of {results} "
+        "has 0.0 GB free; free some space, give --results-dir on a larger disk, or train "
+        "fewer models (--seeds, grid values)"
+    ]
+    assert not results.exists()
+    dry = _run(mnist_dir, results, "--workers", "1", "--dry-run")  # the same check
+    assert dry.exit_code == 1 and dry.stderr.splitlines() == result.stderr.splitlines()
+    free["bytes"] = 309_216
+    assert _run(mnist_dir, results, "--workers", "1").exit_code == 0
+
+
+def test_the_checkpoint_estimate_is_a_lower_bound_of_a_real_checkpoint(mnist_dir, tmp_path):
+    results = tmp_path / "results"
+    assert _run(mnist_dir, results, "--workers", "1").exit_code == 0
+    saved = sorted((next(results.iterdir()) / "checkpoints").glob("*.pt"))
+    assert saved
+    one_generation = checkpoint_bytes(6_442, 2) // GENERATIONS
+    for path in saved:
+        assert one_generation <= path.stat().st_size < 2 * one_generation
