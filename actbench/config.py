@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import math
 import os
@@ -13,7 +14,7 @@ from typing import Any
 from actbench import datasets
 from actbench.datasets import NAMES as DATASETS
 from actbench.errors import UsageError
-from actbench.names import flag, from_preset, setting
+from actbench.names import flag, from_a_preset, from_preset, setting
 
 OPTIMIZERS = ("adam", "sgd")
 # Settings a study may give as lists: every combination of their values is one configuration.
@@ -168,7 +169,9 @@ def _check_grid(cfg: RunConfig) -> None:
         kind, types = _KINDS[key]
         for value in values:
             if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-                raise UsageError(f"{setting(key)} must be {kind} or a list of them, got {value!r}")
+                raise UsageError(
+                    f"{setting(key)} must be {kind} or a list of them, got {_shown(key, value)}"
+                )
         repeated = [v for i, v in enumerate(values) if v in values[:i]]
         if repeated:
             raise UsageError(
@@ -206,7 +209,7 @@ def _check_values(cfg: RunConfig) -> None:
         if key == "seed" and isinstance(value, list | tuple):
             ok = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
         if not ok:
-            raise UsageError(f"{setting(key)} must be {kind}, got {value!r}")
+            raise UsageError(f"{setting(key)} must be {kind}, got {_shown(key, value)}")
     for key in ("hidden", "epochs", "batch_size", "eval_batch_size"):
         _positive_int(cfg, key)
     if cfg.subset is not None:
@@ -398,7 +401,19 @@ def _grid_value(key: str, value: Any) -> Any:
 def _check_keys(values: dict[str, Any]) -> None:
     unknown = sorted(set(values) - set(KEYS))
     if unknown:
-        raise UsageError(f"unknown config key {unknown[0]!r}; known keys: {', '.join(KEYS)}")
+        key = unknown[0]
+        close = difflib.get_close_matches(key.replace("-", "_"), KEYS, n=1, cutoff=0.75)
+        dashes = "; keys use underscores" if "-" in key else ""
+        hint = f" (did you mean {close[0]!r}{dashes}?)" if close else ""
+        raise UsageError(f"unknown config key {key!r}{hint}; known keys: {', '.join(KEYS)}")
+
+
+def _shown(key: str, value: Any) -> str:
+    """Setting `key`'s `value` as a message quotes it: a boolean as TOML writes it where a
+    preset gave it (true), else its repr (True, 'relu')."""
+    if isinstance(value, bool) and from_a_preset(key):
+        return str(value).lower()
+    return repr(value)
 
 
 def check_contradictions(values: dict[str, Any]) -> None:

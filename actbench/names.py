@@ -45,6 +45,13 @@ def setting(key: str) -> str:
     return flag(key) if given.command_line else key
 
 
+def from_a_preset(key: str) -> bool:
+    """Whether a preset gave setting `key` (and no flag overrode it), within `given_by` or
+    `from_preset`: its value is then quoted as TOML writes it."""
+    given = _GIVEN.get()
+    return given is not None and key in given.preset and key not in given.flags
+
+
 @contextmanager
 def given_by(
     flags: Iterable[str], preset: Iterable[str] = (), preset_name: str | None = None

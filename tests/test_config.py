@@ -65,6 +65,28 @@ def test_unknown_key_is_named(tmp_path):
         load_config(preset)
 
 
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            "batch-size = 32",
+            "unknown config key 'batch-size' (did you mean 'batch_size'; keys "
+            "use underscores?); known keys: activations, ",
+        ),
+        ("activation = 'relu'", "unknown config key 'activation' (did you mean 'activations'?)"),
+        ("colour = 1", "unknown config key 'colour'; known keys: activations, "),
+        ("epochs = true", "p.toml's epochs must be an integer, got true"),
+        ("hidden = [64, false]", "p.toml's hidden must be an integer or a list of them, got false"),
+    ],
+)
+def test_a_preset_mistake_is_named_as_written_with_the_likely_key(tmp_path, line, message):
+    preset = tmp_path / "p.toml"
+    preset.write_text(line + "\n")
+    with pytest.raises(UsageError) as caught:
+        load_config(preset)
+    assert message in str(caught.value)
+
+
 def test_nested_table_is_an_unknown_key(tmp_path):
     preset = tmp_path / "p.toml"
     preset.write_text("[train]\nepochs = 3\n")
@@ -77,7 +99,7 @@ def test_nested_table_is_an_unknown_key(tmp_path):
     [
         ('epochs = "ten"', "epochs must be an integer, got 'ten'"),
         ("epochs = 2.5", "epochs must be an integer, got 2.5"),
-        ("epochs = true", "epochs must be an integer, got True"),
+        ("epochs = true", "epochs must be an integer, got true"),
         ('lr = "fast"', "lr must be a number"),
         ("download = 1", "download must be true or false"),
         ("activations = 3", "activations must be a list of names"),
