@@ -27,6 +27,7 @@ from actbench.data import SUBSET_SEED, load_dataset, prepare
 from actbench.datasets import MNIST1D, title
 from actbench.errors import ActbenchError, OutputClosed, UsageError
 from actbench.jobs import Unit, plan_jobs, run_jobs
+from actbench.model import parameter_count
 from actbench.names import keys_only, setting
 from actbench.parallel import time_worker_start, train_in_workers
 from actbench.progress import EpochLines, Group, StepRouter, plan_groups
@@ -325,7 +326,7 @@ def _setup(
                         raw.md5)  # fmt: skip
     data = [loaded[p.dataset][0] for p in points]
     for p, d in zip(points, data, strict=True):
-        weights = d.inputs * p.hidden + (p.depth - 1) * p.hidden**2 + p.hidden * d.classes
+        weights = parameter_count(d.inputs, p.hidden, p.depth, d.classes, biases=False)
         check_fits(weights, f"{setting('hidden')} {p.hidden} at {setting('depth')} {p.depth}")
     md5 = {name: sums for name, (_, sums) in loaded.items()}
     md5 = next(iter(md5.values())) if len(md5) == 1 else md5
@@ -407,8 +408,7 @@ def _check_disk(config: RunConfig, points: list[RunConfig], data: list[Any], eac
     per configuration)."""
     need = 0
     for p, d in zip(points, data, strict=True):
-        params = (d.inputs + 1) * p.hidden + (p.depth - 1) * (p.hidden + 1) * p.hidden
-        params += (p.hidden + 1) * d.classes
+        params = parameter_count(d.inputs, p.hidden, p.depth, d.classes)
         tensors = 2 if p.optimizer == "adam" else 1 if p.momentum else 0
         need += each * checkpoint_bytes(params, tensors)
     check_disk(Path(config.results_dir), need, each * len(points))

@@ -5,12 +5,20 @@ The classic network is depth 2, 784 -> H -> H -> 10: three linear layers.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from actbench.init import make_linear
+
+
+def parameter_count(inputs: int, hidden: int, depth: int, classes: int, biases: bool = True) -> int:
+    """The number of parameters of `MLP(inputs, hidden, classes, depth)`: every linear
+    layer's weights (inputs x outputs), and with `biases` its biases (outputs)."""
+    sizes = [inputs, *[hidden] * depth, classes]
+    return sum((a + biases) * b for a, b in itertools.pairwise(sizes))
 
 
 class MLP(nn.Module):

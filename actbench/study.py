@@ -13,6 +13,7 @@ import torch
 
 from actbench.config import RunConfig
 from actbench.jobs import Job
+from actbench.model import parameter_count
 from actbench.train import steps_per_epoch, train_lockstep
 
 
@@ -31,11 +32,8 @@ def job_weight(job: Job, point: RunConfig, data: Any) -> float:
     Models x epochs left x training samples x weights per model (every linear layer's
     inputs x outputs); the cost of evaluation and of the activation itself is left out.
     """
-    inputs = data.train_x.shape[1]
-    hidden = point.hidden
-    depth = getattr(point, "depth", 2)
-    classes = int(getattr(data, "classes", 10))
-    weights = inputs * hidden + (depth - 1) * hidden * hidden + hidden * classes
+    weights = parameter_count(data.train_x.shape[1], point.hidden, getattr(point, "depth", 2),
+                              int(getattr(data, "classes", 10)), biases=False)  # fmt: skip
     return len(job.units) * (point.epochs - job.start_epoch) * len(data.train_x) * weights
 
 

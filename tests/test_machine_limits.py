@@ -134,3 +134,19 @@ def test_the_checkpoint_estimate_is_a_lower_bound_of_a_real_checkpoint(mnist_dir
     one_generation = checkpoint_bytes(6_442, 2) // GENERATIONS
     for path in saved:
         assert one_generation <= path.stat().st_size < 2 * one_generation
+
+
+@pytest.mark.parametrize(
+    ("inputs", "hidden", "depth", "classes"), [(784, 8, 2, 10), (40, 16, 5, 3)]
+)
+def test_the_parameter_count_is_the_networks_own(inputs, hidden, depth, classes):
+    from torch import nn
+
+    from actbench.model import MLP, parameter_count
+
+    model = MLP(nn.ReLU, hidden, inputs, classes, depth)
+    assert parameter_count(inputs, hidden, depth, classes) == sum(
+        p.numel() for p in model.parameters()
+    )
+    weights = sum(layer.weight.numel() for layer in model.linears())
+    assert parameter_count(inputs, hidden, depth, classes, biases=False) == weights
