@@ -85,6 +85,11 @@ def _kernels_for(acts: list[nn.Module]) -> tuple[list[Forward], list[Backward]] 
     return [FORWARDS[type(act)] for act in acts], [BACKWARDS[type(act)] for act in acts]
 
 
+def _built_in(act: nn.Module) -> bool:
+    """Whether torch has out= kernels for `act` (see FORWARDS): it then skips autograd."""
+    return type(act) in BACKWARDS
+
+
 ALIGN_BYTES = (
     64  # where each model's block starts, as a tensor of its own would (torch's CPU allocator)
 )
@@ -174,13 +179,13 @@ class _StepBuffers:
             self.layers = tuple(
                 _LayerViews(list(z), list(h), [], []) for z, h in zip(self.z, self.h, strict=True)
             )
-        # Each layer's activation calls bound to these buffers, where torch has kernels for all
-        # of its activations (None where any goes through autograd): a step runs them as they are.
+        # Each layer's activation calls bound to these buffers, for the models whose activation
+        # torch has kernels for (the others go through autograd): a step runs them as they are.
         self.forward_calls = [
             net._bind(layer, views, backward=False) for layer, views in enumerate(self.layers)
         ]
         self.backward_calls = [
-            net._bind(layer, views, backward=True) if train else None
+            net._bind(layer, views, backward=True) if train else []
             for layer, views in enumerate(self.layers)
         ]
 
@@ -227,10 +232,12 @@ class LockstepMLP(nn.Module):
         for i in range(self.depth):
             setattr(self, f"acts{i + 1}", nn.ModuleList([m.activations()[i] for m in models]))
         # The step reads these plain lists (not the module's own attributes, which are slow
-        # to look up): each layer's activation modules, and torch's kernels for them where
-        # every one is built in (None where any needs autograd).
+        # to look up): each layer's activation modules, and the models whose activation
+        # there needs autograd (the others run torch's kernels, `_bind`).
         self._layers = [list(getattr(self, f"acts{i + 1}")) for i in range(self.depth)]
-        self._kernels = [_kernels_for(acts) for acts in self._layers]
+        self._autograd = [
+            [k for k, act in enumerate(acts) if not _built_in(act)] for acts in self._layers
+        ]
 
     def stacked(self) -> list[nn.Parameter]:
         """The stacked layer tensors w1, b1, ..., w{depth+1}, b{depth+1}, each (K, ...)."""
@@ -319,51 +326,49 @@ class LockstepMLP(nn.Module):
         """Every call's result, in order."""
         return [call() for call in calls]
 
-    def _bind(self, layer: int, views: _LayerViews, backward: bool) -> list[Call] | None:
-        """Layer `layer`'s activation kernels, forward or backward, bound to `views`.
-
-        None where any of the layer's activations has no such kernel (it needs autograd).
-        """
-        kernels = self._kernels[layer]
-        if kernels is None:
-            return None
-        acts = self._layers[layer]
-        if backward:
-            return [
-                partial(kernel, act, views.grad_h[k], views.z[k], views.h[k], views.grad_z[k])
-                for k, (act, kernel) in enumerate(zip(acts, kernels[1], strict=True))
-            ]
-        return [
-            partial(kernel, act, views.z[k], views.h[k])
-            for k, (act, kernel) in enumerate(zip(acts, kernels[0], strict=True))
-        ]
+    def _bind(self, layer: int, views: _LayerViews, backward: bool) -> list[Call]:
+        """Layer `layer`'s activation kernels, forward or backward, bound to `views`: one call
+        for each model whose activation torch has kernels for (the others need autograd)."""
+        calls = []
+        for k, act in enumerate(self._layers[layer]):
+            if not _built_in(act):
+                continue
+            if backward:
+                kernel = BACKWARDS[type(act)]
+                calls.append(
+                    partial(kernel, act, views.grad_h[k], views.z[k], views.h[k], views.grad_z[k])
+                )
+            else:
+                calls.append(partial(FORWARDS[type(act)], act, views.z[k], views.h[k]))
+        return calls
 
     def _activate(self, layer: int, buf: _StepBuffers, train: bool) -> ParamGrads | None:
         """Write every model's activation of hidden layer `layer` (0 first) from z into h.
 
         Built-in activations run torch's own kernels, bound to the buffers (nothing is copied
-        or allocated) and return None: their backward pass is `buf.backward_calls`. Any other
-        (learned, coupled, your own) goes through autograd; when training, its backward pass is
-        returned: it writes the gradient at z (from the one at h) into the buffers and returns
-        the gradients of the activations' own parameters, one list per model.
+        or allocated); their backward pass is `buf.backward_calls`. The others (learned,
+        coupled, your own) go through autograd, model by model, whatever shares the group.
+        When training with any of those, their backward pass is returned (None otherwise): it
+        writes their gradient at z (from the one at h) into the buffers and returns the
+        gradients of every model's activation parameters, one list per model (empty for the
+        built-in ones, which learn nothing).
         """
-        calls = buf.forward_calls[layer]
-        if calls is not None:
-            self._run(calls)
+        self._run(buf.forward_calls[layer])
+        others = self._autograd[layer]
+        if not others:
             return None
         acts, views = self._layers[layer], buf.layers[layer]
-        count = len(acts)
         z, h, grad_h, grad_z = views.z, views.h, views.grad_h, views.grad_z
         if not train:
-            for k in range(count):
+            for k in others:
                 h[k].copy_(acts[k](z[k]))
             return None
-        inputs = [z[k].detach().requires_grad_() for k in range(count)]
+        inputs = {k: z[k].detach().requires_grad_() for k in others}
         with torch.enable_grad():
-            outputs = [acts[k](inputs[k]) for k in range(count)]
-        for k in range(count):
+            outputs = {k: acts[k](inputs[k]) for k in others}
+        for k in others:
             h[k].copy_(outputs[k])  # gradient recording is off here: h stays a plain buffer
-        params = [list(act.parameters()) for act in acts]
+        params = {k: list(acts[k].parameters()) for k in others}
 
         def grads_of(k: int) -> list[torch.Tensor]:
             wanted = [inputs[k], *params[k]]
@@ -374,10 +379,12 @@ class LockstepMLP(nn.Module):
             return [torch.zeros_like(t) if g is None else g for g, t in pairs]
 
         def autograd_backward() -> list[list[torch.Tensor]]:
-            grads = [grads_of(k) for k in range(count)]
-            for k in range(count):
-                grad_z[k].copy_(grads[k][0])
-            return [g[1:] for g in grads]
+            own: list[list[torch.Tensor]] = [[] for _ in acts]
+            for k in others:
+                grads = grads_of(k)
+                grad_z[k].copy_(grads[0])
+                own[k] = grads[1:]
+            return own
 
         return autograd_backward
 
@@ -386,12 +393,10 @@ class LockstepMLP(nn.Module):
     ) -> list[list[torch.Tensor]] | None:
         """The backward pass of `_activate`: each model's activation-parameter gradients.
 
-        None for a layer of built-in activations (torch's kernels; they learn nothing).
+        None for a layer of built-in activations only (torch's kernels; they learn nothing).
         """
-        if backward is None:
-            self._run(buf.backward_calls[layer])
-            return None
-        return backward()
+        self._run(buf.backward_calls[layer])
+        return None if backward is None else backward()
 
     def _step_buffers(self, batch: int, like: torch.Tensor, train: bool) -> _StepBuffers:
         """The buffers of a step (or test pass) on `batch` samples: made once, then reused.

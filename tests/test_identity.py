@@ -1,9 +1,10 @@
 """A model's numbers depend only on its own settings and seed, never on its company.
 
 The same model (activation, seed, settings) is trained alone and in several different runs:
-with other activations before and after it, with activations that need autograd (which sends
-its whole layer through autograd), with other seeds, in one process and in two. Every metric
-column of its rows must be bit for bit the same; only the times may differ.
+with other activations before and after it, with activations that need autograd (which run
+model by model beside torch's kernels for the others), with other seeds, in one process and
+in two. Every metric column of its rows must be bit for bit the same; only the times may
+differ.
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ from actbench.experiment import run_experiment
 TIMES = ["epoch_seconds"]  # the only columns allowed to differ
 
 
-def rows_of(mnist_dir, tmp_path, name, activations, seeds, workers, settings):
+def rows_of(mnist_dir, tmp_path, name, activations, seeds, workers, settings, who="leaky"):
     config = make_config(
         {"activations": activations, "seed": seeds, "workers": workers, "epochs": 2,
          "subset": 200, "data_dir": str(mnist_dir), "results_dir": str(tmp_path / name),
          **settings}
     )  # fmt: skip
     frame = run_experiment(config).metrics
-    mine = frame[(frame["activation"] == "leaky") & (frame["seed"] == 3)]
+    mine = frame[(frame["activation"] == who) & (frame["seed"] == 3)]
     return mine.drop(columns=TIMES).sort_values("epoch").reset_index(drop=True)
 
 
@@ -55,3 +56,13 @@ def test_a_model_gives_the_same_rows_in_any_company(mnist_dir, tmp_path, setting
             pd.testing.assert_frame_equal(together, alone, check_exact=True)
         except AssertionError as err:
             raise AssertionError(f"leaky seed 3 {label} differs from leaky alone: {err}") from None
+
+
+@pytest.mark.parametrize("who", ["prelu", "softmax"])
+def test_an_autograd_model_gives_the_same_rows_beside_built_in_ones(mnist_dir, tmp_path, who):
+    settings = {**SETTINGS[2], "val": 40}  # depth 3: an autograd layer between kernel layers
+    alone = rows_of(mnist_dir, tmp_path, "alone", [who], [3], 1, settings, who)
+    assert len(alone) == 2 and alone["train_loss"].notna().all()
+    company = ["relu", "prelu", "gelu", "softmax", "leaky"]
+    together = rows_of(mnist_dir, tmp_path, "mixed", company, [3], 1, settings, who)
+    pd.testing.assert_frame_equal(together, alone, check_exact=True)
