@@ -31,7 +31,7 @@ aten = torch.ops.aten
 # Kernels that write into a given tensor `out`, for common activations without learned
 # parameters: the forward pass, and the gradient with respect to the input z from the output's
 # gradient g, the input z and the output h. They are the kernels torch's own modules and
-# autograd run; a layer whose activations are all listed here skips autograd.
+# autograd run; a model whose activation is listed here skips autograd.
 Forward = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 Backward = Callable[
     [nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor
@@ -52,6 +52,7 @@ FORWARDS: dict[type, Forward] = {
     nn.Mish: lambda m, z, out: aten.mish.out(z, out=out),
     nn.Softplus: lambda m, z, out: aten.softplus.out(z, m.beta, m.threshold, out=out),
     nn.Identity: lambda m, z, out: out.copy_(z),
+    nn.Softmax: lambda m, z, out: aten._softmax.out(z, m.dim, False, out=out),
 }
 BACKWARDS: dict[type, Backward] = {
     nn.ReLU: lambda m, g, z, h, out: aten.threshold_backward.grad_input(g, h, 0, grad_input=out),
@@ -75,18 +76,27 @@ BACKWARDS: dict[type, Backward] = {
         g, z, m.beta, m.threshold, grad_input=out
     ),
     nn.Identity: lambda m, g, z, h, out: out.copy_(g),
+    # (its out= kernel leaves a strided `out` unwritten: copied instead)
+    nn.Softmax: lambda m, g, z, h, out: out.copy_(
+        aten._softmax_backward_data(g, h, m.dim, z.dtype)
+    ),
 }
 
 
 def _kernels_for(acts: list[nn.Module]) -> tuple[list[Forward], list[Backward]] | None:
     """torch's forward and backward kernels for each activation, if all are built in."""
-    if not all(type(act) in BACKWARDS for act in acts):
+    if not all(_built_in(act) for act in acts):
         return None
     return [FORWARDS[type(act)] for act in acts], [BACKWARDS[type(act)] for act in acts]
 
 
 def _built_in(act: nn.Module) -> bool:
-    """Whether torch has out= kernels for `act` (see FORWARDS): it then skips autograd."""
+    """Whether torch has out= kernels for `act` (see FORWARDS): it then skips autograd.
+
+    A softmax needs its dimension given (None picks one by the input's shape, as torch did
+    once, with a warning): actbench's `softmax` is over a layer's units, dim=-1."""
+    if isinstance(act, nn.Softmax) and act.dim is None:
+        return False
     return type(act) in BACKWARDS
 
 

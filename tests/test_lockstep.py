@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from actbench.activations import resolve_all
 from actbench.config import make_config
 from actbench.data import load_mnist, prepare
-from actbench.lockstep import BACKWARDS, FORWARDS, LockstepMLP
+from actbench.lockstep import BACKWARDS, FORWARDS, LockstepMLP, _built_in
 from actbench.model import MLP
 from actbench.train import build_models, evaluate, train_lockstep
 
@@ -125,7 +126,7 @@ def test_same_seed_same_numbers_and_new_seed_new_numbers(mnist_dir):
 def test_out_kernels_match_the_module_and_autograd(module):
     """Each hand-wired activation kernel, writing into strided buffers, against torch itself."""
     assert set(FORWARDS) == set(BACKWARDS)
-    act = module()
+    act = module(dim=-1) if module is nn.Softmax else module()  # over a layer's units
     z_wide = torch.randn(6, 3, 9, dtype=torch.float64)  # model 1's slice is strided, like layer 1
     z = z_wide[:, 1]
     out = torch.full((6, 9), float("nan"), dtype=torch.float64)
@@ -219,3 +220,9 @@ def test_converting_the_network_remakes_the_buffers_that_view_its_weights():
     for k, model in enumerate(models):
         model.load_state_dict(net.model_state(k))
         torch.testing.assert_close(out[k], model(x))
+
+
+def test_a_softmax_without_a_dimension_goes_through_autograd():
+    """torch's softmax kernels serve only a softmax over a given dimension (actbench's own)."""
+    assert _built_in(nn.Softmax(dim=-1)) and _built_in(nn.ReLU())
+    assert not _built_in(nn.Softmax()) and not _built_in(nn.PReLU())
