@@ -416,6 +416,23 @@ def _train(
     return _train_now(settings, resume, overrides, task)
 
 
+def _subset_line(run_dir: Path, subset: int, val: int) -> str:
+    """What `--subset` left to train and test on, per data set, from the run's manifest: the
+    test set shrinks by the same share as the training set, which a reader should know."""
+    from actbench.results import MANIFEST
+
+    try:
+        datasets = json.loads((run_dir / MANIFEST).read_text())["datasets"]
+    except (OSError, ValueError, KeyError):
+        return f"--subset {subset}: the test set shrinks by the same share"
+    held = f", {val:,} validation" if val else ""
+    sizes = "; ".join(
+        f"{name} {d['train_samples']:,} training{held} and {d['test_samples']:,} test samples"
+        for name, d in datasets.items()
+    )
+    return f"--subset {subset}: {sizes} (the test set shrinks by the same share)"
+
+
 def _train_now(
     settings: RunConfig | None,
     resume: Path | None,
@@ -434,11 +451,13 @@ def _train_now(
         task["seeded"], task["baseline"] = len(settings.seed_list) > 1, baseline_label(settings)
         task["grid"] = list(settings.varying)
         err.print(f"{'Resuming run' if resume else 'Run folder'}: {run_dir}", soft_wrap=True)
+        if settings.subset is not None:
+            err.print(_subset_line(run_dir, settings.subset, settings.val), soft_wrap=True)
         if task["grid"]:
             points = len(settings.points())
             models = points * len(settings.activations) * len(settings.seed_list)
             err.print(
-                f"Study: {points} configurations x {len(settings.activations)} activations x "
+                f"Study: {points} configurations x {_count(len(settings.activations), 'activation')} x "
                 f"{_count(len(settings.seed_list), 'seed')} = {models} models, "
                 f"{_count(settings.epochs, 'epoch')} each; rows go to metrics.csv as each epoch ends",
                 soft_wrap=True,

@@ -82,6 +82,20 @@ def test_run_then_plot(mnist_dir, tmp_path):
     ]
 
 
+def test_a_subset_says_how_many_samples_it_trains_and_tests_on(mnist_dir, tmp_path):
+    from conftest import TEST, TRAIN
+
+    result = invoke("run", "-a", "relu", *FAST, "--subset", 100, "--val", 20, "--data-dir",
+                    mnist_dir, "--results-dir", tmp_path / "results", terminal_width=200)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    test = round(TEST * 100 / TRAIN)  # the same share of the test set
+    line = f"--subset 100: mnist 80 training, 20 validation and {test} test samples"
+    assert line in result.output
+    (run_dir,) = (tmp_path / "results").iterdir()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["data"]["test_samples"] == test
+
+
 def test_config_file_and_environment_data_dir(mnist_dir, tmp_path, monkeypatch):
     preset = tmp_path / "p.toml"
     preset.write_text('activations = ["sigmoid"]\nepochs = 1\nhidden = 8\n')
