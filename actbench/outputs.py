@@ -17,6 +17,11 @@ checkpoints) can never be in it; those names are refused all the same, in case a
 edited by hand. A folder plotted by a version of actbench that kept no record has nothing
 removed: its record starts with the next plot.
 
+The record also keeps a plot from overwriting what is not its own: a file where the plot
+writes one of its outputs is replaced only if an earlier plot wrote it there and it has not
+changed since (or it holds the very bytes the plot writes). Any other file, yours or one you
+edited, stops the plot with one line naming it, and stays as it was.
+
 Nothing is removed unless the plot succeeded: a plot that fails part-way removes nothing, and
 adds what it did write to the record (keeping the earlier entries), so that the next
 successful plot still knows those files are actbench's.
@@ -34,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from actbench.errors import ActbenchError
 from actbench.results import MANIFEST, METRICS, atomic_write, write_or_explain
 
 RECORD = ".actbench-plot.json"
@@ -42,8 +48,8 @@ PROTECTED = frozenset({METRICS, MANIFEST, "cost.csv", ".lock", RECORD})
 PROTECTED_FOLDERS = frozenset({"checkpoints"})
 _FIX = "choose another folder with --out"
 
-# the files written by the `PlotOutputs` in force (None: no plot is recording)
-_written: ContextVar[dict[Path, str] | None] = ContextVar("plot_outputs", default=None)
+# the `PlotOutputs` in force (None: no plot is recording)
+_active: ContextVar[PlotOutputs | None] = ContextVar("plot_outputs", default=None)
 
 
 def _digest(content: bytes) -> str:
@@ -53,12 +59,20 @@ def _digest(content: bytes) -> str:
 def write_output(path: Path, content: str | bytes) -> Path:
     """Write one plot output (a figure's PNG bytes or a report's text) to `path`, atomically
     (`results.write_or_explain`: a failing disk is a one-line ActbenchError), and note it for
-    the `PlotOutputs` in force, if any. Returns `path`."""
+    the `PlotOutputs` in force, if any. Returns `path`.
+
+    Under a `PlotOutputs`, a file already at `path` is replaced only where an earlier plot
+    wrote it there (its record says so, and it has not changed since) or it holds these very
+    bytes; any other file is yours, and the plot stops with an ActbenchError instead.
+    """
     data = content.encode("utf-8") if isinstance(content, str) else content
+    outputs = _active.get()
+    digest = _digest(data)
+    if outputs is not None:
+        outputs.check_replace(Path(os.path.abspath(path)), path, digest)
     write_or_explain(path, data, _FIX)
-    written = _written.get()
-    if written is not None:
-        written[Path(os.path.abspath(path))] = _digest(data)
+    if outputs is not None:
+        outputs.written[Path(os.path.abspath(path))] = digest
     return path
 
 
@@ -138,13 +152,36 @@ class PlotOutputs:
         self.written: dict[Path, str] = {}
         self.cleared: list[Cleared] = []
         self._token: Any = None
+        self._earlier: dict[Path, dict[str, str]] = {}  # each root's record before this plot
 
     def __enter__(self) -> PlotOutputs:
-        self._token = _written.set(self.written)
+        self._token = _active.set(self)
         return self
 
+    def check_replace(self, full: Path, shown: Path, digest: str) -> None:
+        """Raise ActbenchError where writing `digest`'s bytes to `full` (absolute; `shown` as
+        the plot names it) would replace a file no plot wrote there (see `write_output`)."""
+        if full in self.written or not (full.is_file() or full.is_symlink()):
+            return
+        root = next((r for r in self.roots if full.is_relative_to(r)), None)
+        if root is None:
+            return
+        if root not in self._earlier:
+            self._earlier[root] = (read_record(root) or {}).get("files", {})
+        try:
+            now = _digest(full.read_bytes())
+        except OSError:
+            now = None  # unreadable: not known to be a plot's
+        if now is not None and (now == digest or self._earlier[root].get(
+            full.relative_to(root).as_posix()) == now):  # fmt: skip
+            return
+        raise ActbenchError(
+            f"{shown} is in the way: actbench plot did not write it there, or it changed "
+            f"since; move it elsewhere, or {_FIX}"
+        )
+
     def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
-        _written.reset(self._token)
+        _active.reset(self._token)
         if kind is None:
             self.cleared = [c for root in self.roots if (c := self._clear(root)) is not None]
         else:

@@ -384,6 +384,29 @@ def test_a_figure_changed_since_the_plot_wrote_it_is_kept_and_named(tmp_path):
     assert not (plots / "val_accuracy.png").exists()
 
 
+def test_a_plot_never_replaces_a_file_it_did_not_write(tmp_path):
+    results = tmp_path / "results"
+    write_run(results / "run-a")
+    plots = results / "plots"
+    plots.mkdir()
+    (plots / "report.md").write_text("my own notes")  # a name a plot writes, not by a plot
+    result = invoke("plot", results)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: {plots / 'report.md'} is in the way: actbench plot did not write it there, or "
+        "it changed since; move it elsewhere, or choose another folder with --out"
+    )
+    assert (plots / "report.md").read_text() == "my own notes"
+    (plots / "report.md").unlink()
+    assert invoke("plot", results).exit_code == 0  # what the first wrote is its own now
+    again = invoke("plot", results)
+    assert again.exit_code == 0, again.output
+    (plots / "test_loss.png").write_bytes(b"edited by hand")  # a plot's file, changed since
+    edited = invoke("plot", results)
+    assert edited.exit_code == 1 and "test_loss.png is in the way" in edited.output
+    assert (plots / "test_loss.png").read_bytes() == b"edited by hand"
+
+
 def test_a_plot_that_fails_removes_nothing_and_the_next_one_does(tmp_path, monkeypatch):
     import actbench.report
     from actbench.errors import ActbenchError
