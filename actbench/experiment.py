@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -93,6 +94,12 @@ class Hooks:
     on_steps: Callable[[Group, int], None] | None = None  # steps (batches) a group just took
     # one (seed, epoch)'s rows, every model of the seed, in seed-then-epoch order
     on_epoch: Callable[[list[EpochResult]], None] | None = None
+
+
+def _recorded(config: RunConfig) -> dict[str, Any]:
+    """The settings as the manifest keeps them: the data folder as an absolute path, so that
+    `--resume` finds the data from any working directory."""
+    return {**config.to_dict(), "data_dir": os.path.abspath(config.data_dir)}
 
 
 def _now() -> str:
@@ -428,7 +435,7 @@ def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
     with RunLock(run_dir):
         manifest = {
             "status": "running",
-            "config": config.to_dict(),
+            "config": _recorded(config),
             "activations": _labels(units),
             "device": str(device),
             "workers": workers,
@@ -739,7 +746,7 @@ def resume_experiment(
                    "device": str(device), "workers": workers,
                    "backend": _backend(config, cluster)}]  # fmt: skip
         manifest.update(
-            status="running", config=config.to_dict(), finished=None, resumed=resumed,
+            status="running", config=_recorded(config), finished=None, resumed=resumed,
             diverged=_diverged(rows, config.varying), versions=versions(),
         )  # fmt: skip
         manifest.pop("error", None)

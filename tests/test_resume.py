@@ -87,6 +87,20 @@ def test_a_finished_run_extends_to_more_epochs(mnist_dir, tmp_path):
     assert manifest["config"]["epochs"] == 4
 
 
+def test_a_run_given_a_relative_data_folder_resumes_from_anywhere(mnist_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(mnist_dir.parent)
+    relative = settings(mnist_dir, tmp_path / "a", epochs=2, data_dir=mnist_dir.name)
+    short = run_experiment(relative)
+    manifest = json.loads((short.run_dir / "manifest.json").read_text())
+    assert manifest["config"]["data_dir"] == str(mnist_dir.resolve())
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # where "data" is no data folder
+    result = runner.invoke(app, ["run", "--resume", str(short.run_dir), "--epochs", "3"])
+    assert result.exit_code == 0, result.output
+    long = run_experiment(settings(mnist_dir, tmp_path / "b", epochs=3))
+    pd.testing.assert_frame_equal(metrics(short.run_dir), metrics(long.run_dir), check_exact=True)
+
+
 def test_resume_reads_the_data_in_the_background_like_a_new_run(mnist_dir, tmp_path, monkeypatch):
     """MNIST is decompressed while torch loads: from the run's data folder, or --data-dir's."""
     monkeypatch.delenv("ACTBENCH_DATA_DIR", raising=False)
