@@ -173,11 +173,35 @@ def _setup(data: StudyData) -> str:
     first = data.frame.iloc[0]
     fixed = [f"{k} {setting_value(first[k])}" for k in SETTINGS if k not in data.keys
              and not (k == "momentum" and first["optimizer"] != "sgd")]  # fmt: skip
+    subset = _subset(data.run)
+    if subset:
+        fixed.append(subset)
     seeds = int(data.final.groupby(["config", "activation"])["seed"].nunique().max())
     planned = _planned(data.run)
     if planned is not None and len(planned.seed_list) != seeds:
         return ", ".join([*fixed, f"up to {seeds} of {len(planned.seed_list)} seeds"])
     return ", ".join([*fixed, f"{seeds} seed{'s' * (seeds != 1)}"])
+
+
+def _subset(run: RunFolder) -> str | None:
+    """'a subset: 2,000 training and 333 test samples' for a study trained with --subset
+    (per data set where it has several), from its manifest; None for whole data sets."""
+    subset = run.manifest.get("config", {}).get("subset")
+    if not subset:
+        return None
+    sizes = run.manifest.get("datasets") or {}
+    try:
+        shown = [f"{d['train_samples']:,} training and {d['test_samples']:,} test samples"
+                 for d in sizes.values()]  # fmt: skip
+    except (KeyError, TypeError, ValueError):
+        shown = []
+    if not shown:
+        return f"a subset of {subset:,} training samples"
+    if len(shown) == 1:
+        return f"a subset: {shown[0]}"
+    return "a subset: " + "; ".join(
+        f"{name} {text}" for name, text in zip(sizes, shown, strict=True)
+    )
 
 
 def plot_study_curves(data: StudyData, out_dir: Path, column: str = "test_accuracy") -> Path:

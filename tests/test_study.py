@@ -431,6 +431,24 @@ def test_a_report_of_init_auto_does_not_claim_the_same_initial_weights(mnist_dir
     assert "start from the same initial weights" not in text
 
 
+def test_a_study_on_a_subset_says_so_in_its_report_and_captions(mnist_dir, tmp_path):
+    from conftest import TEST, TRAIN
+
+    from actbench.results import find_runs
+    from actbench.study_report import _setup, make_study_report, study_data
+
+    run = run_experiment(make_config({"activations": "relu,tanh", "hidden": [8, 16],
+                                      "epochs": 1, "subset": 100, "batch_size": 16,
+                                      "data_dir": str(mnist_dir),
+                                      "results_dir": str(tmp_path / "r")}))  # fmt: skip
+    (folder,) = find_runs([run.run_dir])
+    test = round(TEST * 100 / TRAIN)
+    said = f"a subset: 100 training and {test} test samples"
+    assert said in _setup(study_data(folder))  # every figure's caption
+    report, _ = make_study_report(folder, tmp_path / "plots")
+    assert said in report.read_text().splitlines()[2]  # the report's first line
+
+
 def _study_groups(flags, workers):
     """The groups of models a study of `flags` trains on `workers` processes, as a run plans
     them, each named by its configuration."""
