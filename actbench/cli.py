@@ -537,11 +537,16 @@ def _interrupted(run_dir: Path | None) -> str:
 
 
 def _closed(run_dir: Path | None, closed: OutputClosed) -> str | None:
-    """The line a run ends with when a reader of its output has gone: how to go on (on
-    stderr, where it is still open); None where there is nothing to go on with (nothing
-    started yet, or the run had completed: every result is in its folder)."""
-    if run_dir is None or _status(run_dir) == "completed":
+    """The line a run ends with when a reader of its output has gone (on stderr, where it is
+    still open): how to go on, or for a run that had completed, where its results are; None
+    where nothing had started."""
+    if run_dir is None:
         return None
+    if _status(run_dir) == "completed":
+        return (
+            f"Completed, but {closed.reason} before the summary was shown: every result is in "
+            f"{run_dir}; see them with: actbench plot {run_dir}"
+        )
     return (
         f"Interrupted: {closed.reason}; finished epochs are kept in {run_dir}; continue "
         f"with: actbench run --resume {run_dir}"

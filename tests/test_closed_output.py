@@ -151,7 +151,8 @@ def test_a_write_that_finds_the_reader_gone_stops_the_run_too(mnist_dir, tmp_pat
 
 def test_stdout_closed_after_the_run_completed_leaves_it_completed(mnist_dir, tmp_path):
     """The reader goes only as the finished run prints its tables (`| head -3` reads them):
-    the run stays completed with its cost measured, and the command ends quietly, exit 1."""
+    the run stays completed with its cost measured, and the command ends with one line on
+    stderr saying where its results are, exit 1."""
     results = tmp_path / "results"
     write = _closed_pipe()
     try:
@@ -162,7 +163,12 @@ def test_stdout_closed_after_the_run_completed_leaves_it_completed(mnist_dir, tm
     assert proc.returncode == 1, proc.stderr
     assert not any(noise in proc.stderr for noise in (*NOISE, "Interrupted")), proc.stderr
     assert proc.stderr.split()[:2] == ["Run", "folder:"]
-    assert proc.stderr.rstrip().splitlines()[-1].startswith("epoch 2/2")  # then nothing
+    last = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert last[-2].startswith("epoch 2/2")  # then one line
+    assert last[-1] == (
+        f"Completed, but standard output was closed before the summary was shown: every result "
+        f"is in {run_dir}; see them with: actbench plot {run_dir}"
+    )
     assert manifest["status"] == "completed"
     assert (run_dir / "cost.csv").exists()
     assert read_metrics(run_dir / "metrics.csv")["epoch"].tolist() == [1, 1, 1, 2, 2, 2]
