@@ -96,6 +96,18 @@ class Hooks:
     on_epoch: Callable[[list[EpochResult]], None] | None = None
 
 
+def _runs_inside(folder: Path) -> list[Path]:
+    """The run folders directly inside `folder`, by name (for a hint: unreadable ones are
+    passed over)."""
+    found = []
+    with contextlib.suppress(OSError):
+        for child in folder.iterdir():
+            with contextlib.suppress(OSError, ActbenchError):
+                if child.is_dir() and is_run_manifest(read_manifest(child)):
+                    found.append(child)
+    return sorted(found)
+
+
 def _recorded(config: RunConfig) -> dict[str, Any]:
     """The settings as the manifest keeps them: the data folder as an absolute path, so that
     `--resume` finds the data from any working directory."""
@@ -696,9 +708,15 @@ def resume_experiment(
         raise UsageError(f"{run_dir} is not a folder; give a run folder to --resume")
     manifest = read_manifest(run_dir)
     if not is_run_manifest(manifest):
+        inside = _runs_inside(run_dir)
+        hint = "give a folder made by actbench run"
+        if len(inside) == 1:
+            hint = f"did you mean the run inside it, {inside[0]}?"
+        elif inside:
+            hint = f"give one of the {len(inside)} runs inside it, such as {inside[-1]}"
         raise UsageError(
             f"{run_dir} is not an actbench run folder (it has no {MANIFEST} with its "
-            "settings); give a folder made by actbench run"
+            f"settings); {hint}"
         )
     config = _resumed_config(run_dir, manifest["config"], overrides or {})
     with RunLock(run_dir):

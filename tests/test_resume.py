@@ -101,6 +101,15 @@ def test_a_run_given_a_relative_data_folder_resumes_from_anywhere(mnist_dir, tmp
     pd.testing.assert_frame_equal(metrics(short.run_dir), metrics(long.run_dir), check_exact=True)
 
 
+def test_resuming_the_folder_above_a_run_names_the_run(tmp_path):
+    from runfolders import write_run
+
+    run = write_run(tmp_path / "results" / "run-a")
+    result = runner.invoke(app, ["run", "--resume", str(tmp_path / "results")])
+    assert result.exit_code == 2
+    assert result.output.strip().endswith(f"did you mean the run inside it, {run}?")
+
+
 def test_resume_reads_the_data_in_the_background_like_a_new_run(mnist_dir, tmp_path, monkeypatch):
     """MNIST is decompressed while torch loads: from the run's data folder, or --data-dir's."""
     monkeypatch.delenv("ACTBENCH_DATA_DIR", raising=False)
