@@ -18,8 +18,13 @@ from actbench.train import steps_per_epoch, train_lockstep
 
 
 def describe(point: RunConfig, keys: tuple[str, ...]) -> str:
-    """'depth=8 lr=0.01': a configuration's values of the settings a study varies (`keys`)."""
-    return " ".join(f"{key}={_value(getattr(point, key))}" for key in keys)
+    """'depth=8 lr=0.01': a configuration's values of the settings a study varies (`keys`);
+    momentum only where it applies (SGD's configurations, not Adam's)."""
+    return " ".join(
+        f"{key}={_value(getattr(point, key))}"
+        for key in keys
+        if key != "momentum" or point.optimizer == "sgd"
+    )
 
 
 def _value(value: Any) -> str:
@@ -127,7 +132,7 @@ def plan_study(
     training, are added as they are (`StudyPlan.total`).
     """
     points = config.points()
-    keys = tuple(config.grid)
+    keys = config.varying
     seeds = len(config.seed_list)
     measured: dict[tuple[Any, ...], float] = {}
     total = 0.0

@@ -12,12 +12,16 @@ from actbench.summary import summarize
 def by_configuration(frame: pd.DataFrame, keys: list[str]) -> list[tuple[str, pd.DataFrame]]:
     """Each configuration's rows, named 'depth=8 lr=0.01', in the order of the CSV.
 
-    `keys` are the settings the study varies (columns of `frame`).
+    `keys` are the settings the study varies (columns of `frame`); a name gives momentum only
+    where it applies (SGD's configurations, not Adam's).
     """
     groups = []
     for values, rows in frame.groupby(keys, sort=False):
         values = values if isinstance(values, tuple) else (values,)
-        name = " ".join(f"{k}={setting_value(v)}" for k, v in zip(keys, values, strict=True))
+        named = dict(zip(keys, values, strict=True))
+        if named.get("optimizer", "sgd") != "sgd":
+            named.pop("momentum", None)
+        name = " ".join(f"{k}={setting_value(v)}" for k, v in named.items())
         groups.append((name, rows))
     return groups
 

@@ -449,6 +449,20 @@ def test_a_study_on_a_subset_says_so_in_its_report_and_captions(mnist_dir, tmp_p
     assert said in report.read_text().splitlines()[2]  # the report's first line
 
 
+def test_momentum_names_only_the_configurations_it_applies_to():
+    from actbench.study import describe
+    from actbench.study_table import by_configuration
+
+    config = make_config({"activations": "relu", "optimizer": ["adam", "sgd"],
+                          "momentum": 0.9, "lr": [0.1, 0.01]})  # fmt: skip
+    expected = ["lr=0.1 optimizer=adam", "lr=0.1 optimizer=sgd momentum=0.9",
+                "lr=0.01 optimizer=adam", "lr=0.01 optimizer=sgd momentum=0.9"]  # fmt: skip
+    assert [describe(p, config.varying) for p in config.points()] == expected
+    frame = pd.DataFrame([{"lr": p.lr, "optimizer": p.optimizer, "momentum": p.momentum}
+                          for p in config.points()])  # fmt: skip
+    assert [name for name, _ in by_configuration(frame, list(config.varying))] == expected
+
+
 def _study_groups(flags, workers):
     """The groups of models a study of `flags` trains on `workers` processes, as a run plans
     them, each named by its configuration."""
