@@ -686,7 +686,7 @@ def _check_epochs(
     planned = manifest["config"].get("epochs", RunConfig().epochs)
     if min(growing) >= planned:
         raise UsageError(
-            f"{run_dir} is complete with {most} epochs; to extend it, give --epochs {least} or more"
+            f"{run_dir} is complete with {most} epoch{'s' * (most != 1)}; to extend it, give --epochs {least} or more"
         )
     raise UsageError(
         f"{run_dir} has finished {most} of its {planned} epochs; to continue it, give "

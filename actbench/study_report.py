@@ -223,7 +223,11 @@ def plot_study_curves(data: StudyData, out_dir: Path, column: str = "test_accura
                     markersize=3, linewidth=1.3, label=activation)  # fmt: skip
         ax.set_title(config, fontsize=9)
         ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        # whole epochs only (with one epoch, around it: 0.5 to 1.5, not 0.945 to 1.055)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        if data.frame["epoch"].nunique() == 1:
+            epoch = int(data.frame["epoch"].iloc[0])
+            ax.set_xlim(epoch - 0.5, epoch + 0.5)
         ax.tick_params(labelbottom=True)  # every panel says its epochs
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
@@ -416,7 +420,8 @@ def make_study_report(
     lines.append(
         f"{count} configurations ("
         + "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in grid.items())
-        + f") x {len(data.activations)} activations; {_setup(data)}."
+        + f") x {len(data.activations)} activation{'s' * (len(data.activations) != 1)}; "
+        + f"{_setup(data)}."
     )
     lines.append("")
     incomplete = _incomplete(data)
