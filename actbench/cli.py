@@ -419,11 +419,11 @@ def _train(
 def _subset_line(run_dir: Path, subset: int, val: int) -> str:
     """What `--subset` left to train and test on, per data set, from the run's manifest: the
     test set shrinks by the same share as the training set, which a reader should know."""
-    from actbench.results import MANIFEST
+    from actbench.results import read_manifest
 
     try:
-        datasets = json.loads((run_dir / MANIFEST).read_text())["datasets"]
-    except (OSError, ValueError, KeyError):
+        datasets = read_manifest(run_dir)["datasets"]
+    except (OSError, ActbenchError, KeyError):
         return f"--subset {subset}: the test set shrinks by the same share"
     held = f", {val:,} validation" if val else ""
     sizes = "; ".join(

@@ -14,21 +14,14 @@ import torch
 from actbench.config import RunConfig
 from actbench.jobs import Job
 from actbench.model import parameter_count
+from actbench.study_table import config_name
 from actbench.train import steps_per_epoch, train_lockstep
 
 
 def describe(point: RunConfig, keys: tuple[str, ...]) -> str:
-    """'depth=8 lr=0.01': a configuration's values of the settings a study varies (`keys`);
-    momentum only where it applies (SGD's configurations, not Adam's)."""
-    return " ".join(
-        f"{key}={_value(getattr(point, key))}"
-        for key in keys
-        if key != "momentum" or point.optimizer == "sgd"
-    )
-
-
-def _value(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    """'depth=8 lr=0.01': a configuration's values of the settings a study varies (`keys`),
+    named as its report names it (`study_table.config_name`)."""
+    return config_name({key: getattr(point, key) for key in keys})
 
 
 def job_weight(job: Job, point: RunConfig, data: Any) -> float:

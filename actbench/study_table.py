@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 from rich import box
 from rich.table import Table
@@ -18,12 +20,18 @@ def by_configuration(frame: pd.DataFrame, keys: list[str]) -> list[tuple[str, pd
     groups = []
     for values, rows in frame.groupby(keys, sort=False):
         values = values if isinstance(values, tuple) else (values,)
-        named = dict(zip(keys, values, strict=True))
-        if named.get("optimizer", "sgd") != "sgd":
-            named.pop("momentum", None)
-        name = " ".join(f"{k}={setting_value(v)}" for k, v in named.items())
-        groups.append((name, rows))
+        groups.append((config_name(dict(zip(keys, values, strict=True))), rows))
     return groups
+
+
+def config_name(values: Mapping[str, object]) -> str:
+    """'depth=8 lr=0.01': a configuration named by its values of the settings a study varies,
+    in their order; momentum only where it applies (SGD's configurations, not Adam's)."""
+    return " ".join(
+        f"{key}={setting_value(value)}"
+        for key, value in values.items()
+        if key != "momentum" or values.get("optimizer", "sgd") == "sgd"
+    )
 
 
 def setting_value(value: object) -> str:
