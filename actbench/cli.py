@@ -687,51 +687,53 @@ def plot(
     study_notes, group_notes = apart_notes(studies, runs, groups)
     # files an earlier plot wrote into these folders and this one does not remake are
     # removed once every new one is written (`outputs`)
+    said: list[str] = []  # printed once every output is written
+    say = said.append
     with PlotOutputs([target, *heres], paths) as outputs:
         for study, here, notes in zip(studies, heres, study_notes, strict=True):
             report, figures = make_study_report(study, here, baseline, notes)
-            out.print(f"Study {study.name}: wrote {len(figures)} figures and {report.name} to "
-                      f"{here}:", soft_wrap=True)  # fmt: skip
+            say(f"Study {study.name}: wrote {len(figures)} figures and {report.name} to {here}:")
             for path in [*figures, report]:
-                out.print(f"  {path.name}")
+                say(f"  {path.name}")
             for note in [*repeated_rows(study)[1], *notes]:
-                out.print(f"Note: {note.replace('`', '')}", soft_wrap=True)
+                say(f"Note: {note.replace('`', '')}")
             status = study.manifest.get("status")
             if status != "completed":
-                out.print(f"Note: the study is {status}, not complete; report.md says what is "
-                          "missing", soft_wrap=True)  # fmt: skip
+                say(f"Note: the study is {status}, not complete; report.md says what is missing")
         if len(groups) == 1:
             if studies:
-                out.print("The other runs, compared together:")
+                say("The other runs, compared together:")
             selection = groups[0].reported(group_notes[0])
             report, figures = make_report(selection, target, baseline)
             used = ", ".join(run.name for run in selection.runs)
-            out.print(f"Runs used: {used}", soft_wrap=True)
+            say(f"Runs used: {used}")
             for note in selection.notes:
-                out.print(f"Note: {note.replace('`', '')}", soft_wrap=True)
-            out.print(selection.epoch_sentence(), soft_wrap=True)
-            out.print(f"Wrote {len(figures)} figures and {report.name} to {target}:",
-                      soft_wrap=True)  # fmt: skip
+                say(f"Note: {note.replace('`', '')}")
+            say(selection.epoch_sentence())
+            say(f"Wrote {len(figures)} figures and {report.name} to {target}:")
             for path in [*figures, report]:
-                out.print(f"  {path.name}")
+                say(f"  {path.name}")
         elif groups:
             differ = ", ".join(groups[0].differ)
-            out.print(f"{'The other runs' if studies else 'The runs'} differ in {differ}: one "
-                      "report for each (--together compares them in one):",
-                      soft_wrap=True)  # fmt: skip
+            say(
+                f"{'The other runs' if studies else 'The runs'} differ in {differ}: one "
+                "report for each (--together compares them in one):"
+            )
             for group, base, extra in zip(groups, bases, group_notes, strict=True):
                 names = ", ".join(run.name for run in group.runs)
                 if group.selection is None:
-                    out.print(f"{group.settings}: {names}: no finished epoch, no report",
-                              soft_wrap=True)  # fmt: skip
+                    say(f"{group.settings}: {names}: no finished epoch, no report")
                     continue
                 here = target / group.name
                 report, figures = make_report(group.reported(extra), here, base)
-                out.print(f"{group.settings}: {names} compared {where(group.selection)} "
-                          f"against {base}: {len(figures)} figures and {report.name} in {here}",
-                          soft_wrap=True)  # fmt: skip
+                say(
+                    f"{group.settings}: {names} compared {where(group.selection)} "
+                    f"against {base}: {len(figures)} figures and {report.name} in {here}"
+                )
                 for note in [*group.selection.notes, *extra]:
-                    out.print(f"  Note: {note.replace('`', '')}", soft_wrap=True)
+                    say(f"  Note: {note.replace('`', '')}")
+    for line in said:
+        out.print(line, soft_wrap=True)
     for cleared in outputs.cleared:
         for line in cleared.lines():
             out.print(line, soft_wrap=True)

@@ -22,9 +22,12 @@ writes one of its outputs is replaced only if an earlier plot wrote it there and
 changed since (or it holds the very bytes the plot writes). Any other file, yours or one you
 edited, stops the plot with one line naming it, and stays as it was.
 
-Nothing is removed unless the plot succeeded: a plot that fails part-way removes nothing, and
-adds what it did write to the record (keeping the earlier entries), so that the next
-successful plot still knows those files are actbench's.
+A plot writes nothing until every output is drawn and none is in the way: the outputs are
+held in memory until then, so that a plot refused (or failing) while drawing leaves every
+folder as it was. Nothing is removed unless every output was written: a plot whose writing
+fails part-way (a full disk) removes nothing, and adds what it did write to the record
+(keeping the earlier entries), so that the next successful plot still knows those files are
+actbench's.
 """
 
 from __future__ import annotations
@@ -58,21 +61,21 @@ def _digest(content: bytes) -> str:
 
 def write_output(path: Path, content: str | bytes) -> Path:
     """Write one plot output (a figure's PNG bytes or a report's text) to `path`, atomically
-    (`results.write_or_explain`: a failing disk is a one-line ActbenchError), and note it for
-    the `PlotOutputs` in force, if any. Returns `path`.
+    (`results.write_or_explain`: a failing disk is a one-line ActbenchError). Returns `path`.
 
-    Under a `PlotOutputs`, a file already at `path` is replaced only where an earlier plot
-    wrote it there (its record says so, and it has not changed since) or it holds these very
-    bytes; any other file is yours, and the plot stops with an ActbenchError instead.
+    Under a `PlotOutputs`, the output is held until the plot's end (`PlotOutputs`), and a
+    file already at `path` is to be replaced only where an earlier plot wrote it there (its
+    record says so, and it has not changed since) or it holds these very bytes; any other file
+    is yours, and the plot stops with an ActbenchError at once, before anything is written.
     """
     data = content.encode("utf-8") if isinstance(content, str) else content
     outputs = _active.get()
-    digest = _digest(data)
-    if outputs is not None:
-        outputs.check_replace(Path(os.path.abspath(path)), path, digest)
-    write_or_explain(path, data, _FIX)
-    if outputs is not None:
-        outputs.written[Path(os.path.abspath(path))] = digest
+    if outputs is None:
+        write_or_explain(path, data, _FIX)
+        return path
+    full = Path(os.path.abspath(path))
+    outputs.check_replace(full, path, _digest(data))
+    outputs.pending[full] = (path, data)
     return path
 
 
@@ -135,9 +138,11 @@ class PlotOutputs:
     same results now plotted to other folders, e.g. runs that became a study): a folder last
     written by a plot of other paths is left as it is.
 
-    Use: `with PlotOutputs(folders, inputs) as outputs: <write>`, then `outputs.cleared`. On
-    success, leaving the block removes the stale files and rewrites each record; on an error,
-    nothing is removed and the records gain what was written.
+    Use: `with PlotOutputs(folders, inputs) as outputs: <write>`, then `outputs.cleared`. The
+    outputs are held until the block ends: on success, leaving it writes them all, then
+    removes the stale files and rewrites each record; on an error in the block nothing is
+    written or removed, and where writing the outputs fails part-way, nothing is removed and
+    the records gain what was written.
     """
 
     def __init__(self, folders: Sequence[Path], inputs: Sequence[Path]) -> None:
@@ -149,7 +154,8 @@ class PlotOutputs:
         self.roots = roots
         self._shown = given
         self.inputs = sorted({os.path.abspath(p) for p in inputs})
-        self.written: dict[Path, str] = {}
+        self.pending: dict[Path, tuple[Path, bytes]] = {}  # absolute -> (as given, bytes)
+        self.written: dict[Path, str] = {}  # absolute -> digest of what was written
         self.cleared: list[Cleared] = []
         self._token: Any = None
         self._earlier: dict[Path, dict[str, str]] = {}  # each root's record before this plot
@@ -161,7 +167,7 @@ class PlotOutputs:
     def check_replace(self, full: Path, shown: Path, digest: str) -> None:
         """Raise ActbenchError where writing `digest`'s bytes to `full` (absolute; `shown` as
         the plot names it) would replace a file no plot wrote there (see `write_output`)."""
-        if full in self.written or not (full.is_file() or full.is_symlink()):
+        if full in self.pending or not (full.is_file() or full.is_symlink()):
             return
         root = next((r for r in self.roots if full.is_relative_to(r)), None)
         if root is None:
@@ -182,12 +188,18 @@ class PlotOutputs:
 
     def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
         _active.reset(self._token)
-        if kind is None:
-            self.cleared = [c for root in self.roots if (c := self._clear(root)) is not None]
-        else:
+        if kind is not None:  # refused or failed while drawing: nothing written
+            return
+        try:
+            for full, (shown, data) in self.pending.items():
+                write_or_explain(shown, data, _FIX)
+                self.written[full] = _digest(data)
+        except BaseException:
             for root in self.roots:  # the error goes on: recording is best effort
                 with contextlib.suppress(Exception):
                     self._keep(root)
+            raise
+        self.cleared = [c for root in self.roots if (c := self._clear(root)) is not None]
 
     def _mine(self, root: Path) -> dict[str, str]:
         """The files written under `root` (relative path -> digest)."""

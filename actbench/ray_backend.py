@@ -3,15 +3,16 @@
 `actbench run --backend ray` joins Ray (`ray_cluster.connect`), then `train_on_ray` trains the
 same jobs `parallel.train_in_workers` would, with the same callbacks, on every CPU (and GPU)
 the cluster has. Ray is imported only by these two modules, and only when this backend is
-asked for.
+asked for; each task runs `ray_tasks.train_epoch` in a Ray worker, which imports only that
+module's training code.
 
 How the work is laid out, and why:
 
 - Each epoch of a job is one Ray task: it takes the models' states after the previous epoch
   (none for the first), trains one epoch in lockstep and returns the new states with the
   epoch's rows. The next epoch's task takes that result by reference, so the states need
-  not travel from this machine to continue (they come here once, to be saved). One task per epoch keeps nothing on a
-  worker between epochs: a worker or node lost costs only the epoch it was training, the
+  not travel from this machine to continue (they come here once, to be saved). One task per
+  epoch keeps nothing on a worker between epochs: a worker or node lost costs only the epoch it was training, the
   lost epoch simply runs again elsewhere from the checkpoint this machine saved, and nodes
   that join a running cluster take work at the next epoch. (A task per job would stream its
   epochs back with a Ray generator, which Ray Client, `ray://` addresses, does not support,
@@ -34,13 +35,11 @@ How the work is laid out, and why:
 from __future__ import annotations
 
 import contextlib
-import socket
 import statistics
 import time
-import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -53,141 +52,12 @@ from actbench.errors import ActbenchError
 from actbench.jobs import Job
 from actbench.ray_board import Board
 from actbench.ray_cluster import Cluster, gpu_share
+from actbench.ray_tasks import EpochOutput, remote_epoch, to_arrays
 from actbench.signals import signals_held
-from actbench.train import EpochResult, ModelState, steps_per_epoch, train_lockstep
+from actbench.train import EpochResult, ModelState, steps_per_epoch
 
 MAX_TRIES = 3  # attempts at one epoch of one group before the run fails
-REPORT_SECONDS = 0.5  # a task reports its steps (for progress bars) at most this often
 RESOURCES_SECONDS = 5.0  # how often the driver looks for nodes that joined or left
-KEEP_DATA_SETS = 4  # data sets a worker process keeps ready on its device
-
-
-# --- the worker side ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EpochOutput:
-    """What a task sends back: the models' states and rows after one epoch, and about it."""
-
-    states: list[ModelState]
-    rows: list[EpochResult]
-    node: str  # the host that trained it
-    versions: dict[str, str]  # torch and actbench there
-    seconds: float  # the task's own time, from its start to its return
-
-
-_CACHE: dict[str, Tensors] = {}  # a worker process's data sets on its device, by object
-
-
-def _to_arrays(data: Tensors) -> Tensors:
-    """The data set with NumPy arrays in place of tensors: read without a copy from Ray's
-    object store by every worker of a node. The validation indices stay here."""
-    arrays = {
-        f.name: getattr(data, f.name).cpu().numpy()
-        for f in fields(data)
-        if isinstance(getattr(data, f.name), torch.Tensor)
-    }
-    return replace(data, **arrays, val_split=None)
-
-
-def _from_arrays(data: Tensors, device: torch.device) -> Tensors:
-    with warnings.catch_warnings():  # read-only shared memory; training never writes to it
-        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-        tensors = {
-            f.name: torch.from_numpy(getattr(data, f.name)).to(device)
-            for f in fields(data)
-            if getattr(data, f.name) is not None and hasattr(getattr(data, f.name), "dtype")
-        }
-    return replace(data, **tensors)
-
-
-def _data_on(box: list[Any], device: torch.device) -> Tensors:
-    """The task's data set (passed boxed, so that it is fetched here once per process)."""
-    import ray
-
-    (ref,) = box
-    key = f"{ref.hex()}:{device}"
-    if key not in _CACHE:
-        while len(_CACHE) >= KEEP_DATA_SETS:
-            del _CACHE[next(iter(_CACHE))]  # the oldest
-        _CACHE[key] = _from_arrays(ray.get(ref), device)
-    return _CACHE[key]
-
-
-def train_epoch(
-    specs: dict[str, str],
-    config: RunConfig,
-    seed: int,
-    epoch: int,
-    box: list[Any],
-    start: list[ModelState] | EpochOutput | None,
-    threads: int,
-    device: str,
-    report: Callable[[int, int], None] | None = None,
-) -> EpochOutput:
-    """Train one epoch, number `epoch`, of the models `specs` (label -> activation as given).
-
-    `start` holds their states after epoch `epoch - 1` (a previous task's output, whose
-    diverged models stop there; None for epoch 1). `report(epoch, steps)` is told the steps
-    taken so far in this epoch.
-    """
-    from actbench.activations import resolve_all
-
-    began = time.perf_counter()
-    torch.set_num_threads(threads)
-    if isinstance(start, EpochOutput):
-        start = [s for s in start.states if not s.diverged]
-    if start is not None and not start:
-        raise ValueError("every model of the group has diverged: nothing left to train")
-    labels = [s.activation for s in start] if start else list(specs)
-    data = _data_on(box, torch.device(device))
-    taken = {"steps": 0, "sent": time.monotonic()}
-
-    def on_steps(steps: int) -> None:
-        taken["steps"] += steps
-        if report is not None and time.monotonic() - taken["sent"] >= REPORT_SECONDS:
-            taken["sent"] = time.monotonic()
-            report(epoch, taken["steps"])
-
-    states: list[ModelState] = []
-    rows: list[EpochResult] = []
-    train_lockstep(
-        resolve_all([specs[label] for label in labels]),
-        data,
-        replace(config, epochs=epoch),
-        seed,
-        on_epoch=rows.extend,
-        on_steps=on_steps,
-        start=start or None,
-        on_checkpoint=states.extend,
-    )
-    versions = {"torch": torch.__version__, "actbench": __version__}
-    return EpochOutput(states, rows, socket.gethostname(), versions,
-                       time.perf_counter() - began)  # fmt: skip
-
-
-def _remote_epoch(
-    specs: dict[str, str],
-    config: RunConfig,
-    seed: int,
-    epoch: int,
-    box: list[Any],
-    start: list[ModelState] | EpochOutput | None,
-    threads: int,
-    device: str,
-    job: int,
-    board: Any,
-) -> EpochOutput:
-    report = None
-    if board is not None:
-
-        def report(epoch: int, steps: int) -> None:
-            board.add.remote(job, epoch, steps)  # no reply awaited: progress only
-
-    return train_epoch(specs, config, seed, epoch, box, start, threads, device, report)
-
-
-# --- the driver side ----------------------------------------------------------------------
 
 
 @dataclass
@@ -301,9 +171,9 @@ class _Driver:
         self.boxes: dict[int, list[Any]] = {}  # one object per data set, boxed (`_data_on`)
         for tensors in data:
             if id(tensors) not in self.boxes:
-                self.boxes[id(tensors)] = [ray.put(_to_arrays(tensors))]
+                self.boxes[id(tensors)] = [ray.put(to_arrays(tensors))]
         share = gpu_share(cluster, threads) if device.type == "cuda" else 0
-        self.task = ray.remote(_remote_epoch).options(
+        self.task = ray.remote(remote_epoch).options(
             num_cpus=threads, num_gpus=share, max_retries=0, retry_exceptions=False
         )
         self.board = _start_board(ray) if jobs else None

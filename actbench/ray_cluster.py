@@ -1,7 +1,8 @@
 """Joining a Ray cluster (or starting a Ray here) for `actbench run --backend ray`, and what
 a run asks of it: the device, the task slots, the share of a GPU per task.
 
-Ray is imported only here and in `actbench.ray_backend`, and only when that backend is used.
+Ray is imported only here and in `actbench.ray_backend` (and in a Ray worker, by
+`actbench.ray_tasks`), and only when that backend is used.
 """
 
 from __future__ import annotations
@@ -179,7 +180,7 @@ def _warm_workers(count: int) -> None:
 
 def _import_training() -> None:
     """Run in a Ray worker: import what its first task needs (torch and actbench's training)."""
-    import actbench.ray_backend  # noqa: F401
+    import actbench.ray_tasks  # noqa: F401
 
 
 def abandon_pending() -> None:

@@ -29,7 +29,7 @@ def _crash_now(fault: dict) -> bool:
 
 def install() -> None:
     """Wrap the backend's epoch so that the task the fault file names kills its worker."""
-    import actbench.ray_backend as backend
+    import actbench.ray_tasks as backend
 
     original = backend.train_epoch
 

@@ -392,19 +392,23 @@ def test_a_plot_never_replaces_a_file_it_did_not_write(tmp_path):
     (plots / "report.md").write_text("my own notes")  # a name a plot writes, not by a plot
     result = invoke("plot", results)
     assert result.exit_code == 1
-    assert result.output.strip().splitlines()[-1] == (
+    assert result.output.strip().splitlines() == [
         f"Error: {plots / 'report.md'} is in the way: actbench plot did not write it there, or "
         "it changed since; move it elsewhere, or choose another folder with --out"
-    )
+    ]
     assert (plots / "report.md").read_text() == "my own notes"
+    assert [p.name for p in plots.iterdir()] == ["report.md"]  # refused before any figure
     (plots / "report.md").unlink()
     assert invoke("plot", results).exit_code == 0  # what the first wrote is its own now
     again = invoke("plot", results)
     assert again.exit_code == 0, again.output
     (plots / "test_loss.png").write_bytes(b"edited by hand")  # a plot's file, changed since
+    figures = {p.name: p.stat().st_mtime_ns for p in plots.iterdir()}
     edited = invoke("plot", results)
     assert edited.exit_code == 1 and "test_loss.png is in the way" in edited.output
     assert (plots / "test_loss.png").read_bytes() == b"edited by hand"
+    # the figures drawn before the one in the way were not rewritten either
+    assert {p.name: p.stat().st_mtime_ns for p in plots.iterdir()} == figures
 
 
 def test_a_plot_that_fails_removes_nothing_and_the_next_one_does(tmp_path, monkeypatch):
@@ -419,7 +423,7 @@ def test_a_plot_that_fails_removes_nothing_and_the_next_one_does(tmp_path, monke
     shutil.rmtree(results / "run-a")
     write_run(results / "run-b", started=DAY2)
 
-    def full_disk(*args, **kwargs):  # the figures are written, then the report fails
+    def full_disk(*args, **kwargs):  # the figures are drawn, then the report fails
         raise ActbenchError("cannot write report.md (No space left on device)")
 
     with monkeypatch.context() as patch:
@@ -432,6 +436,45 @@ def test_a_plot_that_fails_removes_nothing_and_the_next_one_does(tmp_path, monke
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-1].startswith("Removed 2 files of an earlier plot")
     assert not [p for p in plots.iterdir() if p.name.startswith("val_")]
+
+
+def test_a_plot_whose_writing_fails_part_way_records_what_it_wrote(tmp_path, monkeypatch):
+    import actbench.outputs
+    from actbench.errors import ActbenchError
+    from actbench.outputs import read_record
+
+    results = tmp_path / "results"
+    with_validation(results / "run-a")
+    assert invoke("plot", results).exit_code == 0
+    plots = results / "plots"
+    earlier = read_record(plots)["files"]
+    shutil.rmtree(results / "run-a")
+    write_run(results / "run-b", started=DAY2)
+    written: list = []
+    write = actbench.outputs.write_or_explain
+
+    def disk_fills(path, data, fix):  # two outputs fit, the third does not
+        if len(written) == 2:
+            raise ActbenchError(f"cannot write {path} (No space left on device); {fix}")
+        write(path, data, fix)
+        written.append(path)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(actbench.outputs, "write_or_explain", disk_fills)
+        failed = invoke("plot", results)
+    assert failed.exit_code == 1
+    assert (
+        failed.output.strip()
+        .splitlines()[-1]
+        .endswith("(No space left on device); choose another folder with --out")
+    )
+    assert "Removed" not in failed.output and "Wrote" not in failed.output
+    files = read_record(plots)["files"]
+    assert {p.name for p in written} <= set(files) and set(earlier) <= set(files)
+    assert all((plots / name).exists() for name in earlier)  # nothing removed
+    again = invoke("plot", results)
+    assert again.exit_code == 0, again.output
+    assert again.stdout.splitlines()[-1].startswith("Removed 2 files of an earlier plot")
 
 
 def test_rows_a_csv_records_twice_are_said_and_never_averaged(tmp_path):
