@@ -23,16 +23,16 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import torch
-from scipy import stats
 from torch import nn
 
 from actbench.activations import Activation, resolve_all
 from actbench.errors import ActbenchError
-from actbench.results import write_or_explain
 
+# pandas and scipy are imported where they are used: measuring (in a Ray worker, say) needs
+# torch alone
 if TYPE_CHECKING:
+    import pandas as pd
     from torch.utils.benchmark import Timer
 
     from actbench.config import RunConfig
@@ -280,6 +280,9 @@ def summarize_cost(cost: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     after Conover, "Practical Nonparametric Statistics", 1999), NaN with too few rounds
     (fewer than 6 at 95%). The shapes, device, threads and saved bytes come along.
     """
+    import pandas as pd
+    from scipy import stats
+
     keys = ["run", "activation"] if "run" in cost.columns else ["activation"]
     columns = [*keys, "seconds", "low", "high", "rounds", "steps_timed", "batch_size", "hidden",
                "layers", "device", "threads", "warmup_steps", "saved_bytes",
@@ -305,6 +308,10 @@ def summarize_cost(cost: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
 
 def write_cost(run_dir: Path, records: Sequence[CostRecord]) -> Path:
     """Write `cost.csv` into `run_dir` atomically; raises ActbenchError if the disk refuses."""
+    import pandas as pd
+
+    from actbench.results import write_or_explain
+
     frame = pd.DataFrame([asdict(r) for r in records], columns=COLUMNS)
     path = run_dir / COST
     write_or_explain(path, frame.to_csv(index=False), "free some space or fix the permissions")
@@ -321,6 +328,8 @@ def read_cost(run_dir: Path) -> pd.DataFrame:
     `layers` 2. Raises ActbenchError for a file without exactly the expected columns (or those
     of such a file) or with bad values.
     """
+    import pandas as pd
+
     path = Path(run_dir) / COST
     if not path.exists():
         return pd.DataFrame(columns=COLUMNS)
@@ -346,6 +355,8 @@ def read_costs(root: Path | str) -> pd.DataFrame:
 
     `run` is named as `actbench.results.load_runs` names it, so the two frames join on it.
     """
+    import pandas as pd
+
     root = Path(root)
     frames = []
     for path in sorted(root.rglob(COST)):
@@ -369,13 +380,14 @@ def measure_run_cost(run_dir: Path, config: RunConfig) -> None:
     write_cost(run_dir, measure_config_cost(config))
 
 
-def measure_config_cost(config: RunConfig) -> list[CostRecord]:
+def measure_config_cost(config: RunConfig, device: torch.device | None = None) -> list[CostRecord]:
     """`measure_cost` of `config`'s activations as a finished run measures them: on its
-    device, with one CPU thread, at its batch size, hidden width and depth."""
+    device (`device`, or where None the one `config.device` picks on this machine), with one
+    CPU thread, at its batch size, hidden width and depth."""
     from actbench.runtime import choose_device
 
     activations = resolve_all(config.activations)
-    device = choose_device(config.device)
+    device = choose_device(config.device) if device is None else device
     return measure_cost(activations, config.batch_size, config.hidden, device, layers=config.depth)
 
 

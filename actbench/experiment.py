@@ -23,7 +23,7 @@ import torch
 from actbench.activations import check_trainable, resolve_all
 from actbench.checkpoint import CheckpointStore
 from actbench.config import RunConfig, make_config
-from actbench.cost import measure_config_cost, measure_run_cost
+from actbench.cost import COST, measure_config_cost, measure_run_cost, write_cost
 from actbench.data import SUBSET_SEED, load_dataset, prepare
 from actbench.datasets import MNIST1D, title
 from actbench.errors import ActbenchError, OutputClosed, UsageError
@@ -253,16 +253,12 @@ def _execute(
                 EpochResult(**{k: v for k, v in r.items() if k in known}) for r in writer.rows
             ]
             collector = EpochLines(units, config.epochs, hooks.on_epoch, finished, earlier, done)
-        if cluster is not None:
+        if cluster is not None:  # left by the caller (`_leaving`), after the cost is measured
             from actbench.ray_backend import train_on_ray
-            from actbench.ray_cluster import disconnect
 
-            try:
-                tasks = train_on_ray(jobs, data, points, store, config.workers, threads,
-                                     on_epoch, steps.add, cluster=cluster, device=device,
-                                     on_retry=on_retry)  # fmt: skip
-            finally:
-                disconnect(cluster)
+            tasks = train_on_ray(jobs, data, points, store, config.workers, threads,
+                                 on_epoch, steps.add, cluster=cluster, device=device,
+                                 on_retry=on_retry)  # fmt: skip
             on_tasks(tasks)
         elif workers == 1 or len(jobs) == 1:
             run_jobs(jobs, data, points, store, on_epoch, steps.add)
@@ -287,8 +283,25 @@ def _execute(
         raise
     if ending is not None:  # recorded complete; the cost measurement below is what it stops
         raise ending
-    measure_run_cost(run_dir, points[0])  # on quiet cores, now that training is over
+    if cluster is None:
+        measure_run_cost(run_dir, points[0])  # on quiet cores, now that training is over
+    elif not (run_dir / COST).exists():  # where the models trained, on its device
+        from actbench.ray_backend import measure_cost_on_ray
+
+        write_cost(run_dir, measure_cost_on_ray(points[0], cluster, device, threads))
     return RunResult(run_dir, pd.DataFrame(writer.rows), writer.manifest)
+
+
+@contextlib.contextmanager
+def _leaving(cluster: Any) -> Iterator[None]:
+    """Leave the Ray cluster `cluster` (None: none) when the block ends, however it ends."""
+    try:
+        yield
+    finally:
+        if cluster is not None:
+            from actbench.ray_cluster import disconnect
+
+            disconnect(cluster)
 
 
 def baseline_label(config: RunConfig) -> str:
@@ -441,6 +454,22 @@ def run_experiment(config: RunConfig, hooks: Hooks | None = None) -> RunResult:
     keeps its finished epochs and can be resumed; the manifest says how the run ended.
     """
     units, data, md5, workers, threads, device, cluster = _setup(config)
+    with _leaving(cluster):
+        return _start(config, hooks, units, data, md5, workers, threads, device, cluster)
+
+
+def _start(
+    config: RunConfig,
+    hooks: Hooks | None,
+    units: list[Unit],
+    data: list[Any],
+    md5: dict[str, str],
+    workers: int,
+    threads: int,
+    device: torch.device,
+    cluster: Any,
+) -> RunResult:
+    """`run_experiment` once the run is set up: its folder, manifest and training."""
     points = config.points()
     _check_disk(config, points, data, len(units) // len(points))
     run_dir = create_run_dir(Path(config.results_dir))
@@ -723,55 +752,56 @@ def resume_experiment(
         # runs made before the subset had a seed of its own drew it with their first seed
         subset_seed = manifest.get("data", {}).get("subset_seed", config.seed_list[0])
         units, data, md5, workers, threads, device, cluster = _setup(config, subset_seed)
-        if md5 != manifest.get("data", {}).get("md5", md5):
-            what = f"{title(config.dataset)} files in {config.data_dir}"
-            fix = "point --data-dir at the original files"
-            if config.dataset == MNIST1D.key:  # generated: only other versions make other data
-                what = "MNIST-1D arrays generated now"
-                fix = "resume with the mnist1d and numpy versions its manifest names"
-            raise UsageError(f"the {what} differ from those {run_dir} was trained on; {fix}")
-        split = _validation(data)
-        if split != manifest.get("validation", split):
-            torch_version = manifest.get("versions", {}).get("torch", "its manifest names")
-            raise UsageError(
-                f"the validation split drawn now differs from the one {run_dir} was trained "
-                f"with (see 'validation' in its manifest); resume with torch {torch_version}"
+        with _leaving(cluster):
+            if md5 != manifest.get("data", {}).get("md5", md5):
+                what = f"{title(config.dataset)} files in {config.data_dir}"
+                fix = "point --data-dir at the original files"
+                if config.dataset == MNIST1D.key:  # generated: only other versions make other data
+                    what = "MNIST-1D arrays generated now"
+                    fix = "resume with the mnist1d and numpy versions its manifest names"
+                raise UsageError(f"the {what} differ from those {run_dir} was trained on; {fix}")
+            split = _validation(data)
+            if split != manifest.get("validation", split):
+                torch_version = manifest.get("versions", {}).get("torch", "its manifest names")
+                raise UsageError(
+                    f"the validation split drawn now differs from the one {run_dir} was trained "
+                    f"with (see 'validation' in its manifest); resume with torch {torch_version}"
+                )
+            store = CheckpointStore(run_dir)
+            states = {u: store.load(u.index, u.label, u.seed) for u in units}
+            points = config.points()
+            _check_rows(run_dir, units, states, points)
+            csv = _csv_epochs(run_dir, units, points)
+            for job in plan_jobs(units, {}, set()):  # each configuration and seed trains together
+                _align(job.units, states, store, csv)
+            # aligning never goes behind the CSV's rows; checked again all the same
+            _check_rows(run_dir, units, states, points)
+            finished = {u: s.epoch for u, s in states.items() if s is not None}
+            _check_epochs(run_dir, states, manifest, config.epochs)
+            done = {
+                u
+                for u, s in states.items()
+                if s is not None and (s.diverged or s.epoch >= config.epochs)
+            }
+            settings = [settings_of(p) for p in points]
+            rows = [
+                {**r.as_row(), **settings[u.point]}
+                for u, s in states.items()
+                if s is not None
+                for r in s.rows
+            ]
+            resumed = [*manifest.get("resumed", []), {"at": _now(), "epochs": config.epochs,
+                       "device": str(device), "workers": workers,
+                       "backend": _backend(config, cluster)}]  # fmt: skip
+            manifest.update(
+                status="running", config=_recorded(config), finished=None, resumed=resumed,
+                diverged=_diverged(rows, config.varying), versions=versions(),
+            )  # fmt: skip
+            manifest.pop("error", None)
+            manifest.pop("reason", None)
+            manifest.pop("resume", None)
+            writer = lambda: RunWriter(  # noqa: E731
+                run_dir, _labels(units), manifest, rows, settings, _columns(points)
             )
-        store = CheckpointStore(run_dir)
-        states = {u: store.load(u.index, u.label, u.seed) for u in units}
-        points = config.points()
-        _check_rows(run_dir, units, states, points)
-        csv = _csv_epochs(run_dir, units, points)
-        for job in plan_jobs(units, {}, set()):  # each configuration and seed trains together
-            _align(job.units, states, store, csv)
-        # aligning never goes behind the CSV's rows; checked again all the same
-        _check_rows(run_dir, units, states, points)
-        finished = {u: s.epoch for u, s in states.items() if s is not None}
-        _check_epochs(run_dir, states, manifest, config.epochs)
-        done = {
-            u
-            for u, s in states.items()
-            if s is not None and (s.diverged or s.epoch >= config.epochs)
-        }
-        settings = [settings_of(p) for p in points]
-        rows = [
-            {**r.as_row(), **settings[u.point]}
-            for u, s in states.items()
-            if s is not None
-            for r in s.rows
-        ]
-        resumed = [*manifest.get("resumed", []), {"at": _now(), "epochs": config.epochs,
-                   "device": str(device), "workers": workers,
-                   "backend": _backend(config, cluster)}]  # fmt: skip
-        manifest.update(
-            status="running", config=_recorded(config), finished=None, resumed=resumed,
-            diverged=_diverged(rows, config.varying), versions=versions(),
-        )  # fmt: skip
-        manifest.pop("error", None)
-        manifest.pop("reason", None)
-        manifest.pop("resume", None)
-        writer = lambda: RunWriter(  # noqa: E731
-            run_dir, _labels(units), manifest, rows, settings, _columns(points)
-        )
-        return _execute(config, run_dir, writer, units, finished, done, data, workers, threads,
-                        hooks or Hooks(), device, cluster)  # fmt: skip
+            return _execute(config, run_dir, writer, units, finished, done, data, workers, threads,
+                            hooks or Hooks(), device, cluster)  # fmt: skip

@@ -30,6 +30,9 @@ How the work is laid out, and why:
 - Workers never write the run folder (it may be on another machine): every result comes
   back here, where each model's state is saved with the run's `CheckpointStore` and then
   the rows are reported, in that order, as the local backend does.
+- The activations' cost (`cost.csv`) is measured once training has ended, as one more task
+  (`measure_cost_on_ray`): on the cluster's device the models trained on, which this machine
+  may not have (a GPU), not on this machine's.
 """
 
 from __future__ import annotations
@@ -47,12 +50,13 @@ import torch
 from actbench import __version__
 from actbench.checkpoint import CheckpointStore
 from actbench.config import RunConfig
+from actbench.cost import CostRecord
 from actbench.data import Tensors
 from actbench.errors import ActbenchError
 from actbench.jobs import Job
 from actbench.ray_board import Board
 from actbench.ray_cluster import Cluster, gpu_share
-from actbench.ray_tasks import EpochOutput, remote_epoch, to_arrays
+from actbench.ray_tasks import EpochOutput, measure_cost, remote_epoch, to_arrays
 from actbench.signals import signals_held
 from actbench.train import EpochResult, ModelState, steps_per_epoch
 
@@ -144,6 +148,30 @@ def train_on_ray(
         driver.stop()
         raise
     return driver.stats.record()
+
+
+def measure_cost_on_ray(
+    config: RunConfig, cluster: Cluster, device: torch.device, threads: int
+) -> list[CostRecord]:
+    """The activations' cost (`cost.measure_config_cost`), measured as one Ray task where the
+    run trained: on `device` (with the share of a GPU a training task takes), in a task that
+    takes `threads` CPUs as a training task does, once every training task has ended.
+
+    A lost worker is retried by Ray; any other failure raises ActbenchError (one line).
+    """
+    import ray
+
+    share = gpu_share(cluster, threads) if device.type == "cuda" else 0
+    task = ray.remote(measure_cost).options(num_cpus=threads, num_gpus=share,
+                                            max_retries=MAX_TRIES - 1)  # fmt: skip
+    try:
+        return ray.get(task.remote(config, device.type))
+    except ray.exceptions.RayError as err:
+        cause = err.cause if isinstance(err, ray.exceptions.RayTaskError) else err
+        raise ActbenchError(
+            f"measuring the activations' cost on Ray failed ({_cause(cause)}); every epoch is "
+            "kept, only the activations' cost (cost.csv) is missing"
+        ) from None
 
 
 class _Driver:

@@ -13,7 +13,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -21,6 +21,9 @@ from actbench import __version__
 from actbench.config import RunConfig
 from actbench.data import Tensors
 from actbench.train import EpochResult, ModelState, train_lockstep
+
+if TYPE_CHECKING:
+    from actbench.cost import CostRecord
 
 REPORT_SECONDS = 0.5  # a task reports its steps (for progress bars) at most this often
 KEEP_DATA_SETS = 4  # data sets a worker process keeps ready on its device
@@ -146,3 +149,11 @@ def remote_epoch(
             board.add.remote(job, epoch, steps)  # no reply awaited: progress only
 
     return train_epoch(specs, config, seed, epoch, box, start, threads, device, report)
+
+
+def measure_cost(config: RunConfig, device: str) -> list[CostRecord]:
+    """The activations' cost (`cost.measure_config_cost`), measured in this worker on
+    `device`, the device the run trained on."""
+    from actbench.cost import measure_config_cost
+
+    return measure_config_cost(config, torch.device(device))

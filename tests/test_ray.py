@@ -89,7 +89,15 @@ def local_study(tmp_path_factory):
 
 
 @needs_ray
-def test_a_study_on_ray_gives_the_local_csv_number_for_number(cluster, local_study, tmp_path):
+def test_a_study_on_ray_gives_the_local_csv_number_for_number(
+    cluster, local_study, tmp_path, monkeypatch
+):
+    import actbench.cost
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("the cost of a run on Ray is measured where it trained")
+
+    monkeypatch.setattr(actbench.cost, "measure_config_cost", not_here)  # in this process only
     data, local = local_study
     steps = []
     hooks = Hooks(on_steps=lambda group, n: steps.append((group.job, n)))
@@ -109,6 +117,10 @@ def test_a_study_on_ray_gives_the_local_csv_number_for_number(cluster, local_stu
         assert sum(n for j, n in steps if j == job) == 2 * 16
     # the checkpoints came back here: one per model, each after its last epoch
     assert len(list((result.run_dir / "checkpoints").glob("*-seed[01].pt"))) == 16
+    # the activations' cost, measured in a Ray task on the device the models trained on
+    cost = pd.read_csv(result.run_dir / "cost.csv")
+    assert set(cost["activation"]) == {"relu", "tanh"} and set(cost["device"]) == {"cpu"}
+    assert set(cost["hidden"]) == {8} and set(cost["batch_size"]) == {16}
 
 
 @needs_ray
