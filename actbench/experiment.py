@@ -288,8 +288,15 @@ def _execute(
     elif not (run_dir / COST).exists():  # where the models trained, on its device
         from actbench.ray_backend import measure_cost_on_ray
 
-        write_cost(run_dir, measure_cost_on_ray(points[0], cluster, device, threads))
+        write_cost(run_dir, measure_cost_on_ray(points[0], cluster, device, threads,
+                                                meanwhile=_import_summaries))  # fmt: skip
     return RunResult(run_dir, pd.DataFrame(writer.rows), writer.manifest)
+
+
+def _import_summaries() -> None:
+    """Import what the tables printed at a run's end need (scipy, statsmodels): a second or
+    so, spent while the cluster measures the activations' cost rather than after it."""
+    import actbench.summary  # noqa: F401
 
 
 @contextlib.contextmanager

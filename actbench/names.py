@@ -1,10 +1,11 @@
 """How a message names a setting: by the flag a user typed on the command line
 (`--batch-size`), by the preset file that gave it (`p.toml's batch_size`), or by the key a
-Python dict gave it with (`batch_size`)."""
+Python dict gave it with (`batch_size`); and how a study names a configuration by its
+settings' values (`config_name`: 'depth=8 lr=0.01')."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -90,3 +91,18 @@ def keys_only() -> Iterator[None]:
     run's recorded settings, checked on their own."""
     with _naming(None):
         yield
+
+
+def config_name(values: Mapping[str, object]) -> str:
+    """'depth=8 lr=0.01': a configuration named by its values of the settings a study varies,
+    in their order; momentum only where it applies (SGD's configurations, not Adam's)."""
+    return " ".join(
+        f"{key}={setting_value(value)}"
+        for key, value in values.items()
+        if key != "momentum" or values.get("optimizer", "sgd") == "sgd"
+    )
+
+
+def setting_value(value: object) -> str:
+    """A setting's value as a configuration's name shows it: 0.001, not 0.0010000."""
+    return f"{value:g}" if isinstance(value, float) else str(value)

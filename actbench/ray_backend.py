@@ -151,11 +151,16 @@ def train_on_ray(
 
 
 def measure_cost_on_ray(
-    config: RunConfig, cluster: Cluster, device: torch.device, threads: int
+    config: RunConfig,
+    cluster: Cluster,
+    device: torch.device,
+    threads: int,
+    meanwhile: Callable[[], None] | None = None,
 ) -> list[CostRecord]:
     """The activations' cost (`cost.measure_config_cost`), measured as one Ray task where the
     run trained: on `device` (with the share of a GPU a training task takes), in a task that
     takes `threads` CPUs as a training task does, once every training task has ended.
+    `meanwhile()` runs here while the task measures.
 
     A lost worker is retried by Ray; any other failure raises ActbenchError (one line).
     """
@@ -165,7 +170,10 @@ def measure_cost_on_ray(
     task = ray.remote(measure_cost).options(num_cpus=threads, num_gpus=share,
                                             max_retries=MAX_TRIES - 1)  # fmt: skip
     try:
-        return ray.get(task.remote(config, device.type))
+        measured = task.remote(config, device.type)
+        if meanwhile is not None:
+            meanwhile()
+        return ray.get(measured)
     except ray.exceptions.RayError as err:
         cause = err.cause if isinstance(err, ray.exceptions.RayTaskError) else err
         raise ActbenchError(

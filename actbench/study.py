@@ -14,13 +14,13 @@ import torch
 from actbench.config import RunConfig
 from actbench.jobs import Job
 from actbench.model import parameter_count
-from actbench.study_table import config_name
+from actbench.names import config_name
 from actbench.train import steps_per_epoch, train_lockstep
 
 
 def describe(point: RunConfig, keys: tuple[str, ...]) -> str:
     """'depth=8 lr=0.01': a configuration's values of the settings a study varies (`keys`),
-    named as its report names it (`study_table.config_name`)."""
+    named as its report names it (`names.config_name`)."""
     return config_name({key: getattr(point, key) for key in keys})
 
 

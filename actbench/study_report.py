@@ -23,12 +23,13 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from actbench.errors import ActbenchError, UsageError
+from actbench.names import setting_value
 from actbench.outputs import write_output
 from actbench.plots import activation_styles, line_offsets, make_plot_dir
 from actbench.repeats import repeat_notes, settle
 from actbench.results import SETTINGS, RunFolder
 from actbench.stats import mean_ci
-from actbench.study_table import by_configuration, setting_value
+from actbench.study_table import by_configuration
 from actbench.summary import comparison_epoch, rows_at
 
 CURVES = "study_curves.png"

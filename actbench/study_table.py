@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import pandas as pd
 from rich import box
 from rich.table import Table
 
+from actbench.names import config_name
 from actbench.summary import summarize
 
 
@@ -22,21 +21,6 @@ def by_configuration(frame: pd.DataFrame, keys: list[str]) -> list[tuple[str, pd
         values = values if isinstance(values, tuple) else (values,)
         groups.append((config_name(dict(zip(keys, values, strict=True))), rows))
     return groups
-
-
-def config_name(values: Mapping[str, object]) -> str:
-    """'depth=8 lr=0.01': a configuration named by its values of the settings a study varies,
-    in their order; momentum only where it applies (SGD's configurations, not Adam's)."""
-    return " ".join(
-        f"{key}={setting_value(value)}"
-        for key, value in values.items()
-        if key != "momentum" or values.get("optimizer", "sgd") == "sgd"
-    )
-
-
-def setting_value(value: object) -> str:
-    """A setting's value as a configuration's name shows it: 0.001, not 0.0010000."""
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def study_table(frame: pd.DataFrame, keys: list[str]) -> Table:
