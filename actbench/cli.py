@@ -668,6 +668,8 @@ def plot(
 
     Example: actbench plot results/run-A results/run-B --out comparison/
     """
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir} is a file; give a folder, new or existing, with --out")
     target = out_dir or _plot_dir(paths)
     from actbench.outputs import PlotOutputs
     from actbench.report import choose_baseline, make_report, where

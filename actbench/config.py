@@ -377,9 +377,10 @@ def _grid_value(key: str, value: Any) -> Any:
             try:
                 items.append(parse(part.strip()))
             except ValueError:
+                got = f"an empty item in {value!r}" if not part.strip() else repr(part.strip())
                 raise UsageError(
                     f"{setting(key)} must be {_KINDS[key][0]} or a comma-separated list of them, "
-                    f"got {part.strip()!r}"
+                    f"got {got}"
                 ) from None
         value = items
     elif isinstance(value, str):

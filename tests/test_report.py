@@ -325,6 +325,19 @@ def test_plot_of_paths_with_no_shared_folder_needs_out(tmp_path):
     assert "these paths share no folder to put the plots in; choose one with --out FOLDER" in line
 
 
+def test_plot_out_to_a_file_is_a_usage_error_that_writes_nothing(tmp_path):
+    run = write_run(tmp_path / "run-a")
+    (tmp_path / "notes.txt").write_text("mine")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    result = invoke("plot", run, "--out", tmp_path / "notes.txt")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"Error: --out {tmp_path / 'notes.txt'} is a file; give a folder, new or existing, "
+        "with --out"
+    ]
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
 def test_compare_takes_its_numbers_at_the_selected_epoch(tmp_path):
     write_run(tmp_path / "run", seeds=(0, 1), epochs=5, reached={("tanh", 1): 2},
               status="interrupted")  # fmt: skip

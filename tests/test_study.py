@@ -50,6 +50,7 @@ def test_a_toml_preset_gives_lists(tmp_path):
     [
         ({"lr": "1e-3,1e-3"}, "lr lists 0.001 twice (0.001,0.001); give each value once"),
         ({"hidden": "16,x"}, "hidden must be an integer or a comma-separated list of them, got 'x'"),
+        ({"lr": "1e-3,"}, "lr must be a number or a comma-separated list of them, got an empty item in '1e-3,'"),
         ({"lr": "1e-3,-1"}, "lr must be a positive finite number, got -1.0 (in the configuration lr -1.0)"),
         ({"optimizer": "adam,rmsprop"}, "optimizer must be one of adam, sgd, got 'rmsprop'"),
         ({"momentum": "0.5,0.9"}, "momentum 0.5,0.9 applies to SGD only"),
