@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -226,3 +229,24 @@ def test_a_softmax_without_a_dimension_goes_through_autograd():
     """torch's softmax kernels serve only a softmax over a given dimension (actbench's own)."""
     assert _built_in(nn.Softmax(dim=-1)) and _built_in(nn.ReLU())
     assert not _built_in(nn.Softmax()) and not _built_in(nn.PReLU())
+
+
+def test_training_flushes_subnormal_floats_to_zero(mnist_dir):
+    """Adam's moments of units that stopped learning decay into subnormal floats, on which a
+    CPU computes many times slower: training flushes them to zero (in a fresh process here,
+    as the setting stays with the process)."""
+    code = f"""
+import torch
+from actbench.activations import resolve_all
+from actbench.config import make_config
+from actbench.data import load_mnist, prepare
+from actbench.train import train_lockstep
+tiny = torch.tensor([1e-39])  # below float32's smallest normal number, about 1.18e-38
+print((tiny * 3).item())
+data = prepare(load_mnist({str(mnist_dir)!r}, download=False), None, 0, torch.device("cpu"))
+train_lockstep(resolve_all(["relu"]), data, make_config({{"epochs": 1, "hidden": 8}}), 0)
+print((tiny * 3).item())
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, after = map(float, done.stdout.split())
+    assert before == pytest.approx(3e-39, rel=1e-3) and after == 0.0
