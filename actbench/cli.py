@@ -100,6 +100,7 @@ class OneLineErrors(TyperGroup):
                 f"Error: unexpected {type(error).__name__}: {message}; "
                 "rerun with --debug for the traceback and report it",
                 soft_wrap=True,
+                markup=False,  # the message's own brackets ('ray[client]') as they are
             )
             code = 1
         return code

@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # torch is imported where a device is chosen: not to start Ra
     import torch
 
 CONNECT_SECONDS = 5  # how long to wait for a cluster's head to answer
+UNREAD = "RAY_IGNORE_UNHANDLED_ERRORS"  # Ray's switch for its line about a task left unread
+_ours: set[str] = set()  # environment variables set here while connected, unset on leaving
 INSTALL = "install it with: pip install 'actbench[ray]'"
 
 
@@ -88,6 +90,16 @@ def _unreachable(address: str, reason: str) -> str:
     )
 
 
+def _refused(address: str, reason: str) -> str:
+    """Something answers at `address` but Ray could not connect: often token authentication,
+    which a Ray started with `ray start` may require (Ray 2.59 and later)."""
+    return (
+        f"cannot connect to the Ray cluster at {address} ({reason}); if its `ray start` said "
+        "'Token authentication is enabled', set RAY_AUTH_MODE=token here, with the head's "
+        "token (`ray get-auth-token` there) in RAY_AUTH_TOKEN; or run with --backend local"
+    )
+
+
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
     """Hold back what Ray's C++ core prints while it retries a connection (one line at most)."""
@@ -128,6 +140,10 @@ _pending: dict[str | None, _Connecting] = {}
 # started on this machine ends with the thread that started it (its processes are started to
 # be killed when their parent thread ends, so that none outlives its driver).
 _released = threading.Event()
+# clear while a connection's thread still calls Ray (its start, the workers' warm-up): Ray
+# must not be left before, or the process ends at that thread's next call (Ray's own abort)
+_settled = threading.Event()
+_settled.set()
 
 
 def connect_soon(address: str | None, tasks: int) -> None:
@@ -149,17 +165,21 @@ def connect_soon(address: str | None, tasks: int) -> None:
 
     def work(hold: bool) -> None:
         try:
-            cluster = _connect(address)
-        except BaseException as err:  # raised again by `connect`, in the run's thread
-            outcome.set_exception(err)
-            return
-        _released.clear()
-        outcome.set_result(cluster)
-        with contextlib.suppress(Exception):  # a failure here is the tasks' to report
-            _warm_workers(min(tasks, int(cluster.cpus)))
+            try:
+                cluster = _connect(address)
+            except BaseException as err:  # raised again by `connect`, in the run's thread
+                outcome.set_exception(err)
+                return
+            _released.clear()
+            outcome.set_result(cluster)
+            with contextlib.suppress(Exception):  # a failure here is the tasks' to report
+                _warm_workers(min(tasks, int(cluster.cpus)))
+        finally:
+            _settled.set()
         if hold and cluster.started_here:
             _released.wait()
 
+    _settled.clear()
     if address is not None:
         work(hold=False)
         _pending[address] = _Connecting(outcome, None)
@@ -247,16 +267,30 @@ def _connect(address: str | None) -> Cluster:
                     ray.init(address=address, **options)
         except ConnectionError as err:
             reason = " ".join(str(err).split()).rstrip(".")
+            if address not in (None, "auto") and os.environ.get("RAY_AUTH_MODE") != "token":
+                raise ActbenchError(_refused(address, reason)) from None
             raise ActbenchError(_unreachable(address or "RAY_ADDRESS", reason)) from None
+        except ValueError as err:
+            if "Ray Client requires" not in str(err):
+                raise
+            raise UsageError(
+                f"the address {address} needs Ray Client, which is not installed; install "
+                "it with: pip install 'ray[client]' (or 'actbench[ray]')"
+            ) from None
         finally:
             for signum, handler in handlers.items():
                 if handler is not None:
                     signal.signal(signum, handler)
         started = True
         # a lost worker is this backend's to report (a retry in the manifest, or one error
-        # line), not Ray's: its notices printed over the progress bars would garble them
+        # line), not Ray's: its notices printed over the progress bars would garble them,
+        # and so would its line for each task left unread (the workers' warm-up, a task
+        # cancelled at a stop), which Ray prints unless this is set
         with contextlib.suppress(AttributeError):
             ray._private.worker._worker_logs_enabled = False
+        if UNREAD not in os.environ:
+            os.environ[UNREAD] = "1"
+            _ours.add(UNREAD)
     return _describe(ray, address or "", started)
 
 
@@ -284,12 +318,15 @@ def disconnect(cluster: Cluster) -> None:
     if cluster.started_here:
         import ray
 
+        _settled.wait()  # a Ray started in the background is left only once it is idle there
         try:
             ray.shutdown()
         finally:
             _released.set()
         with contextlib.suppress(AttributeError):
             ray._private.worker._worker_logs_enabled = True
+        while _ours:
+            os.environ.pop(_ours.pop(), None)
 
 
 def choose_device(name: str, cluster: Cluster) -> torch.device:

@@ -258,6 +258,48 @@ def test_an_unreachable_cluster_is_one_line_and_writes_nothing(mnist_dir, tmp_pa
     assert not (tmp_path / "r").exists()
 
 
+@needs_ray
+@pytest.mark.parametrize(
+    ("raised", "line"),
+    [
+        (ConnectionError("Failed to connect to Ray cluster at {address}."),
+         "Error: cannot connect to the Ray cluster at {address} (Failed to connect to Ray "
+         "cluster at {address}); if its `ray start` said 'Token authentication is enabled', set "
+         "RAY_AUTH_MODE=token here, with the head's token (`ray get-auth-token` there) in "
+         "RAY_AUTH_TOKEN; or run with --backend local"),
+        (ValueError("Ray Client requires pip package `ray[client]`."),
+         "Error: the address {address} needs Ray Client, which is not installed; install it "
+         "with: pip install 'ray[client]' (or 'actbench[ray]')"),
+    ],
+)  # fmt: skip
+def test_a_cluster_that_answers_but_refuses_is_one_line_naming_the_fix(
+    raised, line, mnist_dir, tmp_path, monkeypatch
+):
+    """Ray's own failures where something listens at the address: token authentication (which
+    `ray start` may require) and Ray Client missing for a ray:// address, as Ray raises them."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))  # answers, as a cluster's head would
+    address = f"127.0.0.1:{listener.getsockname()[1]}"
+    if isinstance(raised, ValueError):
+        address = f"ray://{address}"
+    raised = type(raised)(str(raised.args[0]).format(address=address))
+
+    def refuse(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", refuse)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    args = ["run", "-a", "relu", "--backend", "ray", "--address", address, "--data-dir",
+            str(mnist_dir), "--results-dir", str(tmp_path / "r")]  # fmt: skip
+    with listener:
+        result = runner.invoke(app, args)
+    assert result.exit_code == (1 if isinstance(raised, ConnectionError) else 2), result.output
+    assert result.output.strip() == line.format(address=address)
+    assert not (tmp_path / "r").exists()
+
+
 def test_without_ray_the_ray_backend_names_the_install(mnist_dir, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
     args = ["run", "-a", "relu", "--backend", "ray", "--data-dir", str(mnist_dir),
@@ -391,3 +433,33 @@ def test_a_ray_run_that_fails_before_training_stops_the_ray_it_began(monkeypatch
     assert fake.joined == [None]  # Ray was begun at once, while the data were looked for
     assert fake.shut == 1 and not connecting_threads()  # ... and left before the error line
     assert not (tmp_path / "r").exists()
+
+
+@needs_ray
+def test_a_run_stopped_while_its_ray_starts_leaves_ray_once_the_start_is_over():
+    """A run stopped (Ctrl-C, an error) while the Ray it started in the background still warms
+    its workers up leaves Ray only after that: left before, Ray's next call from the warm-up
+    ended the process, or started a second Ray. The warm-up here waits (up to 5 s) for Ray to
+    be left, so that nothing depends on timing: it comes after only where it is waited for."""
+    code = """
+import threading
+import ray
+from actbench import ray_cluster
+left = threading.Event()
+shutdown, warm = ray.shutdown, ray_cluster._warm_workers
+def shutdown_then_say():
+    shutdown()
+    left.set()
+def late_warm(count):
+    left.wait(timeout=5)
+    warm(count)
+ray.shutdown, ray_cluster._warm_workers = shutdown_then_say, late_warm
+ray_cluster.connect_soon(None, 2)
+ray_cluster.abandon_pending()
+print("still connected:", ray.is_initialized())
+"""
+    env = {**os.environ, "RAY_ADDRESS": "local"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-1000:]
+    assert done.stdout.splitlines()[-1] == "still connected: False"
