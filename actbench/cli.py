@@ -490,10 +490,29 @@ def _train_now(
     def on_steps(group: Group, steps: int) -> None:
         once(lambda: display.steps(group, steps))
 
-    hooks = Hooks(on_start=on_start, on_steps=on_steps, on_epoch=on_epoch)
+    def on_retry(retry: dict[str, Any]) -> None:
+        once(lambda: display.print(retry_line(retry)))
+
+    hooks = Hooks(on_start=on_start, on_steps=on_steps, on_epoch=on_epoch, on_retry=on_retry)
     if resume is not None:
         return resume_experiment(resume, overrides, hooks)
     return run_experiment(settings, hooks)
+
+
+def retry_line(retry: dict[str, Any]) -> str:
+    """What the terminal says of a group's epoch run again on Ray (a manifest retry record)."""
+    from actbench.names import config_name
+    from actbench.ray_backend import MAX_TRIES
+
+    known = {"at", "activations", "seed", "epoch", "attempt", "cause"}
+    where = config_name({k: v for k, v in retry.items() if k not in known})
+    group = (
+        f"{', '.join(retry['activations'])} (seed {retry['seed']}{', ' + where if where else ''})"
+    )
+    return (
+        f"Ray lost the worker training {group}: epoch {retry['epoch']} runs again from the "
+        f"last saved one, attempt {retry['attempt']} of {MAX_TRIES} ({retry['cause']})"
+    )
 
 
 def _ignore_signals() -> None:

@@ -94,6 +94,8 @@ class Hooks:
     on_steps: Callable[[Group, int], None] | None = None  # steps (batches) a group just took
     # one (seed, epoch)'s rows, every model of the seed, in seed-then-epoch order
     on_epoch: Callable[[list[EpochResult]], None] | None = None
+    # a group's epoch run again on Ray, its worker or node lost: the manifest's retry record
+    on_retry: Callable[[dict[str, Any]], None] | None = None
 
 
 def _runs_inside(folder: Path) -> list[Path]:
@@ -216,6 +218,8 @@ def _execute(
                   **{k: getattr(point, k) for k in grid},
                   **{k: retry[k] for k in ("seed", "epoch", "attempt", "cause")}}  # fmt: skip
         writer.update(retries=[*writer.manifest.get("retries", []), record])
+        if hooks.on_retry is not None:
+            hooks.on_retry(record)
 
     def on_tasks(tasks: dict[str, Any]) -> None:  # this session's Ray tasks, in its record
         assert writer is not None

@@ -40,12 +40,14 @@ class Cluster:
     gpus: float
     nodes: list[dict[str, Any]]  # the alive nodes: host, CPUs, GPUs, memory
     started_here: bool  # this process started (or connected to) Ray and so shuts it down
+    head: str = ""  # the cluster's head (its GCS address) as Ray reports it, where it does
 
     def record(self) -> dict[str, Any]:
         """The manifest's entry: backend, address, resources and nodes."""
         return {
             "name": "ray",
             "address": self.address or "local",
+            "head": self.head,
             "ray": _ray_version(),
             "resources": {"CPU": self.cpus, "GPU": self.gpus},
             "nodes": self.nodes,
@@ -310,7 +312,11 @@ def _describe(ray: Any, address: str, started: bool) -> Cluster:
                 "memory_gb": round(held.get("memory", 0.0) / 2**30, 1),
             }
         )
-    return Cluster(address, total.get("CPU", 0.0), total.get("GPU", 0.0), nodes, started)
+    try:
+        head = str(ray.get_runtime_context().gcs_address)
+    except Exception:  # not known through every kind of connection (Ray Client)
+        head = ""
+    return Cluster(address, total.get("CPU", 0.0), total.get("GPU", 0.0), nodes, started, head)
 
 
 def disconnect(cluster: Cluster) -> None:

@@ -20,7 +20,7 @@ import pytest
 from test_interrupt import start_run, wait_for_epochs
 from typer.testing import CliRunner
 
-from actbench.cli import app
+from actbench.cli import app, retry_line
 from actbench.config import load_config, make_config
 from actbench.errors import UsageError
 from actbench.experiment import Hooks, resume_experiment, run_experiment
@@ -107,6 +107,8 @@ def test_a_study_on_ray_gives_the_local_csv_number_for_number(
     record = manifest(result.run_dir)
     assert record["status"] == "completed" and record["retries"] == []
     assert record["backend"]["name"] == "ray"
+    host, _, port = record["backend"]["head"].rpartition(":")  # the head Ray reports
+    assert host and port.isdigit()
     assert record["backend"]["resources"]["CPU"] == 2
     assert [n["CPU"] for n in record["backend"]["nodes"]] == [2]
     assert record["backend"]["tasks"] == 4 * 2 * 2  # configurations x seeds x epochs
@@ -127,7 +129,8 @@ def test_a_study_on_ray_gives_the_local_csv_number_for_number(
 def test_a_worker_lost_mid_group_costs_one_retried_epoch(cluster, local_study, tmp_path):
     data, local = local_study
     fault(cluster, tmp_path, seed=1, epoch=2, hidden=12, lr=0.01)
-    result = run_experiment(study(data, tmp_path / "r", backend="ray"))
+    told = []
+    result = run_experiment(study(data, tmp_path / "r", backend="ray"), Hooks(on_retry=told.append))
     assert (tmp_path / "fired.0").exists()  # the worker did die
     pd.testing.assert_frame_equal(csv(result.run_dir), csv(local), check_exact=True)
     record = manifest(result.run_dir)
@@ -139,6 +142,11 @@ def test_a_worker_lost_mid_group_costs_one_retried_epoch(cluster, local_study, t
     }  # fmt: skip
     assert retry["cause"].startswith("WorkerCrashedError")
     assert record["backend"]["tasks"] == 4 * 2 * 2  # the lost task is not counted as done
+    assert told == [retry]  # said as it happened, too
+    assert retry_line(retry) == (
+        "Ray lost the worker training relu, tanh (seed 1, hidden=12 lr=0.01): epoch 2 runs "
+        f"again from the last saved one, attempt 2 of 3 ({retry['cause']})"
+    )
 
 
 @needs_ray
