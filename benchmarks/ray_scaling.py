@@ -19,7 +19,10 @@ one, training, test passes), measured as model-epochs per second of wall time:
             each trial the careful hand-written loop of `benchmarks/study.py` over the
             activations (nn.Sequential, autograd, torch.optim.Adam, batches as index slices
             of the preloaded data, shared through `tune.with_parameters`), reporting every
-            epoch's test accuracy to Tune.
+            epoch's test accuracy to Tune. With --tune-flush, each trial also flushes
+            subnormal floats to zero (`torch.set_flush_denormal`), as actbench's training
+            does: without it, Adam's moments of units that stopped learning decay into
+            subnormals, on which the CPU is many times slower.
 
   ray-join, tune-join
             the same two on a Ray that is already running, as on a cluster (`ray start
@@ -57,8 +60,11 @@ ENV = {**os.environ, "RAY_ADDRESS": "local"}
 JOINED = {**os.environ, "RAY_ADDRESS": "auto"}
 
 
-def trial(config: dict, data=None, activations: str = "", epochs: int = 1) -> None:
-    """One Tune trial: every activation of one configuration and seed, one after the other."""
+def trial(
+    config: dict, data=None, activations: str = "", epochs: int = 1, flush: bool = False
+) -> None:
+    """One Tune trial: every activation of one configuration and seed, one after the other.
+    `flush`: subnormal floats flushed to zero, as actbench's training does."""
     import torch
     import torch.nn.functional as F
     from ray import tune
@@ -66,6 +72,8 @@ def trial(config: dict, data=None, activations: str = "", epochs: int = 1) -> No
 
     from actbench.activations import resolve_all
 
+    if flush:
+        torch.set_flush_denormal(True)
     seed, hidden, lr = config["seed"], config["hidden"], config["lr"]
     for activation in resolve_all(activations.split(",")):
         torch.manual_seed(seed)
@@ -102,7 +110,7 @@ def run_tune(args) -> dict:
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     data = prepare(load_mnist(args.data_dir, download=False), args.subset, 0, torch.device("cpu"))
     trainable = tune.with_parameters(
-        trial, data=data, activations=args.activations, epochs=args.epochs
+        trial, data=data, activations=args.activations, epochs=args.epochs, flush=args.tune_flush
     )
     with tempfile.TemporaryDirectory() as storage:
         tuner = tune.Tuner(
@@ -218,6 +226,8 @@ def _shared_flags(args) -> list[str]:
              str(args.seeds)]  # fmt: skip
     if args.subset:
         flags += ["--subset", str(args.subset)]
+    if args.tune_flush:
+        flags += ["--tune-flush"]
     return flags
 
 
@@ -232,6 +242,8 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=5000)
     parser.add_argument("--workers", default="1,2", help="the local runs' worker counts")
     parser.add_argument("--skip", default="", help="comma-separated approaches not to run")
+    parser.add_argument("--tune-flush", action="store_true",
+                        help="the Tune trials flush subnormal floats to zero, as actbench does")  # fmt: skip
     parser.add_argument("--approach", help=argparse.SUPPRESS)
     parser.add_argument("--join", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -252,7 +264,8 @@ def main() -> None:
           f"Python {platform.python_version()}, torch {torch.__version__}")  # fmt: skip
     print(f"study: {activations} activations x hidden {args.hidden} x lr {args.lr} x "
           f"{args.seeds} seeds = {groups} groups of {activations} models, {args.epochs} "
-          f"epochs, {'subset ' + str(args.subset) if args.subset else 'full MNIST'}")  # fmt: skip
+          f"epochs, {'subset ' + str(args.subset) if args.subset else 'full MNIST'}"
+          f"{'; Tune flushes subnormals' if args.tune_flush else ''}")  # fmt: skip
     found = {}
 
     def run_each(names: list[str]) -> None:
