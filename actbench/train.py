@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -354,13 +355,41 @@ def train_lockstep(
     becomes NaN or infinite is reported as diverged and dropped; the others go on. Returns the
     surviving models' network.
 
-    Subnormal floats (magnitudes below about 1.2e-38 in float32) are flushed to zero on the
-    CPU, from here on, in the calling thread (`torch.set_flush_denormal(True)`): the Adam
-    moments of units that stopped learning decay into that range, where a CPU computes many
-    times slower (a group at lr 0.01 took 6x as long for its fifth epoch as for its first).
-    A number changes only where it would have been that small.
+    While it trains, subnormal floats (magnitudes below about 1.2e-38 in float32) are flushed
+    to zero on the CPU (`subnormals_flushed`): the Adam moments of units that stopped learning
+    decay into that range, where a CPU computes many times slower (a group at lr 0.01 took 6x
+    as long for its fifth epoch as for its first). A number changes only where it would have
+    been that small.
     """
+    with subnormals_flushed():
+        return _train_lockstep(activations, data, config, seed, on_epoch, on_steps, start,
+                               on_checkpoint)  # fmt: skip
+
+
+@contextmanager
+def subnormals_flushed() -> Iterator[None]:
+    """Flush subnormal floats to zero on the CPU for the block, in the calling thread
+    (`torch.set_flush_denormal`, which sets the processor's flush-to-zero and
+    denormals-are-zero modes), then set back what was before: the process's other
+    arithmetic (numpy's, Python's floats) keeps IEEE-754 subnormals outside training."""
+    before = (torch.tensor([1e-39]) * 2).item() == 0.0  # flushed already (float32's 2e-39)
     torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(before)
+
+
+def _train_lockstep(
+    activations: list[Activation],
+    data: Tensors,
+    config: RunConfig,
+    seed: int,
+    on_epoch: Callable[[list[EpochResult]], None] | None,
+    on_steps: Callable[[int], None] | None,
+    start: list[ModelState] | None,
+    on_checkpoint: Callable[[list[ModelState]], None] | None,
+) -> LockstepMLP | None:
     device = data.train_x.device
     first = start[0].epoch if start else 0
     if start and any(s.epoch != first or s.seed != seed for s in start):

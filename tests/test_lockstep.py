@@ -231,10 +231,10 @@ def test_a_softmax_without_a_dimension_goes_through_autograd():
     assert not _built_in(nn.Softmax()) and not _built_in(nn.PReLU())
 
 
-def test_training_flushes_subnormal_floats_to_zero(mnist_dir):
+def test_training_flushes_subnormal_floats_to_zero_and_then_stops(mnist_dir):
     """Adam's moments of units that stopped learning decay into subnormal floats, on which a
-    CPU computes many times slower: training flushes them to zero (in a fresh process here,
-    as the setting stays with the process)."""
+    CPU computes many times slower: training flushes them to zero, and afterwards the process
+    computes with them again (in a fresh process here, as the setting is the thread's)."""
     code = f"""
 import torch
 from actbench.activations import resolve_all
@@ -244,9 +244,13 @@ from actbench.train import train_lockstep
 tiny = torch.tensor([1e-39])  # below float32's smallest normal number, about 1.18e-38
 print((tiny * 3).item())
 data = prepare(load_mnist({str(mnist_dir)!r}, download=False), None, 0, torch.device("cpu"))
-train_lockstep(resolve_all(["relu"]), data, make_config({{"epochs": 1, "hidden": 8}}), 0)
+during = []
+train_lockstep(resolve_all(["relu"]), data, make_config({{"epochs": 1, "hidden": 8}}), 0,
+               on_epoch=lambda rows: during.append((tiny * 3).item()))
+print(during[0])
 print((tiny * 3).item())
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    before, after = map(float, done.stdout.split())
-    assert before == pytest.approx(3e-39, rel=1e-3) and after == 0.0
+    before, during, after = map(float, done.stdout.split())
+    assert during == 0.0
+    assert before == after == pytest.approx(3e-39, rel=1e-3)
