@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # torch is imported where a device is chosen: not to start Ra
     import torch
 
 CONNECT_SECONDS = 5  # how long to wait for a cluster's head to answer
+ABANDON_SECONDS = 30.0  # how long a run that stops before training waits for Ray's start
 UNREAD = "RAY_IGNORE_UNHANDLED_ERRORS"  # Ray's switch for its line about a task left unread
 _ours: set[str] = set()  # environment variables set here while connected, unset on leaving
 INSTALL = "install it with: pip install 'actbench[ray]'"
@@ -207,13 +208,24 @@ def _import_training() -> None:
 
 def abandon_pending() -> None:
     """Wait for any connection `connect_soon` began that no run took, and leave it (a run that
-    stopped on an error before it trained): a Ray it started stops, and so does its thread."""
+    stopped on an error or an interrupt before it trained): a Ray it started stops, and so
+    does its thread.
+
+    Each wait lasts `ABANDON_SECONDS` at most, and another interrupt ends it at once: an
+    interrupt can leave the start stuck for good (one that struck this thread inside an
+    import can leave Python's import lock held, which the start then waits on). A start given
+    up on ends with this process, as does the Ray it may have started.
+    """
     while _pending:
         _, connecting = _pending.popitem()
-        with contextlib.suppress(BaseException):
-            disconnect(connecting.outcome.result())
+        try:
+            cluster = connecting.outcome.result(timeout=ABANDON_SECONDS)
+        except Exception:  # failed (nothing to leave), or still starting: given up on
+            continue
+        with contextlib.suppress(Exception):
+            disconnect(cluster)
         if connecting.thread is not None:
-            connecting.thread.join()
+            connecting.thread.join(timeout=ABANDON_SECONDS)
 
 
 @contextlib.contextmanager
@@ -324,7 +336,8 @@ def disconnect(cluster: Cluster) -> None:
     if cluster.started_here:
         import ray
 
-        _settled.wait()  # a Ray started in the background is left only once it is idle there
+        # a Ray started in the background is left only once it is idle there
+        _settled.wait(timeout=ABANDON_SECONDS)
         try:
             ray.shutdown()
         finally:

@@ -471,3 +471,25 @@ print("still connected:", ray.is_initialized())
                           timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-1000:]
     assert done.stdout.splitlines()[-1] == "still connected: False"
+
+
+def test_a_ray_start_that_never_ends_is_given_up_on(monkeypatch):
+    """An interrupt can leave Ray's start stuck for good (inside an import whose lock the
+    interrupted thread held): a run stopping before it trained waits for it a bounded time."""
+    import threading
+    from concurrent.futures import Future
+
+    from actbench import ray_cluster
+
+    monkeypatch.setattr(ray_cluster, "ABANDON_SECONDS", 0.05)
+    stuck = threading.Event()
+    start = threading.Thread(target=stuck.wait, daemon=True)  # a start that never ends
+    start.start()
+    monkeypatch.setitem(ray_cluster._pending, "head:6379",
+                        ray_cluster._Connecting(Future(), start))  # fmt: skip
+    stopping = threading.Thread(target=ray_cluster.abandon_pending, daemon=True)
+    stopping.start()
+    stopping.join(timeout=120)  # far beyond the wait it is given; without a bound: forever
+    finished = not stopping.is_alive()
+    stuck.set()
+    assert finished and "head:6379" not in ray_cluster._pending
