@@ -150,6 +150,12 @@ def train_on_ray(
     return driver.stats.record()
 
 
+def _resources(cluster: Cluster, device: torch.device, threads: int) -> dict[str, float]:
+    """What one task asks of the cluster: `threads` CPUs and, on cuda, a share of a GPU."""
+    return {"num_cpus": threads,
+            "num_gpus": gpu_share(cluster, threads) if device.type == "cuda" else 0}  # fmt: skip
+
+
 def measure_cost_on_ray(
     config: RunConfig,
     cluster: Cluster,
@@ -166,8 +172,7 @@ def measure_cost_on_ray(
     """
     import ray
 
-    share = gpu_share(cluster, threads) if device.type == "cuda" else 0
-    task = ray.remote(measure_cost).options(num_cpus=threads, num_gpus=share,
+    task = ray.remote(measure_cost).options(**_resources(cluster, device, threads),
                                             max_retries=MAX_TRIES - 1)  # fmt: skip
     try:
         measured = task.remote(config, device.type)
@@ -208,9 +213,8 @@ class _Driver:
         for tensors in data:
             if id(tensors) not in self.boxes:
                 self.boxes[id(tensors)] = [ray.put(to_arrays(tensors))]
-        share = gpu_share(cluster, threads) if device.type == "cuda" else 0
         self.task = ray.remote(remote_epoch).options(
-            num_cpus=threads, num_gpus=share, max_retries=0, retry_exceptions=False
+            **_resources(cluster, device, threads), max_retries=0, retry_exceptions=False
         )
         self.board = _start_board(ray) if jobs else None
         self.per_epoch = [steps_per_epoch(len(d.train_x), c.batch_size)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # torch is imported where a device is chosen: not to start Ra
 CONNECT_SECONDS = 5  # how long to wait for a cluster's head to answer
 ABANDON_SECONDS = 30.0  # how long a run that stops before training waits for Ray's start
 UNREAD = "RAY_IGNORE_UNHANDLED_ERRORS"  # Ray's switch for its line about a task left unread
-_ours: set[str] = set()  # environment variables set here while connected, unset on leaving
+_unread_ours = threading.Event()  # set: UNREAD was set here on connecting, unset on leaving
 INSTALL = "install it with: pip install 'actbench[ray]'"
 
 
@@ -304,7 +304,7 @@ def _connect(address: str | None) -> Cluster:
             ray._private.worker._worker_logs_enabled = False
         if UNREAD not in os.environ:
             os.environ[UNREAD] = "1"
-            _ours.add(UNREAD)
+            _unread_ours.set()
     return _describe(ray, address or "", started)
 
 
@@ -344,8 +344,9 @@ def disconnect(cluster: Cluster) -> None:
             _released.set()
         with contextlib.suppress(AttributeError):
             ray._private.worker._worker_logs_enabled = True
-        while _ours:
-            os.environ.pop(_ours.pop(), None)
+        if _unread_ours.is_set():
+            os.environ.pop(UNREAD, None)
+            _unread_ours.clear()
 
 
 def choose_device(name: str, cluster: Cluster) -> torch.device:
